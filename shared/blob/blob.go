@@ -1,0 +1,35 @@
+// Package blob opens the S3 client (MinIO in production, any S3 server in dev/tests)
+// and makes sure the bucket exists.
+package blob
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"natter/shared/config"
+)
+
+// Open returns a client for c and creates c.Bucket if it is missing.
+func Open(ctx context.Context, c config.S3) (*minio.Client, error) {
+	mc, err := minio.New(c.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""),
+		Secure: c.UseSSL,
+		Region: c.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client: %w", err)
+	}
+	ok, err := mc.BucketExists(ctx, c.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3 %s: bucket %s: %w", c.Endpoint, c.Bucket, err)
+	}
+	if !ok {
+		if err := mc.MakeBucket(ctx, c.Bucket, minio.MakeBucketOptions{Region: c.Region}); err != nil {
+			return nil, fmt.Errorf("s3 make bucket %s: %w", c.Bucket, err)
+		}
+	}
+	return mc, nil
+}

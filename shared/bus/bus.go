@@ -1,0 +1,65 @@
+// Package bus connects to NATS and declares the JetStream streams natter needs.
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"natter/shared/config"
+	"natter/shared/subject"
+)
+
+// Connect dials NATS with reconnects forever (a worker or edge without NATS is
+// useless, and NATS restarts must not need a process restart).
+func Connect(c config.NATS, name string, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("url", nc.ConnectedUrl()).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats async error")
+		}),
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Pass))
+	}
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats connect %s: %w", c.URL, err)
+	}
+	return nc, nil
+}
+
+// EnsureStreams creates or updates the event stream capturing im.evt.>.
+func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      subject.EventStream,
+		Subjects:  []string{subject.EventPrefix + ">"},
+		Storage:   jetstream.FileStorage,
+		MaxAge:    7 * 24 * time.Hour,
+		Retention: jetstream.LimitsPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", subject.EventStream, err)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+// Package config holds the settings blocks that several binaries share. Each binary
+// declares its own Config struct embedding the blocks it needs under their env
+// prefixes and parses it once in main with Parse.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Parse reads a binary's config from the environment.
+func Parse[T any]() (T, error) {
+	c, err := env.ParseAs[T]()
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// NATS is the broker connection (env prefix NATS_).
+type NATS struct {
+	URL  string `env:"URL" envDefault:"nats://127.0.0.1:4222"`
+	Name string `env:"NAME"`
+	User string `env:"USER"`
+	Pass string `env:"PASSWORD"`
+}
+
+// MySQL is the source of truth (env prefix MYSQL_).
+type MySQL struct {
+	DSN          string `env:"DSN" envDefault:"root@tcp(127.0.0.1:3306)/natter"`
+	MaxOpenConns int    `env:"MAX_OPEN_CONNS" envDefault:"64"`
+	MaxIdleConns int    `env:"MAX_IDLE_CONNS" envDefault:"64"`
+}
+
+// Redis is the fast path (env prefix REDIS_).
+type Redis struct {
+	Addr     string `env:"ADDR" envDefault:"127.0.0.1:6379"`
+	Password string `env:"PASSWORD"`
+	DB       int    `env:"DB" envDefault:"0"`
+	PoolSize int    `env:"POOL_SIZE" envDefault:"64"`
+}
+
+// S3 is the object store for files (env prefix S3_).
+type S3 struct {
+	Endpoint  string `env:"ENDPOINT" envDefault:"127.0.0.1:7070"`
+	AccessKey string `env:"ACCESS_KEY" envDefault:"natter"`
+	SecretKey string `env:"SECRET_KEY" envDefault:"natter-dev-secret"`
+	Bucket    string `env:"BUCKET" envDefault:"natter"`
+	Region    string `env:"REGION" envDefault:"us-east-1"`
+	UseSSL    bool   `env:"USE_SSL" envDefault:"false"`
+}
+
+// Auth signs and checks tokens (env prefix AUTH_). The secret has a dev default so
+// `task up` works; production sets AUTH_SECRET.
+type Auth struct {
+	Secret     string        `env:"SECRET" envDefault:"natter-dev-secret-change-me"`
+	AccessTTL  time.Duration `env:"ACCESS_TTL" envDefault:"15m"`
+	RefreshTTL time.Duration `env:"REFRESH_TTL" envDefault:"720h"`
+}
+
+// Log configures the root logger (env prefix LOG_).
+type Log struct {
+	Level  string `env:"LEVEL" envDefault:"info"`
+	Pretty bool   `env:"PRETTY" envDefault:"false"`
+}

@@ -1,0 +1,93 @@
+// Package op is the table of every operation natter serves: its name (the client's
+// "op" and the subject suffix), the micro service that owns it, who may call it and
+// the seed's REST routes that map onto it. The edge routes from this table alone, and
+// functions register their handlers against it, so adding an operation is one line
+// here plus its handler.
+package op
+
+import (
+	"strings"
+
+	"natter/shared/subject"
+)
+
+// Access says who may call an op.
+type Access uint8
+
+const (
+	User     Access = iota // a logged-in user (access token)
+	Public                 // anyone: register, login, refresh
+	Internal               // only the edge itself, never a client frame or HTTP route
+)
+
+// Route maps a REST route onto an op. Path and query parameters become fields of
+// the request object; those named in Ints are sent as JSON numbers.
+type Route struct {
+	Method string
+	Path   string // net/http pattern path, e.g. /api/v1/users/{user_id}
+	Ints   []string
+}
+
+// Op describes one operation.
+type Op struct {
+	Name    string
+	Service string
+	Access  Access
+	Routes  []Route
+}
+
+// Subject is the NATS request subject serving o.
+func (o Op) Subject() string { return subject.Request(o.Name) }
+
+// Endpoint is o's micro endpoint name (micro forbids dots in names).
+func (o Op) Endpoint() string { return strings.ReplaceAll(o.Name, ".", "_") }
+
+// Micro service names, one per domain.
+const (
+	SvcAccount = "im-account"
+	SvcMessage = "im-message"
+)
+
+// All is the table. docs/protocol.md documents each entry.
+var All = []Op{
+	{Name: "account.register", Service: SvcAccount, Access: Public, Routes: []Route{{Method: "POST", Path: "/api/v1/users/register"}}},
+	{Name: "account.login", Service: SvcAccount, Access: Public, Routes: []Route{{Method: "POST", Path: "/api/v1/users/login"}}},
+	{Name: "account.refresh", Service: SvcAccount, Access: Public, Routes: []Route{{Method: "POST", Path: "/api/v1/users/refresh"}}},
+	{Name: "account.logout", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/logout"}}},
+	{Name: "account.profile.get", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}", Ints: []string{"user_id"}}}},
+	{Name: "account.profile.update", Service: SvcAccount, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/{user_id}/profile", Ints: []string{"user_id"}}}},
+	{Name: "account.devices", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}/devices", Ints: []string{"user_id"}}}},
+	{Name: "session.connect", Service: SvcAccount, Access: Internal},
+	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
+
+	{Name: "msg.send", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages"}}},
+	{Name: "msg.history", Service: SvcMessage, Routes: []Route{{Method: "GET", Path: "/api/v1/messages/conversations/{conv_id}/history", Ints: []string{"before", "after", "limit"}}}},
+	{Name: "msg.sync", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/sync"}}},
+}
+
+var byName = func() map[string]Op {
+	m := make(map[string]Op, len(All))
+	for _, o := range All {
+		if _, dup := m[o.Name]; dup {
+			panic("op: duplicate op " + o.Name)
+		}
+		m[o.Name] = o
+	}
+	return m
+}()
+
+// Lookup finds an op by name.
+func Lookup(name string) (Op, bool) {
+	o, ok := byName[name]
+	return o, ok
+}
+
+// Must returns the op named name and panics if the table lacks it: a programming
+// error caught at start-up, when a domain registers its handlers.
+func Must(name string) Op {
+	o, ok := byName[name]
+	if !ok {
+		panic("op: unknown op " + name)
+	}
+	return o
+}

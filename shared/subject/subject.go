@@ -1,0 +1,31 @@
+// Package subject builds every NATS subject natter uses, so no other package
+// formats one by hand.
+package subject
+
+import "strconv"
+
+const (
+	// RequestPrefix prefixes every operation subject: im.v1.<op>.
+	RequestPrefix = "im.v1."
+	// EventPrefix prefixes events between services: im.evt.<domain>.<event>.
+	EventPrefix = "im.evt."
+	// DeliverPrefix prefixes per-user delivery subjects: im.deliver.<userID>.
+	DeliverPrefix = "im.deliver."
+	// EventStream is the JetStream stream capturing im.evt.> for durable consumers.
+	EventStream = "IM_EVENTS"
+)
+
+// Request is the subject serving op (e.g. "msg.send" -> "im.v1.msg.send").
+func Request(op string) string { return RequestPrefix + op }
+
+// Deliver is the subject every edge holding a connection of user subscribes to.
+func Deliver(user int64) string {
+	return DeliverPrefix + strconv.FormatInt(user, 10)
+}
+
+// Event names (seed names, under im.evt.).
+const (
+	EvtMessageSent    = EventPrefix + "message.sent"
+	EvtUserCreated    = EventPrefix + "user.created"
+	EvtSessionRevoked = EventPrefix + "session.revoked"
+)

@@ -1,0 +1,25 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+)
+
+func TestStart(t *testing.T) {
+	e := Start(t)
+	ctx := context.Background()
+	var n int
+	if err := e.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("fresh users table: n=%d err=%v", n, err)
+	}
+	if err := e.RDB.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.FlushRedis(t)
+	if e.RDB.Exists(ctx, "k").Val() != 0 {
+		t.Fatal("flush kept key")
+	}
+	if err := e.NC.Publish("x", nil); err != nil {
+		t.Fatal(err)
+	}
+}
