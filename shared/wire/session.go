@@ -1,0 +1,24 @@
+package wire
+
+// ConnectReq is the body of session.connect, which the edge calls (as the token's
+// user, device and session) before it accepts a WebSocket. The account domain
+// checks that the session is live and the user not banned, records the connection
+// and enforces the per-user device limit (kicking the oldest device through a
+// control message on the user's delivery subject, or refusing this one).
+type ConnectReq struct {
+	ConnID   string `json:"conn_id"`
+	EdgeID   string `json:"edge_id"`
+	Platform string `json:"platform,omitempty"`
+}
+
+// ConnectResp answers session.connect.
+type ConnectResp struct {
+	// Devices is how many devices of the user are connected, this one included.
+	Devices int `json:"devices"`
+}
+
+// DisconnectReq is the body of session.disconnect, sent by the edge when a
+// connection closes.
+type DisconnectReq struct {
+	ConnID string `json:"conn_id"`
+}
