@@ -1,0 +1,331 @@
+// Package account serves accounts and sessions: register, login, refresh, logout,
+// profiles, devices, and the session.connect/disconnect calls the edge makes for
+// every WebSocket (device limit, revocation, bans).
+package account
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"natter/shared/auth"
+	"natter/shared/db"
+	"natter/shared/endpoint"
+	"natter/shared/ids"
+	"natter/shared/imerr"
+	"natter/shared/subject"
+	"natter/shared/wire"
+)
+
+// Config is the account domain's settings (env prefix ACCOUNT_ in the worker).
+type Config struct {
+	MaxDevices int `env:"MAX_DEVICES" envDefault:"5"`
+	// DevicePolicy says what happens when one more device connects than MaxDevices:
+	// "kick_oldest" closes the longest-connected other device, "refuse" rejects the
+	// new one with conflict.
+	DevicePolicy string        `env:"DEVICE_POLICY" envDefault:"kick_oldest"`
+	RefreshTTL   time.Duration `env:"-"`
+}
+
+// Deps are what the domain needs; main wires them.
+type Deps struct {
+	DB     *sql.DB
+	Redis  *redis.Client
+	NC     *nats.Conn
+	Signer *auth.Signer
+	Config Config
+}
+
+// Service implements the account endpoints.
+type Service struct {
+	db     *sql.DB
+	rdb    *redis.Client
+	nc     *nats.Conn
+	signer *auth.Signer
+	cfg    Config
+	now    func() time.Time
+}
+
+// New returns the account service.
+func New(d Deps) *Service {
+	cfg := d.Config
+	if cfg.MaxDevices <= 0 {
+		cfg.MaxDevices = 5
+	}
+	if cfg.DevicePolicy == "" {
+		cfg.DevicePolicy = "kick_oldest"
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, cfg: cfg, now: time.Now}
+}
+
+// Endpoints lists the domain's endpoints.
+func (s *Service) Endpoints() []endpoint.Endpoint {
+	return []endpoint.Endpoint{
+		endpoint.Handle("account.register", s.register),
+		endpoint.Handle("account.login", s.login),
+		endpoint.Handle("account.refresh", s.refresh),
+		endpoint.Handle("account.logout", s.logout),
+		endpoint.Handle("account.profile.get", s.profile),
+		endpoint.Handle("account.profile.update", s.updateProfile),
+		endpoint.Handle("account.devices", s.devices),
+		endpoint.Handle("session.connect", s.connect),
+		endpoint.Handle("session.disconnect", s.disconnect),
+	}
+}
+
+func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq) (RegisterResp, error) {
+	hash := hashPassword(r.Password)
+	nick := r.Nickname
+	if nick == "" {
+		nick = r.Username
+	}
+	res, err := s.db.ExecContext(ctx, "INSERT INTO users (username, password_hash, nickname) VALUES (?, ?, ?)", r.Username, hash, nick)
+	if db.IsDuplicate(err) {
+		// A retried register (same username and password) gets its first answer.
+		id, existing, lerr := s.lookupUser(ctx, r.Username)
+		if lerr == nil {
+			if ok, _ := checkPassword(existing.hash, r.Password); ok {
+				return RegisterResp{UserID: id}, nil
+			}
+		}
+		return RegisterResp{}, imerr.New(imerr.Conflict, "username %q is taken", r.Username)
+	}
+	if err != nil {
+		return RegisterResp{}, fmt.Errorf("insert user: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return RegisterResp{}, fmt.Errorf("user id: %w", err)
+	}
+	return RegisterResp{UserID: id}, nil
+}
+
+type userAuth struct {
+	hash   string
+	banned bool
+	role   string
+}
+
+func (s *Service) lookupUser(ctx context.Context, username string) (int64, userAuth, error) {
+	var id int64
+	var u userAuth
+	err := s.db.QueryRowContext(ctx, "SELECT id, password_hash, banned, role FROM users WHERE username = ?", username).
+		Scan(&id, &u.hash, &u.banned, &u.role)
+	return id, u, err
+}
+
+var errBadCredentials = imerr.New(imerr.Unauthorized, "wrong username or password")
+
+func (s *Service) login(ctx context.Context, _ endpoint.Caller, r LoginReq) (Tokens, error) {
+	id, u, err := s.lookupUser(ctx, r.Username)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, _ = checkPassword(dummyHash, r.Password)
+		return Tokens{}, errBadCredentials
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("lookup user: %w", err)
+	}
+	ok, err := checkPassword(u.hash, r.Password)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("user %d: %w", id, err)
+	}
+	if !ok {
+		return Tokens{}, errBadCredentials
+	}
+	if u.banned {
+		return Tokens{}, imerr.New(imerr.Forbidden, "account banned")
+	}
+	now := s.now()
+	sid := ids.Token(12)
+	refresh, rhash := auth.NewRefresh(sid)
+	var replaced []string
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		// One live session per device: logging in again on a device ends the old one.
+		rows, err := tx.QueryContext(ctx, "SELECT id FROM sessions WHERE user_id = ? AND device_id = ? AND revoked_at IS NULL FOR UPDATE", id, r.DeviceID)
+		if err != nil {
+			return err
+		}
+		replaced = replaced[:0]
+		for rows.Next() {
+			var old string
+			if err := rows.Scan(&old); err != nil {
+				rows.Close()
+				return err
+			}
+			replaced = append(replaced, old)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(replaced) > 0 {
+			if _, err := tx.ExecContext(ctx, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND device_id = ? AND revoked_at IS NULL", now, id, r.DeviceID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO sessions (id, user_id, device_id, platform, refresh_hash, created_at, refreshed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			sid, id, r.DeviceID, r.Platform, rhash, now, now, now.Add(s.cfg.RefreshTTL))
+		return err
+	})
+	if err != nil {
+		return Tokens{}, fmt.Errorf("create session: %w", err)
+	}
+	for _, old := range replaced {
+		s.revoked(id, old, "logged in again on this device")
+	}
+	access, exp, err := s.signer.Issue(auth.Claims{UserID: id, SessionID: sid, DeviceID: r.DeviceID, Role: u.role}, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{UserID: id, SessionID: sid, AccessToken: access, RefreshToken: refresh, ExpiresIn: int64(exp.Sub(now).Seconds())}, nil
+}
+
+var errBadRefresh = imerr.New(imerr.Unauthorized, "refresh token invalid or expired")
+
+func (s *Service) refresh(ctx context.Context, _ endpoint.Caller, r RefreshReq) (Tokens, error) {
+	sid, hash, err := auth.ParseRefresh(r.RefreshToken)
+	if err != nil {
+		return Tokens{}, errBadRefresh
+	}
+	now := s.now()
+	var out Tokens
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var (
+			uid      int64
+			device   string
+			stored   []byte
+			expires  time.Time
+			revoked  sql.NullTime
+			banned   bool
+			userRole string
+		)
+		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.expires_at, s.revoked_at, u.banned, u.role
+			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, sid).
+			Scan(&uid, &device, &stored, &expires, &revoked, &banned, &userRole)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errBadRefresh
+		}
+		if err != nil {
+			return err
+		}
+		if revoked.Valid || now.After(expires) || !auth.HashEqual(stored, hash) {
+			return errBadRefresh
+		}
+		if banned {
+			return imerr.New(imerr.Forbidden, "account banned")
+		}
+		// Rotate: the presented refresh token stops working.
+		next, nextHash := auth.NewRefresh(sid)
+		if _, err := tx.ExecContext(ctx, "UPDATE sessions SET refresh_hash = ?, refreshed_at = ?, expires_at = ? WHERE id = ?",
+			nextHash, now, now.Add(s.cfg.RefreshTTL), sid); err != nil {
+			return err
+		}
+		access, exp, err := s.signer.Issue(auth.Claims{UserID: uid, SessionID: sid, DeviceID: device, Role: userRole}, now)
+		if err != nil {
+			return err
+		}
+		out = Tokens{UserID: uid, SessionID: sid, AccessToken: access, RefreshToken: next, ExpiresIn: int64(exp.Sub(now).Seconds())}
+		return nil
+	})
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Service) logout(ctx context.Context, c endpoint.Caller, _ Empty) (Empty, error) {
+	if c.SessionID == "" {
+		return Empty{}, imerr.New(imerr.Unauthorized, "no session")
+	}
+	// Idempotent: logging out a session that is already revoked succeeds.
+	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+		s.now(), c.SessionID, c.UserID); err != nil {
+		return Empty{}, fmt.Errorf("revoke session: %w", err)
+	}
+	s.revoked(c.UserID, c.SessionID, "logged out")
+	return Empty{}, nil
+}
+
+// revoked tells every edge: close the session's connections now, and (through the
+// event stream, which edges read on start) refuse its access token until it expires.
+func (s *Service) revoked(uid int64, sid, reason string) {
+	frame, _ := wire.EncodePush("session.kicked", map[string]string{"reason": reason})
+	m := &nats.Msg{Subject: subject.Deliver(uid), Data: frame, Header: nats.Header{}}
+	m.Header.Set(wire.HeaderControl, wire.ControlKick)
+	m.Header.Set(wire.HeaderSession, sid)
+	_ = s.nc.PublishMsg(m)
+	evt, _ := json.Marshal(map[string]any{"user_id": uid, "session_id": sid, "at": s.now().UnixMilli()})
+	_ = s.nc.Publish(subject.EvtSessionRevoked, evt)
+}
+
+func (s *Service) profile(ctx context.Context, _ endpoint.Caller, r ProfileReq) (Profile, error) {
+	return s.loadProfile(ctx, r.UserID)
+}
+
+func (s *Service) loadProfile(ctx context.Context, uid int64) (Profile, error) {
+	p := Profile{UserID: uid}
+	var created time.Time
+	err := s.db.QueryRowContext(ctx, "SELECT username, nickname, avatar, bio, created_at FROM users WHERE id = ?", uid).
+		Scan(&p.Username, &p.Nickname, &p.Avatar, &p.Bio, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Profile{}, imerr.New(imerr.NotFound, "user %d not found", uid)
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("load profile %d: %w", uid, err)
+	}
+	p.CreatedAt = ms(created)
+	return p, nil
+}
+
+func (s *Service) updateProfile(ctx context.Context, c endpoint.Caller, r UpdateProfileReq) (Profile, error) {
+	if r.UserID != 0 && r.UserID != c.UserID {
+		return Profile{}, imerr.New(imerr.Forbidden, "you can only change your own profile")
+	}
+	// COALESCE keeps absent fields; all three are set in one statement.
+	_, err := s.db.ExecContext(ctx, "UPDATE users SET nickname = COALESCE(?, nickname), avatar = COALESCE(?, avatar), bio = COALESCE(?, bio) WHERE id = ?",
+		r.Nickname, r.Avatar, r.Bio, c.UserID)
+	if err != nil {
+		return Profile{}, fmt.Errorf("update profile: %w", err)
+	}
+	return s.loadProfile(ctx, c.UserID)
+}
+
+func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) (DevicesResp, error) {
+	if r.UserID != 0 && r.UserID != c.UserID {
+		return DevicesResp{}, imerr.New(imerr.Forbidden, "you can only list your own devices")
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT id, device_id, platform, created_at, refreshed_at FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
+		c.UserID, s.now())
+	if err != nil {
+		return DevicesResp{}, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	online, err := s.onlineDevices(ctx, c.UserID)
+	if err != nil {
+		return DevicesResp{}, err
+	}
+	out := DevicesResp{Devices: []Device{}}
+	for rows.Next() {
+		var d Device
+		var created, refreshed time.Time
+		if err := rows.Scan(&d.SessionID, &d.DeviceID, &d.Platform, &created, &refreshed); err != nil {
+			return DevicesResp{}, fmt.Errorf("scan session: %w", err)
+		}
+		d.LoggedInAt, d.RefreshedAt = ms(created), ms(refreshed)
+		d.Online = online[d.DeviceID]
+		d.Current = d.SessionID == c.SessionID
+		out.Devices = append(out.Devices, d)
+	}
+	return out, rows.Err()
+}
+
+func userKey(uid int64) string { return "conns:" + strconv.FormatInt(uid, 10) }

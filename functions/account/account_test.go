@@ -1,0 +1,227 @@
+package account_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"natter/functions/account"
+	"natter/functions/internal/fntest"
+	"natter/shared/endpoint"
+	"natter/shared/imerr"
+	"natter/shared/subject"
+	"natter/shared/testenv"
+	"natter/shared/wire"
+)
+
+func call[Resp any](t *testing.T, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
+}
+
+func wantCode(t *testing.T, err error, code imerr.Code) {
+	t.Helper()
+	if got := imerr.CodeOf(err); got != code {
+		t.Fatalf("error = %v, want code %s", err, code)
+	}
+}
+
+func TestRegisterLoginRefreshLogout(t *testing.T) {
+	e := testenv.Start(t)
+	signer := fntest.Start(t, e, fntest.Options{})
+
+	reg, err := call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "password-123", Nickname: "Alice"})
+	if err != nil || reg.UserID <= 0 {
+		t.Fatalf("register: %+v %v", reg, err)
+	}
+	// A retried register (same password) answers the same user; another password conflicts.
+	again, err := call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ALICE", Password: "password-123"})
+	if err != nil || again.UserID != reg.UserID {
+		t.Fatalf("retried register: %+v %v", again, err)
+	}
+	_, err = call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "other-password"})
+	wantCode(t, err, imerr.Conflict)
+
+	_, err = call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "wrong-password", DeviceID: "d1"})
+	wantCode(t, err, imerr.Unauthorized)
+	_, err = call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "nobody", Password: "password-123", DeviceID: "d1"})
+	wantCode(t, err, imerr.Unauthorized)
+
+	tok, err := call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123", DeviceID: "d1", Platform: "ios"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := signer.Verify(tok.AccessToken)
+	if err != nil || claims.UserID != reg.UserID || claims.SessionID != tok.SessionID || claims.DeviceID != "d1" {
+		t.Fatalf("access token claims %+v %v", claims, err)
+	}
+
+	// Refresh rotates: the new token works, the old one no longer does.
+	next, err := call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	if err != nil || next.RefreshToken == tok.RefreshToken || next.SessionID != tok.SessionID {
+		t.Fatalf("refresh: %+v %v", next, err)
+	}
+	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	wantCode(t, err, imerr.Unauthorized)
+	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: "garbage"})
+	wantCode(t, err, imerr.Unauthorized)
+
+	// Logout revokes the session: refresh and session.connect fail; logout again is fine.
+	c := endpoint.Caller{UserID: reg.UserID, SessionID: tok.SessionID, DeviceID: "d1"}
+	revoked, err := e.NC.SubscribeSync(subject.EvtSessionRevoked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoked.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no session.revoked event: %v", err)
+	}
+	if _, err := call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
+		t.Fatalf("second logout: %v", err)
+	}
+	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: next.RefreshToken})
+	wantCode(t, err, imerr.Unauthorized)
+	_, err = call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: "c1", EdgeID: "e1"})
+	wantCode(t, err, imerr.Unauthorized)
+}
+
+func TestBadInput(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "d1")
+	long := strings.Repeat("x", 200)
+	tests := []struct {
+		name string
+		op   string
+		c    endpoint.Caller
+		req  any
+		want imerr.Code
+	}{
+		{"short username", "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ab", Password: "password-123"}, imerr.BadRequest},
+		{"bad username chars", "account.register", endpoint.Caller{}, account.RegisterReq{Username: "a b c", Password: "password-123"}, imerr.BadRequest},
+		{"short password", "account.register", endpoint.Caller{}, account.RegisterReq{Username: "bob", Password: "short"}, imerr.BadRequest},
+		{"long nickname", "account.register", endpoint.Caller{}, account.RegisterReq{Username: "bob", Password: "password-123", Nickname: long}, imerr.BadRequest},
+		{"wrong field type", "account.register", endpoint.Caller{}, map[string]any{"username": 5}, imerr.BadRequest},
+		{"login no device", "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123"}, imerr.BadRequest},
+		{"login bad platform", "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123", DeviceID: "d", Platform: "toaster"}, imerr.BadRequest},
+		{"profile needs login", "account.profile.get", endpoint.Caller{}, account.ProfileReq{UserID: alice.UserID}, imerr.Unauthorized},
+		{"profile of nobody", "account.profile.get", alice, account.ProfileReq{UserID: 999999}, imerr.NotFound},
+		{"update someone else", "account.profile.update", alice, map[string]any{"user_id": alice.UserID + 1, "nickname": "x"}, imerr.Forbidden},
+		{"update nothing", "account.profile.update", alice, map[string]any{}, imerr.BadRequest},
+		{"devices of someone else", "account.devices", alice, account.DevicesReq{UserID: alice.UserID + 1}, imerr.Forbidden},
+		{"connect no conn id", "session.connect", alice, wire.ConnectReq{}, imerr.BadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := call[map[string]any](t, e, tt.op, tt.c, tt.req)
+			wantCode(t, err, tt.want)
+		})
+	}
+	var n int
+	if err := e.DB.QueryRow("SELECT COUNT(*) FROM users").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("users after bad input = %d (%v), want 1", n, err)
+	}
+}
+
+func TestProfileAndDevices(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "phone")
+	laptop, _ := fntest.Login(t, e, "alice", "laptop")
+	nick := "Alice ✨"
+	p, err := call[account.Profile](t, e, "account.profile.update", alice, account.UpdateProfileReq{Nickname: &nick})
+	if err != nil || p.Nickname != nick || p.Username != "alice" {
+		t.Fatalf("update: %+v %v", p, err)
+	}
+	if _, err := call[wire.ConnectResp](t, e, "session.connect", laptop, wire.ConnectReq{ConnID: "c-laptop", EdgeID: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := call[account.DevicesResp](t, e, "account.devices", alice, account.DevicesReq{})
+	if err != nil || len(ds.Devices) != 2 {
+		t.Fatalf("devices: %+v %v", ds, err)
+	}
+	for _, d := range ds.Devices {
+		if d.Current != (d.DeviceID == "phone") || d.Online != (d.DeviceID == "laptop") {
+			t.Fatalf("device %+v", d)
+		}
+	}
+	// Logging in again on the same device ends the previous session.
+	again, _ := fntest.Login(t, e, "alice", "phone")
+	_, err = call[wire.ConnectResp](t, e, "session.connect", alice, wire.ConnectReq{ConnID: "old", EdgeID: "e1"})
+	wantCode(t, err, imerr.Unauthorized)
+	if _, err := call[wire.ConnectResp](t, e, "session.connect", again, wire.ConnectReq{ConnID: "new", EdgeID: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeviceLimit(t *testing.T) {
+	tests := []struct {
+		policy string
+	}{{"kick_oldest"}, {"refuse"}}
+	for _, tt := range tests {
+		t.Run(tt.policy, func(t *testing.T) {
+			e := testenv.Start(t)
+			fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: tt.policy}})
+			d1, _ := fntest.User(t, e, "alice", "d1")
+			d2, _ := fntest.Login(t, e, "alice", "d2")
+			d3, _ := fntest.Login(t, e, "alice", "d3")
+			kicks, err := e.NC.SubscribeSync(subject.Deliver(d1.UserID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			connect := func(c endpoint.Caller, conn string) (wire.ConnectResp, error) {
+				return call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: conn, EdgeID: "e1"})
+			}
+			if _, err := connect(d1, "c1"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond) // distinct connect times
+			// The same device reconnecting replaces its old connection, it is not a new device.
+			if _, err := connect(d1, "c1b"); err != nil {
+				t.Fatal(err)
+			}
+			expectKick(t, kicks, "c1")
+			time.Sleep(2 * time.Millisecond)
+			if r, err := connect(d2, "c2"); err != nil || r.Devices != 2 {
+				t.Fatalf("d2: %+v %v", r, err)
+			}
+			r, err := connect(d3, "c3")
+			if tt.policy == "refuse" {
+				wantCode(t, err, imerr.Conflict)
+				return
+			}
+			if err != nil || r.Devices != 2 {
+				t.Fatalf("d3: %+v %v", r, err)
+			}
+			expectKick(t, kicks, "c1b")
+			// After d2 disconnects, d1 fits again without kicking anyone.
+			if _, err := call[account.Empty](t, e, "session.disconnect", d2, wire.DisconnectReq{ConnID: "c2"}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := connect(d1, "c1c"); err != nil || r.Devices != 2 {
+				t.Fatalf("d1 back: %+v %v", r, err)
+			}
+			if m, err := kicks.NextMsg(100 * time.Millisecond); err == nil {
+				t.Fatalf("unexpected kick %v", m.Header)
+			}
+		})
+	}
+}
+
+func expectKick(t *testing.T, sub *nats.Subscription, conn string) {
+	t.Helper()
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no kick for %s: %v", conn, err)
+	}
+	if m.Header.Get(wire.HeaderControl) != wire.ControlKick || m.Header.Get(wire.HeaderConn) != conn {
+		t.Fatalf("got control %q conn %q, want kick %s", m.Header.Get(wire.HeaderControl), m.Header.Get(wire.HeaderConn), conn)
+	}
+}

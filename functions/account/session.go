@@ -1,0 +1,144 @@
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"natter/shared/endpoint"
+	"natter/shared/imerr"
+	"natter/shared/subject"
+	"natter/shared/wire"
+)
+
+// A user's live connections are one Redis hash conns:<uid>, field conn id, value
+// "<device>|<edge>|<unix ms>". Presence is rebuildable state: if Redis loses it,
+// devices simply reconnect and register again.
+//
+// connectScript registers ARGV conn atomically and applies the device limit:
+// another connection of the same device is replaced, and when more than
+// ARGV[max] distinct devices remain the policy either evicts the oldest other
+// devices' connections or refuses this one. It returns the evicted conn ids, or
+// {"refused"}.
+var connectScript = redis.NewScript(`
+local key, conn, device, value = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local maxDevices, policy, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local all = redis.call('HGETALL', key)
+local kicked = {}
+local devices = {}  -- device -> oldest ms
+local owner = {}    -- conn -> device
+for i = 1, #all, 2 do
+  local c, v = all[i], all[i+1]
+  local d, _, t = string.match(v, '^(.*)|(.*)|(%d+)$')
+  if d == device then
+    table.insert(kicked, c)
+  elseif d then
+    owner[c] = d
+    local ms = tonumber(t)
+    if devices[d] == nil or ms < devices[d] then devices[d] = ms end
+  end
+end
+local n = 1
+for _ in pairs(devices) do n = n + 1 end
+if n > maxDevices and policy == 'refuse' then
+  return {'refused'}
+end
+while n > maxDevices do
+  local oldest, oldestMs = nil, nil
+  for d, ms in pairs(devices) do
+    if oldestMs == nil or ms < oldestMs then oldest, oldestMs = d, ms end
+  end
+  devices[oldest] = nil
+  for c, d in pairs(owner) do
+    if d == oldest then table.insert(kicked, c) end
+  end
+  n = n - 1
+end
+for _, c in ipairs(kicked) do redis.call('HDEL', key, c) end
+redis.call('HSET', key, conn, value)
+redis.call('EXPIRE', key, ttl)
+local count = 0
+for _ in pairs(devices) do count = count + 1 end
+table.insert(kicked, 1, tostring(count + 1))
+return kicked
+`)
+
+// presenceTTL bounds how long a user's connection hash outlives its last connect,
+// so connections of a crashed edge do not linger forever.
+const presenceTTL = 24 * time.Hour
+
+func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.ConnectReq) (wire.ConnectResp, error) {
+	if r.ConnID == "" || len(r.ConnID) > 128 || strings.Contains(r.ConnID, "|") {
+		return wire.ConnectResp{}, imerr.New(imerr.BadRequest, "conn_id required")
+	}
+	if c.SessionID == "" || c.DeviceID == "" || strings.Contains(c.DeviceID, "|") {
+		return wire.ConnectResp{}, imerr.New(imerr.Unauthorized, "token has no session")
+	}
+	var revoked sql.NullTime
+	var expires time.Time
+	var banned bool
+	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, u.banned FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ? AND s.user_id = ?`, c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
+	if errors.Is(err, sql.ErrNoRows) || revoked.Valid || (err == nil && s.now().After(expires)) {
+		return wire.ConnectResp{}, imerr.New(imerr.Unauthorized, "session ended: log in again")
+	}
+	if err != nil {
+		return wire.ConnectResp{}, fmt.Errorf("load session: %w", err)
+	}
+	if banned {
+		return wire.ConnectResp{}, imerr.New(imerr.Forbidden, "account banned")
+	}
+	value := c.DeviceID + "|" + r.EdgeID + "|" + strconv.FormatInt(s.now().UnixMilli(), 10)
+	res, err := connectScript.Run(ctx, s.rdb, []string{userKey(c.UserID)},
+		r.ConnID, c.DeviceID, value, s.cfg.MaxDevices, s.cfg.DevicePolicy, int(presenceTTL.Seconds())).StringSlice()
+	if err != nil {
+		return wire.ConnectResp{}, fmt.Errorf("register connection: %w", err)
+	}
+	if len(res) == 1 && res[0] == "refused" {
+		return wire.ConnectResp{}, imerr.New(imerr.Conflict, "already connected on %d devices", s.cfg.MaxDevices)
+	}
+	devices, _ := strconv.Atoi(res[0])
+	for _, old := range res[1:] {
+		s.kick(c.UserID, old, "signed in on another device")
+	}
+	return wire.ConnectResp{Devices: devices}, nil
+}
+
+func (s *Service) kick(uid int64, conn, reason string) {
+	frame, _ := wire.EncodePush("session.kicked", map[string]string{"reason": reason})
+	m := &nats.Msg{Subject: subject.Deliver(uid), Data: frame, Header: nats.Header{}}
+	m.Header.Set(wire.HeaderControl, wire.ControlKick)
+	m.Header.Set(wire.HeaderConn, conn)
+	_ = s.nc.PublishMsg(m)
+}
+
+func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.DisconnectReq) (Empty, error) {
+	if r.ConnID == "" {
+		return Empty{}, imerr.New(imerr.BadRequest, "conn_id required")
+	}
+	if err := s.rdb.HDel(ctx, userKey(c.UserID), r.ConnID).Err(); err != nil {
+		return Empty{}, fmt.Errorf("unregister connection: %w", err)
+	}
+	return Empty{}, nil
+}
+
+// onlineDevices returns the device ids with a live connection.
+func (s *Service) onlineDevices(ctx context.Context, uid int64) (map[string]bool, error) {
+	vals, err := s.rdb.HVals(ctx, userKey(uid)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	out := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		d, _, _ := strings.Cut(v, "|")
+		out[d] = true
+	}
+	return out, nil
+}

@@ -1,0 +1,172 @@
+// Command functions is the worker: it hosts all or a chosen subset of natter's
+// domains as NATS micro services. Run more processes to scale; each registers in
+// the same queue groups. `functions migrate` applies the schema and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"natter/functions/account"
+	"natter/functions/message"
+	"natter/functions/worker"
+	"natter/shared/auth"
+	"natter/shared/bus"
+	"natter/shared/cache"
+	"natter/shared/config"
+	"natter/shared/db"
+	"natter/shared/endpoint"
+	"natter/shared/ids"
+	"natter/shared/logging"
+)
+
+// Config is the worker's whole configuration, from the environment.
+type Config struct {
+	NATS     config.NATS     `envPrefix:"NATS_"`
+	MySQL    config.MySQL    `envPrefix:"MYSQL_"`
+	Redis    config.Redis    `envPrefix:"REDIS_"`
+	Auth     config.Auth     `envPrefix:"AUTH_"`
+	Log      config.Log      `envPrefix:"LOG_"`
+	Endpoint endpoint.Config `envPrefix:"ENDPOINT_"`
+	Account  account.Config  `envPrefix:"ACCOUNT_"`
+	Message  message.Config  `envPrefix:"MESSAGE_"`
+
+	// Functions lists the domains to host (comma-separated); empty hosts all.
+	Functions []string `env:"FUNCTIONS" envSeparator:","`
+	// NodeID makes message ids unique across workers; -1 picks one at random.
+	NodeID      int64  `env:"NODE_ID" envDefault:"-1"`
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9101"`
+	// Migrate applies pending migrations at start (`functions migrate` does only that).
+	Migrate bool `env:"MIGRATE" envDefault:"false"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.Parse[Config]()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	log := logging.New(cfg.Log, "functions")
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		err = migrate(ctx, cfg)
+	} else {
+		err = run(ctx, cfg, log)
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("exit")
+		os.Exit(1)
+	}
+}
+
+func migrate(ctx context.Context, cfg Config) error {
+	if err := db.CreateDatabase(ctx, cfg.MySQL.DSN); err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return db.Migrate(ctx, d)
+}
+
+func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	if cfg.Migrate {
+		if err := migrate(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	signer, err := auth.NewSigner(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rdb, err := cache.Open(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	nc, err := bus.Connect(cfg.NATS, "natter-functions", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.EnsureStreams(ctx, nc); err != nil {
+		return err
+	}
+	node := cfg.NodeID
+	if node < 0 {
+		node = ids.RandomNode()
+	}
+	cfg.Account.RefreshTTL = cfg.Auth.RefreshTTL
+	eps, err := worker.Endpoints(cfg.Functions, worker.Deps{
+		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node),
+		Account: cfg.Account, Message: cfg.Message,
+	})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Requests run under their own context so that shutdown drains them instead of
+	// cancelling them mid-transaction.
+	srv, err := endpoint.Serve(context.WithoutCancel(ctx), nc, log, reg, cfg.Endpoint, eps)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	hs := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("metrics server")
+		}
+	}()
+	log.Info().Str("functions", strings.Join(cfg.Functions, ",")).Int("instances", cfg.Endpoint.Instances).
+		Int("endpoints", len(eps)).Str("metrics", cfg.MetricsAddr).Msg("worker ready")
+
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	// Order: stop taking requests and let in-flight ones finish (micro drains the
+	// subscriptions), flush NATS, then close stores (deferred), all under a deadline.
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Stop()
+		if derr := nc.Drain(); derr != nil && err == nil {
+			err = derr
+		}
+		for !nc.IsClosed() { // Drain is asynchronous; in-flight handlers finish first
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- err
+	}()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	select {
+	case err := <-done:
+		return err
+	case <-sctx.Done():
+		return errors.New("shutdown timed out")
+	}
+}

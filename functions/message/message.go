@@ -1,0 +1,84 @@
+// Package message serves sending, history and sync. MySQL is the truth for
+// messages and for each conversation's seq; pushes to online devices go over core
+// NATS (at most once) and clients fill gaps from history/sync by seq.
+package message
+
+import (
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"natter/shared/endpoint"
+	"natter/shared/ids"
+)
+
+// Config is the message domain's settings (env prefix MESSAGE_ in the worker).
+type Config struct {
+	MaxTextRunes int `env:"MAX_TEXT_RUNES" envDefault:"5000"`
+	HistoryLimit int `env:"HISTORY_LIMIT" envDefault:"100"` // max page size
+	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
+}
+
+// Deps are what the domain needs; main wires them.
+type Deps struct {
+	DB     *sql.DB
+	NC     *nats.Conn
+	IDs    *ids.Generator
+	Config Config
+}
+
+// Service implements the message endpoints.
+type Service struct {
+	db  *sql.DB
+	nc  *nats.Conn
+	ids *ids.Generator
+	cfg Config
+	now func() time.Time
+}
+
+// New returns the message service, filling defaults for zero settings.
+func New(d Deps) *Service {
+	c := d.Config
+	if c.MaxTextRunes <= 0 {
+		c.MaxTextRunes = 5000
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = 100
+	}
+	if c.SyncLimit <= 0 {
+		c.SyncLimit = 2000
+	}
+	return &Service{db: d.DB, nc: d.NC, ids: d.IDs, cfg: c, now: time.Now}
+}
+
+// Endpoints lists the domain's endpoints.
+func (s *Service) Endpoints() []endpoint.Endpoint {
+	return []endpoint.Endpoint{
+		endpoint.Handle("msg.send", s.send),
+		endpoint.Handle("msg.history", s.history),
+		endpoint.Handle("msg.sync", s.sync),
+	}
+}
+
+const msgColumns = "conv_id, seq, id, sender_id, client_msg_id, kind, content, created_at"
+
+func scanMessages(rows *sql.Rows, into []Message) ([]Message, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var m Message
+		var content []byte
+		var at time.Time
+		if err := rows.Scan(&m.ConvID, &m.Seq, &m.ID, &m.Sender, &m.ClientMsgID, &m.Type, &content, &at); err != nil {
+			return nil, fmt.Errorf("scan message: %w", err)
+		}
+		m.Content = content
+		m.SentAt = at.UnixMilli()
+		into = append(into, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return into, nil
+}

@@ -1,0 +1,230 @@
+package message
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+// Message is one stored message as clients see it (history, sync, msg.new pushes).
+type Message struct {
+	ConvID      string          `json:"conv_id"`
+	Seq         int64           `json:"seq"`
+	ID          int64           `json:"id,string"` // 63-bit: a string so JavaScript keeps it exact
+	Sender      int64           `json:"sender"`
+	ClientMsgID string          `json:"client_msg_id"`
+	Type        string          `json:"type"`
+	Content     json.RawMessage `json:"content"`
+	SentAt      int64           `json:"sent_at"` // unix ms
+}
+
+// Message types accepted by msg.send.
+const (
+	TypeText = "text"
+	TypeRich = "rich"
+)
+
+var clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// SendReq is msg.send. Exactly one of To (a user, for 1:1) and ConvID is set.
+type SendReq struct {
+	To          int64           `json:"to,omitempty"`
+	ConvID      string          `json:"conv_id,omitempty"`
+	ClientMsgID string          `json:"client_msg_id"`
+	Type        string          `json:"type"`
+	Content     json.RawMessage `json:"content"`
+}
+
+func (r *SendReq) Validate() error {
+	if (r.To == 0) == (r.ConvID == "") {
+		return errors.New("give exactly one of to and conv_id")
+	}
+	if r.To < 0 {
+		return errors.New("to: invalid user id")
+	}
+	if !clientIDRe.MatchString(r.ClientMsgID) {
+		return errors.New("client_msg_id: 1-64 letters, digits, '_', '.', ':' or '-'")
+	}
+	if len(r.Content) == 0 {
+		return errors.New("content required")
+	}
+	return nil
+}
+
+// SendResp answers msg.send. A retry with the same client_msg_id gets the first
+// send's answer with Duplicate set.
+type SendResp struct {
+	ConvID    string `json:"conv_id"`
+	Seq       int64  `json:"seq"`
+	ID        int64  `json:"id,string"`
+	SentAt    int64  `json:"sent_at"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// TextContent is a text message's content.
+type TextContent struct {
+	Text string `json:"text"`
+}
+
+// RichContent is formatted text with optional mentions and a quoted message.
+type RichContent struct {
+	Text     string  `json:"text"`
+	Spans    []Span  `json:"spans,omitempty"`
+	Mentions []int64 `json:"mentions,omitempty"`
+	ReplyTo  int64   `json:"reply_to,omitempty"` // seq of the quoted message in this conversation
+}
+
+// Span formats Text[Start:End) (in Unicode code points).
+type Span struct {
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+	Style string `json:"style"`
+	URL   string `json:"url,omitempty"`
+}
+
+var spanStyles = map[string]bool{"bold": true, "italic": true, "underline": true, "strike": true, "code": true, "link": true}
+
+const (
+	maxSpans    = 256
+	maxMentions = 100
+	maxURL      = 2048
+)
+
+// normalize checks content for its type and returns it re-encoded from the typed
+// struct, so what is stored is exactly what the server validated.
+func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, error) {
+	switch typ {
+	case TypeText:
+		var c TextContent
+		if err := strictDecode(raw, &c); err != nil {
+			return nil, err
+		}
+		if err := validText(c.Text, maxRunes); err != nil {
+			return nil, err
+		}
+		return json.Marshal(c)
+	case TypeRich:
+		var c RichContent
+		if err := strictDecode(raw, &c); err != nil {
+			return nil, err
+		}
+		if err := validText(c.Text, maxRunes); err != nil {
+			return nil, err
+		}
+		n := utf8.RuneCountInString(c.Text)
+		if len(c.Spans) > maxSpans || len(c.Mentions) > maxMentions {
+			return nil, fmt.Errorf("content: at most %d spans and %d mentions", maxSpans, maxMentions)
+		}
+		for i, s := range c.Spans {
+			if s.Start < 0 || s.End <= s.Start || s.End > n {
+				return nil, fmt.Errorf("content.spans[%d]: range outside the text", i)
+			}
+			if !spanStyles[s.Style] {
+				return nil, fmt.Errorf("content.spans[%d]: unknown style %q", i, s.Style)
+			}
+			if (s.Style == "link") != (s.URL != "") || len(s.URL) > maxURL {
+				return nil, fmt.Errorf("content.spans[%d]: url goes with style link only", i)
+			}
+		}
+		for i, m := range c.Mentions {
+			if m <= 0 {
+				return nil, fmt.Errorf("content.mentions[%d]: invalid user id", i)
+			}
+		}
+		if c.ReplyTo < 0 {
+			return nil, errors.New("content.reply_to: invalid seq")
+		}
+		return json.Marshal(c)
+	default:
+		return nil, fmt.Errorf("type: %q is not one of text, rich", typ)
+	}
+}
+
+func strictDecode(raw json.RawMessage, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return errors.New("content: malformed for its type")
+	}
+	return nil
+}
+
+func validText(s string, maxRunes int) error {
+	if s == "" {
+		return errors.New("content.text: empty")
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("content.text: invalid UTF-8")
+	}
+	if utf8.RuneCountInString(s) > maxRunes {
+		return fmt.Errorf("content.text: over %d characters", maxRunes)
+	}
+	return nil
+}
+
+// HistoryReq pages one conversation by seq: Before (exclusive) walks back from the
+// newest when 0; After (exclusive) walks forward instead when set.
+type HistoryReq struct {
+	ConvID string `json:"conv_id"`
+	Before int64  `json:"before,omitempty"`
+	After  int64  `json:"after,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+func (r *HistoryReq) Validate() error {
+	if r.ConvID == "" {
+		return errors.New("conv_id required")
+	}
+	if r.Before < 0 || r.After < 0 || r.Limit < 0 {
+		return errors.New("before, after and limit must not be negative")
+	}
+	if r.Before > 0 && r.After > 0 {
+		return errors.New("give before or after, not both")
+	}
+	return nil
+}
+
+// HistoryResp holds messages in ascending seq order.
+type HistoryResp struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// SyncReq asks for what a device missed: Cursors maps conversation id to the last
+// seq the device holds (absent = 0: everything).
+type SyncReq struct {
+	Cursors map[string]int64 `json:"cursors"`
+	Limit   int              `json:"limit,omitempty"`
+}
+
+const maxCursors = 10000
+
+func (r *SyncReq) Validate() error {
+	if len(r.Cursors) > maxCursors {
+		return fmt.Errorf("cursors: at most %d", maxCursors)
+	}
+	for k, v := range r.Cursors {
+		if v < 0 || len(k) > 64 {
+			return fmt.Errorf("cursors[%q]: invalid", k)
+		}
+	}
+	if r.Limit < 0 {
+		return errors.New("limit must not be negative")
+	}
+	return nil
+}
+
+// SyncConv is what one conversation has past the device's cursor.
+type SyncConv struct {
+	ConvID   string    `json:"conv_id"`
+	LastSeq  int64     `json:"last_seq"`
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// SyncResp answers msg.sync; when HasMore is set the device stores the new cursors
+// and calls again.
+type SyncResp struct {
+	Conversations []SyncConv `json:"conversations"`
+	HasMore       bool       `json:"has_more"`
+}

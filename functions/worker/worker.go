@@ -1,0 +1,66 @@
+// Package worker assembles the domains a worker process hosts. The worker binary
+// (functions/main.go) and end-to-end tests both build their endpoints here, so a
+// test runs exactly what production runs.
+package worker
+
+import (
+	"database/sql"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"natter/functions/account"
+	"natter/functions/message"
+	"natter/shared/auth"
+	"natter/shared/endpoint"
+	"natter/shared/ids"
+)
+
+// Deps is everything any domain needs; each domain takes its part.
+type Deps struct {
+	DB      *sql.DB
+	Redis   *redis.Client
+	NC      *nats.Conn
+	Signer  *auth.Signer
+	IDs     *ids.Generator
+	Account account.Config
+	Message message.Config
+}
+
+var domains = map[string]func(Deps) []endpoint.Endpoint{
+	"account": func(d Deps) []endpoint.Endpoint {
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
+	},
+	"message": func(d Deps) []endpoint.Endpoint {
+		return message.New(message.Deps{DB: d.DB, NC: d.NC, IDs: d.IDs, Config: d.Message}).Endpoints()
+	},
+}
+
+// Domains lists every domain name, sorted.
+func Domains() []string {
+	names := make([]string, 0, len(domains))
+	for n := range domains {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Endpoints returns the endpoints of the named domains (all when names is empty).
+func Endpoints(names []string, d Deps) ([]endpoint.Endpoint, error) {
+	if len(names) == 0 {
+		names = Domains()
+	}
+	var eps []endpoint.Endpoint
+	for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		build, ok := domains[n]
+		if !ok {
+			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
+		}
+		eps = append(eps, build(d)...)
+	}
+	return eps, nil
+}
