@@ -47,8 +47,8 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	now := s.now().UTC().Truncate(time.Millisecond)
 	msg := Message{ConvID: conv.id, ID: s.ids.Next(), Sender: c.UserID, ClientMsgID: r.ClientMsgID, Type: r.Type, Content: content, SentAt: now.UnixMilli()}
 	dup := false
-	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		seq, err := s.nextSeq(ctx, tx, conv, now)
+	store := func(tx *sql.Tx) error {
+		seq, err := s.nextSeq(ctx, tx, conv.id, now)
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,16 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 			return errRetried
 		}
 		return err
-	})
+	}
+	err = db.InTx(ctx, s.db, store)
+	if errors.Is(err, errNoConversation) {
+		// First message: create the conversation in its own statements (not inside
+		// the send transaction, where concurrent creators would deadlock on gap
+		// locks), then store as usual.
+		if err = s.createDirect(ctx, conv); err == nil {
+			err = db.InTx(ctx, s.db, store)
+		}
+	}
 	if errors.Is(err, errRetried) {
 		msg, err = s.byClientID(ctx, conv.id, c.UserID, r.ClientMsgID)
 	}
@@ -76,40 +85,48 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 // errRetried rolls back the transaction of a send whose client_msg_id is stored.
 var errRetried = errors.New("client_msg_id already stored")
 
-// nextSeq bumps the conversation's seq inside tx and returns it, creating the
-// conversation (and its members) on its first message.
-func (s *Service) nextSeq(ctx context.Context, tx *sql.Tx, conv parsedConv, now time.Time) (int64, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		// LAST_INSERT_ID(expr) hands the new value back in the OK packet: no SELECT.
-		res, err := tx.ExecContext(ctx, "UPDATE conversations SET last_seq = LAST_INSERT_ID(last_seq + 1), last_msg_at = ? WHERE id = ?", now, conv.id)
-		if err != nil {
-			return 0, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return 0, err
-		} else if n == 1 {
-			return res.LastInsertId()
-		}
-		if err := s.createDirect(ctx, tx, conv); err != nil {
-			return 0, err
-		}
+// errNoConversation aborts a send to a conversation that has no row yet.
+var errNoConversation = errors.New("conversation not created yet")
+
+// nextSeq bumps the conversation's seq inside tx and returns it.
+func (s *Service) nextSeq(ctx context.Context, tx *sql.Tx, conv string, now time.Time) (int64, error) {
+	// LAST_INSERT_ID(expr) hands the new value back in the OK packet: no SELECT.
+	res, err := tx.ExecContext(ctx, "UPDATE conversations SET last_seq = LAST_INSERT_ID(last_seq + 1), last_msg_at = ? WHERE id = ?", now, conv)
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("conversation %s vanished", conv.id)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, errNoConversation
+	}
+	return res.LastInsertId()
 }
 
-func (s *Service) createDirect(ctx context.Context, tx *sql.Tx, conv parsedConv) error {
+// createDirect creates a 1:1 conversation and its two members, if both users exist.
+// INSERT IGNORE makes concurrent first sends harmless.
+func (s *Service) createDirect(ctx context.Context, conv parsedConv) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id IN (?, ?)", conv.a, conv.b).Scan(&n); err != nil {
-		return err
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id IN (?, ?)", conv.a, conv.b).Scan(&n); err != nil {
+		return fmt.Errorf("check users: %w", err)
 	}
 	if n != 2 {
 		return imerr.New(imerr.NotFound, "user not found")
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversations (id, kind) VALUES (?, ?)", conv.id, kindDirect); err != nil {
+	// One transaction so a conversation never exists without its members.
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversations (id, kind) VALUES (?, ?)", conv.id, kindDirect); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversation_members (user_id, conv_id) VALUES (?, ?), (?, ?)", conv.a, conv.id, conv.b, conv.id)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create conversation %s: %w", conv.id, err)
 	}
-	_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversation_members (user_id, conv_id) VALUES (?, ?), (?, ?)", conv.a, conv.id, conv.b, conv.id)
-	return err
+	return nil
 }
 
 func (s *Service) byClientID(ctx context.Context, conv string, sender int64, clientID string) (Message, error) {

@@ -93,7 +93,9 @@ func IsRetryable(err error) bool {
 // retries fn a few times on deadlock.
 func InTx(ctx context.Context, d *sql.DB, fn func(*sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		tx, err := d.BeginTx(ctx, nil)
+		// READ COMMITTED: no gap locks, so inserts into neighbouring keys do not
+		// deadlock; every invariant natter keeps rests on row locks and unique keys.
+		tx, err := d.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}

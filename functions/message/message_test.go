@@ -1,0 +1,296 @@
+package message_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"natter/functions/internal/fntest"
+	"natter/functions/message"
+	"natter/shared/endpoint"
+	"natter/shared/imerr"
+	"natter/shared/subject"
+	"natter/shared/testenv"
+	"natter/shared/wire"
+)
+
+func call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
+}
+
+func text(s string) json.RawMessage {
+	b, _ := json.Marshal(message.TextContent{Text: s})
+	return b
+}
+
+func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, to int64, cid, body string) message.SendResp {
+	tb.Helper()
+	r, err := call[message.SendResp](tb, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: cid, Type: message.TypeText, Content: text(body)})
+	if err != nil {
+		tb.Fatalf("send %s: %v", cid, err)
+	}
+	return r
+}
+
+func countRows(t *testing.T, e *testenv.Env) int {
+	t.Helper()
+	var n int
+	if err := e.DB.QueryRow("SELECT COUNT(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSendOrderIdempotenceAndPush(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	alice.ConnID = "conn-a1"
+	toBob, _ := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
+	toAlice, _ := e.NC.SubscribeSync(subject.Deliver(alice.UserID))
+
+	first := send(t, e, alice, bob.UserID, "m1", "hello")
+	if first.Seq != 1 || first.ConvID != fmt.Sprintf("d:%d:%d", alice.UserID, bob.UserID) || first.Duplicate {
+		t.Fatalf("first send %+v", first)
+	}
+	retry := send(t, e, alice, bob.UserID, "m1", "hello")
+	if retry.Seq != 1 || retry.ID != first.ID || !retry.Duplicate {
+		t.Fatalf("retry %+v, want the first result %+v", retry, first)
+	}
+	reply := send(t, e, bob, alice.UserID, "m1", "hi alice") // same client id, other sender: a new message
+	if reply.Seq != 2 || reply.ConvID != first.ConvID {
+		t.Fatalf("reply %+v", reply)
+	}
+	if n := countRows(t, e); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+
+	// Both users get msg.new frames; the sending connection is named so the edge skips it.
+	m, err := toBob.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var push struct {
+		Event string          `json:"event"`
+		Data  message.Message `json:"data"`
+	}
+	if err := json.Unmarshal(m.Data, &push); err != nil || push.Event != "msg.new" || push.Data.Seq != 1 || push.Data.Sender != alice.UserID || string(push.Data.Content) != `{"text":"hello"}` {
+		t.Fatalf("push %s %v", m.Data, err)
+	}
+	if m.Header.Get(wire.HeaderSkipConn) != "conn-a1" {
+		t.Fatalf("skip header %q", m.Header.Get(wire.HeaderSkipConn))
+	}
+	if _, err := toAlice.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("sender's other devices get no push: %v", err)
+	}
+}
+
+func TestConcurrentSendsGapFree(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{Instances: 16})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	const senders, each = 8, 25
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from, to := alice, bob.UserID
+			if g%2 == 1 {
+				from, to = bob, alice.UserID
+			}
+			for i := range each {
+				cid := fmt.Sprintf("g%d-%d", g, i)
+				// Every message is sent twice, concurrently, as a client retry would.
+				var inner sync.WaitGroup
+				seqs := make([]int64, 2)
+				for k := range 2 {
+					inner.Add(1)
+					go func() {
+						defer inner.Done()
+						seqs[k] = send(t, e, from, to, cid, cid).Seq
+					}()
+				}
+				inner.Wait()
+				if seqs[0] != seqs[1] {
+					t.Errorf("%s stored twice: seqs %v", cid, seqs)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rows, err := e.DB.Query("SELECT seq FROM messages ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	want := int64(1)
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		if seq != want {
+			t.Fatalf("seq %d where %d was expected: not gap-free", seq, want)
+		}
+		want++
+	}
+	if want-1 != senders*each {
+		t.Fatalf("%d messages stored, want %d", want-1, senders*each)
+	}
+}
+
+func TestRedisLossKeepsSeq(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	for i := 1; i <= 5; i++ {
+		send(t, e, alice, bob.UserID, fmt.Sprint("m", i), "x")
+	}
+	e.FlushRedis(t)
+	if r := send(t, e, alice, bob.UserID, "m6", "after flush"); r.Seq != 6 {
+		t.Fatalf("seq after FLUSHALL = %d, want 6", r.Seq)
+	}
+	if r := send(t, e, alice, bob.UserID, "m3", "x"); r.Seq != 3 || !r.Duplicate {
+		t.Fatalf("retry after FLUSHALL = %+v, want seq 3 duplicate", r)
+	}
+}
+
+func TestHistoryAndSync(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	carol, _ := fntest.User(t, e, "carol", "c1")
+	for i := 1; i <= 120; i++ {
+		send(t, e, alice, bob.UserID, fmt.Sprint("ab", i), fmt.Sprint("ab ", i))
+	}
+	for i := 1; i <= 7; i++ {
+		send(t, e, carol, bob.UserID, fmt.Sprint("cb", i), fmt.Sprint("cb ", i))
+	}
+	ab := fmt.Sprintf("d:%d:%d", alice.UserID, bob.UserID)
+
+	// Newest page, then walk back with before; then forward with after.
+	var got []int64
+	before := int64(0)
+	for {
+		h, err := call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: ab, Before: before, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(h.Messages) - 1; i >= 0; i-- {
+			got = append(got, h.Messages[i].Seq)
+		}
+		if !h.HasMore {
+			break
+		}
+		before = h.Messages[0].Seq
+	}
+	if len(got) != 120 || got[0] != 120 || got[119] != 1 {
+		t.Fatalf("walked back %d messages: first %d last %d", len(got), got[0], got[len(got)-1])
+	}
+	fwd, err := call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: 100, Limit: 10})
+	if err != nil || len(fwd.Messages) != 10 || fwd.Messages[0].Seq != 101 || !fwd.HasMore {
+		t.Fatalf("after 100: %d messages, has_more %v, %v", len(fwd.Messages), fwd.HasMore, err)
+	}
+	_, err = call[message.HistoryResp](t, e, "msg.history", carol, message.HistoryReq{ConvID: ab})
+	if imerr.CodeOf(err) != imerr.Forbidden {
+		t.Fatalf("carol reading alice/bob: %v, want forbidden", err)
+	}
+
+	// Bob's device holds ab up to 70 and nothing of carol's: sync in pages of 40.
+	cursors := map[string]int64{ab: 70}
+	seen := map[string][]int64{}
+	for range 10 {
+		s, err := call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors, Limit: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range s.Conversations {
+			for _, m := range c.Messages {
+				seen[c.ConvID] = append(seen[c.ConvID], m.Seq)
+				cursors[c.ConvID] = m.Seq
+			}
+		}
+		if !s.HasMore {
+			break
+		}
+	}
+	cb := fmt.Sprintf("d:%d:%d", min(carol.UserID, bob.UserID), max(carol.UserID, bob.UserID))
+	if len(seen[ab]) != 50 || seen[ab][0] != 71 || seen[ab][49] != 120 || len(seen[cb]) != 7 || seen[cb][0] != 1 {
+		t.Fatalf("synced ab %v cb %v", seen[ab], seen[cb])
+	}
+	s, err := call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors})
+	if err != nil || len(s.Conversations) != 0 || s.HasMore {
+		t.Fatalf("sync when caught up: %+v %v", s, err)
+	}
+}
+
+func TestSendBadInput(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{Message: message.Config{MaxTextRunes: 100}})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	carol, _ := fntest.User(t, e, "carol", "c1")
+	send(t, e, alice, bob.UserID, "seed", "x")
+	ab := fmt.Sprintf("d:%d:%d", alice.UserID, bob.UserID)
+	rich := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	tests := []struct {
+		name string
+		c    endpoint.Caller
+		req  any
+		want imerr.Code
+	}{
+		{"no login", endpoint.Caller{}, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Unauthorized},
+		{"empty text", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "text", Content: text("")}, imerr.BadRequest},
+		{"text too long", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "text", Content: text(strings.Repeat("字", 101))}, imerr.BadRequest},
+		{"unknown type", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "video", Content: text("hi")}, imerr.BadRequest},
+		{"content not an object", alice, map[string]any{"to": bob.UserID, "client_msg_id": "x", "type": "text", "content": "hi"}, imerr.BadRequest},
+		{"no content", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "text"}, imerr.BadRequest},
+		{"no client id", alice, message.SendReq{To: bob.UserID, Type: "text", Content: text("hi")}, imerr.BadRequest},
+		{"bad client id", alice, message.SendReq{To: bob.UserID, ClientMsgID: "a b", Type: "text", Content: text("hi")}, imerr.BadRequest},
+		{"to and conv", alice, message.SendReq{To: bob.UserID, ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
+		{"to nobody", alice, message.SendReq{To: 987654, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.NotFound},
+		{"to self", alice, message.SendReq{To: alice.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
+		{"someone else's conversation", carol, message.SendReq{ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
+		{"malformed conv id", alice, message.SendReq{ConvID: "d:2:1", ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
+		{"span outside text", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "rich", Content: rich(message.RichContent{Text: "hi", Spans: []message.Span{{Start: 0, End: 5, Style: "bold"}}})}, imerr.BadRequest},
+		{"unknown span style", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "rich", Content: rich(message.RichContent{Text: "hi", Spans: []message.Span{{Start: 0, End: 1, Style: "blink"}}})}, imerr.BadRequest},
+		{"history bad conv", alice, message.HistoryReq{ConvID: "nope"}, imerr.BadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := "msg.send"
+			if _, ok := tt.req.(message.HistoryReq); ok {
+				op = "msg.history"
+			}
+			_, err := call[map[string]any](t, e, op, tt.c, tt.req)
+			if got := imerr.CodeOf(err); got != tt.want {
+				t.Fatalf("error %v, want %s", err, tt.want)
+			}
+		})
+	}
+	if n := countRows(t, e); n != 1 {
+		t.Fatalf("bad input stored something: %d rows", n)
+	}
+	// A valid rich message is stored as validated (unknown fields dropped).
+	r, err := call[message.SendResp](t, e, "msg.send", alice, map[string]any{"to": bob.UserID, "client_msg_id": "rich1", "type": "rich",
+		"content": map[string]any{"text": "hello @bob", "spans": []any{map[string]any{"start": 0, "end": 5, "style": "bold"}}, "mentions": []int64{bob.UserID}, "evil": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: r.ConvID, After: r.Seq - 1})
+	if err != nil || len(h.Messages) != 1 || strings.Contains(string(h.Messages[0].Content), "evil") || h.Messages[0].Type != "rich" {
+		t.Fatalf("rich stored as %+v %v", h.Messages, err)
+	}
+}
