@@ -1,0 +1,51 @@
+package message_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"natter/functions/internal/fntest"
+	"natter/functions/message"
+	"natter/shared/endpoint"
+	"natter/shared/testenv"
+)
+
+// BenchmarkSend measures msg.send through NATS into MySQL with the pushes
+// published, as a client behind the edge would see it (minus the WebSocket hop).
+// "one_conversation" serialises on one conversation's seq row lock; "pairs"
+// spreads the load over 64 conversations the way real traffic does.
+func BenchmarkSend(b *testing.B) {
+	e := testenv.Start(b)
+	fntest.Start(b, e, fntest.Options{Instances: 32})
+	const users = 128
+	callers := make([]endpoint.Caller, users)
+	for i := range callers {
+		callers[i], _ = fntest.User(b, e, fmt.Sprintf("u%03d", i), "d")
+	}
+	content := text("benchmark message with a typical length of a chat line")
+	var n atomic.Int64
+	run := func(b *testing.B, pick func(i int64) (endpoint.Caller, int64)) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				from, to := pick(i)
+				_, err := call[message.SendResp](b, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	}
+	b.Run("one_conversation", func(b *testing.B) {
+		run(b, func(int64) (endpoint.Caller, int64) { return callers[0], callers[1].UserID })
+	})
+	b.Run("pairs", func(b *testing.B) {
+		run(b, func(i int64) (endpoint.Caller, int64) {
+			p := int(i % (users / 2))
+			return callers[2*p], callers[2*p+1].UserID
+		})
+	})
+}
