@@ -46,6 +46,8 @@ func (o Op) Endpoint() string { return strings.ReplaceAll(o.Name, ".", "_") }
 const (
 	SvcAccount = "im-account"
 	SvcMessage = "im-message"
+	SvcFriend  = "im-friend"
+	SvcGroup   = "im-group"
 )
 
 // All is the table. docs/protocol.md documents each entry.
@@ -59,6 +61,18 @@ var All = []Op{
 	{Name: "account.devices", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}/devices", Ints: []string{"user_id"}}}},
 	{Name: "session.connect", Service: SvcAccount, Access: Internal},
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
+
+	{Name: "account.privacy.get", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/me/privacy"}}},
+	{Name: "account.privacy.set", Service: SvcFriend, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/me/privacy"}}},
+	{Name: "friend.request", Service: SvcFriend, Routes: []Route{{Method: "POST", Path: "/api/v1/social/friends/request"}}},
+	{Name: "friend.respond", Service: SvcFriend, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/friends/request/{request_id}", Ints: []string{"request_id"}}}},
+	{Name: "friend.requests", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/social/friends/requests", Ints: []string{"before", "limit"}}}},
+	{Name: "friend.list", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/social/friends"}}},
+	{Name: "friend.delete", Service: SvcFriend, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/friends/{user_id}", Ints: []string{"user_id"}}}},
+	{Name: "friend.remark", Service: SvcFriend, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/friends/{user_id}/remark", Ints: []string{"user_id"}}}},
+	{Name: "block.add", Service: SvcFriend, Routes: []Route{{Method: "POST", Path: "/api/v1/social/blocks"}}},
+	{Name: "block.remove", Service: SvcFriend, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/blocks/{user_id}", Ints: []string{"user_id"}}}},
+	{Name: "block.list", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/social/blocks"}}},
 
 	{Name: "msg.send", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages"}}},
 	{Name: "msg.history", Service: SvcMessage, Routes: []Route{{Method: "GET", Path: "/api/v1/messages/conversations/{conv_id}/history", Ints: []string{"before", "after", "limit"}}}},
