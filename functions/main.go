@@ -117,8 +117,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		node = ids.RandomNode()
 	}
 	cfg.Account.RefreshTTL = cfg.Auth.RefreshTTL
-	eps, err := worker.Endpoints(cfg.Functions, worker.Deps{
-		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node),
+	eps, err := worker.Endpoints(ctx, cfg.Functions, worker.Deps{
+		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log,
 		Account: cfg.Account, Message: cfg.Message,
 	})
 	if err != nil {

@@ -4,14 +4,12 @@
 package message
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"natter/shared/endpoint"
-	"natter/shared/ids"
 )
 
 // Config is the message domain's settings (env prefix MESSAGE_ in the worker).
@@ -19,23 +17,34 @@ type Config struct {
 	MaxTextRunes int `env:"MAX_TEXT_RUNES" envDefault:"5000"`
 	HistoryLimit int `env:"HISTORY_LIMIT" envDefault:"100"` // max page size
 	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
+	// FanoutWorkers is how many goroutines publish group messages to members.
+	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
 }
 
-// Deps are what the domain needs; main wires them.
+// Deps are what the domain needs; main wires them. Store and Fanout are shared
+// with the group domain, which writes system messages through them.
 type Deps struct {
-	DB     *sql.DB
-	NC     *nats.Conn
-	IDs    *ids.Generator
-	Config Config
+	DB      *sql.DB
+	Store   *Store
+	Fanout  *Fanout
+	Friends Relations
+	Config  Config
+}
+
+// Relations decides whether one user may message another 1:1 (blocks, privacy).
+// The friend domain implements it; nil allows everything.
+type Relations interface {
+	CanMessage(ctx context.Context, from, to int64) error
 }
 
 // Service implements the message endpoints.
 type Service struct {
-	db  *sql.DB
-	nc  *nats.Conn
-	ids *ids.Generator
-	cfg Config
-	now func() time.Time
+	db      *sql.DB
+	store   *Store
+	fan     *Fanout
+	friends Relations
+	cfg     Config
+	now     func() time.Time
 }
 
 // New returns the message service, filling defaults for zero settings.
@@ -50,7 +59,7 @@ func New(d Deps) *Service {
 	if c.SyncLimit <= 0 {
 		c.SyncLimit = 2000
 	}
-	return &Service{db: d.DB, nc: d.NC, ids: d.IDs, cfg: c, now: time.Now}
+	return &Service{db: d.DB, store: d.Store, fan: d.Fanout, friends: d.Friends, cfg: c, now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.

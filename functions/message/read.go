@@ -6,24 +6,26 @@ import (
 	"slices"
 
 	"natter/shared/endpoint"
-	"natter/shared/imerr"
 )
 
 func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) (HistoryResp, error) {
-	conv, err := parseConv(r.ConvID, c)
+	conv, err := parseConv(r.ConvID)
 	if err != nil {
 		return HistoryResp{}, err
 	}
-	if !conv.member {
-		return HistoryResp{}, imerr.New(imerr.Forbidden, "not a member of this conversation")
+	st, err := s.standingIn(ctx, c, conv)
+	if err != nil {
+		return HistoryResp{}, err
 	}
 	limit := r.Limit
 	if limit == 0 {
 		limit = 50
 	}
 	limit = min(limit, s.cfg.HistoryLimit)
-	q := "SELECT " + msgColumns + " FROM messages WHERE conv_id = ? "
-	args := []any{conv.id}
+	// Messages up to st.minSeq predate the caller's membership (groups that hide
+	// history from newcomers).
+	q := "SELECT " + msgColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
+	args := []any{conv.id, st.minSeq}
 	switch {
 	case r.After > 0:
 		q += "AND seq > ? ORDER BY seq ASC LIMIT ?"
@@ -61,8 +63,8 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 	if limit == 0 || limit > s.cfg.SyncLimit {
 		limit = s.cfg.SyncLimit
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq FROM conversation_members m
-		JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND c.last_seq > 0 ORDER BY c.id`, c.UserID)
+	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq, m.min_seq FROM conversation_members m
+		JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND c.last_seq > m.min_seq ORDER BY c.id`, c.UserID)
 	if err != nil {
 		return SyncResp{}, fmt.Errorf("sync conversations: %w", err)
 	}
@@ -73,11 +75,12 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 	var todo []behind
 	for rows.Next() {
 		var b behind
-		if err := rows.Scan(&b.id, &b.top); err != nil {
+		var minSeq int64
+		if err := rows.Scan(&b.id, &b.top, &minSeq); err != nil {
 			rows.Close()
 			return SyncResp{}, fmt.Errorf("scan conversation: %w", err)
 		}
-		b.cursor = r.Cursors[b.id]
+		b.cursor = max(r.Cursors[b.id], minSeq)
 		if b.top > b.cursor {
 			todo = append(todo, b)
 		}

@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"natter/functions/account"
 	"natter/functions/message"
@@ -26,8 +28,13 @@ type Deps struct {
 	NC      *nats.Conn
 	Signer  *auth.Signer
 	IDs     *ids.Generator
+	Log     zerolog.Logger
 	Account account.Config
 	Message message.Config
+
+	// Built by Endpoints when nil; shared by the domains that write messages.
+	Store  *message.Store
+	Fanout *message.Fanout
 }
 
 var domains = map[string]func(Deps) []endpoint.Endpoint{
@@ -35,7 +42,7 @@ var domains = map[string]func(Deps) []endpoint.Endpoint{
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, NC: d.NC, IDs: d.IDs, Config: d.Message}).Endpoints()
+		return message.New(message.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Config: d.Message}).Endpoints()
 	},
 }
 
@@ -50,9 +57,16 @@ func Domains() []string {
 }
 
 // Endpoints returns the endpoints of the named domains (all when names is empty).
-func Endpoints(names []string, d Deps) ([]endpoint.Endpoint, error) {
+// Background work they start (group fan-out) lives until ctx ends.
+func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint, error) {
 	if len(names) == 0 {
 		names = Domains()
+	}
+	if d.Store == nil {
+		d.Store = message.NewStore(d.DB, d.IDs)
+	}
+	if d.Fanout == nil {
+		d.Fanout = message.NewFanout(ctx, d.DB, d.NC, d.Log, d.Message.FanoutWorkers)
 	}
 	var eps []endpoint.Endpoint
 	for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {

@@ -11,9 +11,12 @@ CREATE TABLE conversations (
   PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
+-- min_seq hides a conversation's earlier messages from this member (a group member
+-- who joined after them, when the group does not show history to newcomers).
 CREATE TABLE conversation_members (
   user_id    BIGINT UNSIGNED NOT NULL,
   conv_id    VARCHAR(64)     NOT NULL,
+  min_seq    BIGINT UNSIGNED NOT NULL DEFAULT 0,
   read_seq   BIGINT UNSIGNED NOT NULL DEFAULT 0,
   created_at DATETIME(3)     NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (user_id, conv_id),

@@ -41,8 +41,14 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 		tb.Fatal(err)
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
-	eps, err := worker.Endpoints(nil, worker.Deps{
-		DB: e.DB, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()),
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
+		DB: e.DB, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message,
 	})
 	if err != nil {
@@ -51,10 +57,6 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	inst := o.Instances
 	if inst == 0 {
 		inst = 8
-	}
-	log := zerolog.Nop()
-	if testing.Verbose() {
-		log = zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
 	}
 	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{Instances: inst, Timeout: 10 * time.Second}, eps)
 	if err != nil {

@@ -1,0 +1,112 @@
+package message
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"natter/shared/subject"
+	"natter/shared/wire"
+)
+
+// Fanout publishes push frames to the delivery subjects of a conversation's
+// members. A frame is encoded once by the caller and published as is to every
+// member. Group fan-out runs on background goroutines so that a send's reply does
+// not wait for thousands of publishes; jobs are sharded by conversation, so the
+// pushes of one conversation leave this process in seq order.
+type Fanout struct {
+	db     *sql.DB
+	nc     *nats.Conn
+	log    zerolog.Logger
+	shards []chan fanJob
+	seed   maphash.Seed
+}
+
+type fanJob struct {
+	conv     string
+	frame    []byte
+	skipConn string
+}
+
+// NewFanout starts workers goroutines that live until ctx ends.
+func NewFanout(ctx context.Context, d *sql.DB, nc *nats.Conn, log zerolog.Logger, workers int) *Fanout {
+	f := &Fanout{db: d, nc: nc, log: log, seed: maphash.MakeSeed()}
+	for range max(workers, 1) {
+		ch := make(chan fanJob, 1024)
+		f.shards = append(f.shards, ch)
+		go f.run(ctx, ch)
+	}
+	return f
+}
+
+func (f *Fanout) run(ctx context.Context, jobs <-chan fanJob) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-jobs:
+			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if err := f.toConversation(jctx, j); err != nil {
+				f.log.Warn().Err(err).Str("conv", j.conv).Msg("fan-out failed; members catch up by sync")
+			}
+			cancel()
+		}
+	}
+}
+
+// ToUsers publishes frame to each user's delivery subject now.
+func (f *Fanout) ToUsers(users []int64, frame []byte, skipConn string) {
+	h := skipHeader(skipConn)
+	for _, u := range users {
+		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: frame, Header: h}); err != nil {
+			// At most once by design: the recipient catches up by seq through sync.
+			f.log.Warn().Err(err).Int64("to", u).Msg("push failed")
+		}
+	}
+}
+
+// ToConversation queues frame for every current member of the (group)
+// conversation. When the shard's queue is full it publishes inline, slowing the
+// sender instead of dropping pushes.
+func (f *Fanout) ToConversation(ctx context.Context, conv string, frame []byte, skipConn string) {
+	j := fanJob{conv: conv, frame: frame, skipConn: skipConn}
+	shard := f.shards[maphash.String(f.seed, conv)%uint64(len(f.shards))]
+	select {
+	case shard <- j:
+	default:
+		if err := f.toConversation(ctx, j); err != nil {
+			f.log.Warn().Err(err).Str("conv", conv).Msg("fan-out failed; members catch up by sync")
+		}
+	}
+}
+
+func (f *Fanout) toConversation(ctx context.Context, j fanJob) error {
+	rows, err := f.db.QueryContext(ctx, "SELECT user_id FROM conversation_members WHERE conv_id = ?", j.conv)
+	if err != nil {
+		return fmt.Errorf("members of %s: %w", j.conv, err)
+	}
+	defer rows.Close()
+	h := skipHeader(j.skipConn)
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			return err
+		}
+		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: j.frame, Header: h}); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return rows.Err()
+}
+
+func skipHeader(conn string) nats.Header {
+	if conn == "" {
+		return nil
+	}
+	return nats.Header{wire.HeaderSkipConn: []string{conn}}
+}
