@@ -20,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/friend"
+	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/worker"
 	"natter/shared/auth"
@@ -42,6 +44,8 @@ type Config struct {
 	Endpoint endpoint.Config `envPrefix:"ENDPOINT_"`
 	Account  account.Config  `envPrefix:"ACCOUNT_"`
 	Message  message.Config  `envPrefix:"MESSAGE_"`
+	Group    group.Config    `envPrefix:"GROUP_"`
+	Friend   friend.Config   `envPrefix:"FRIEND_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -119,7 +123,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	cfg.Account.RefreshTTL = cfg.Auth.RefreshTTL
 	eps, err := worker.Endpoints(ctx, cfg.Functions, worker.Deps{
 		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log,
-		Account: cfg.Account, Message: cfg.Message,
+		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend,
 	})
 	if err != nil {
 		return err

@@ -84,7 +84,7 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 }
 
 func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq) (RegisterResp, error) {
-	hash := hashPassword(r.Password)
+	hash := HashPassword(r.Password)
 	nick := r.Nickname
 	if nick == "" {
 		nick = r.Username

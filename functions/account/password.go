@@ -21,7 +21,9 @@ const (
 	argonSaltLen = 16
 )
 
-func hashPassword(password string) string {
+// HashPassword returns the argon2id encoding of password as stored in users.password_hash
+// (exported for bulk seeding in tests and load runs).
+func HashPassword(password string) string {
 	salt := make([]byte, argonSaltLen)
 	_, _ = rand.Read(salt)
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
@@ -60,4 +62,4 @@ func checkPassword(encoded, password string) (bool, error) {
 
 // dummyHash is checked against when a username does not exist, so that the time a
 // failed login takes does not tell whether the account exists.
-var dummyHash = hashPassword("natter-dummy-password")
+var dummyHash = HashPassword("natter-dummy-password")

@@ -22,6 +22,9 @@ func BenchmarkSend(b *testing.B) {
 	callers := make([]endpoint.Caller, users)
 	for i := range callers {
 		callers[i], _ = fntest.User(b, e, fmt.Sprintf("u%03d", i), "d")
+		if i%2 == 1 {
+			fntest.Befriend(b, e, callers[i-1], callers[i])
+		}
 	}
 	content := text("benchmark message with a typical length of a chat line")
 	var n atomic.Int64

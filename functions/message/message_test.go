@@ -39,6 +39,13 @@ func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, to int64, cid, bo
 	return r
 }
 
+func must(t *testing.T, e *testenv.Env, op string, c endpoint.Caller, req any) {
+	t.Helper()
+	if _, err := call[json.RawMessage](t, e, op, c, req); err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+}
+
 func countRows(t *testing.T, e *testenv.Env) int {
 	t.Helper()
 	var n int
@@ -53,6 +60,7 @@ func TestSendOrderIdempotenceAndPush(t *testing.T) {
 	fntest.Start(t, e, fntest.Options{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
+	fntest.Befriend(t, e, alice, bob)
 	alice.ConnID = "conn-a1"
 	toBob, _ := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
 	toAlice, _ := e.NC.SubscribeSync(subject.Deliver(alice.UserID))
@@ -98,6 +106,7 @@ func TestConcurrentSendsGapFree(t *testing.T) {
 	fntest.Start(t, e, fntest.Options{Instances: 16})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
+	fntest.Befriend(t, e, alice, bob)
 	const senders, each = 8, 25
 	var wg sync.WaitGroup
 	for g := range senders {
@@ -154,6 +163,7 @@ func TestRedisLossKeepsSeq(t *testing.T) {
 	fntest.Start(t, e, fntest.Options{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
+	fntest.Befriend(t, e, alice, bob)
 	for i := 1; i <= 5; i++ {
 		send(t, e, alice, bob.UserID, fmt.Sprint("m", i), "x")
 	}
@@ -172,6 +182,8 @@ func TestHistoryAndSync(t *testing.T) {
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
 	carol, _ := fntest.User(t, e, "carol", "c1")
+	fntest.Befriend(t, e, alice, bob)
+	fntest.Befriend(t, e, carol, bob)
 	for i := 1; i <= 120; i++ {
 		send(t, e, alice, bob.UserID, fmt.Sprint("ab", i), fmt.Sprint("ab ", i))
 	}
@@ -242,6 +254,10 @@ func TestSendBadInput(t *testing.T) {
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
 	carol, _ := fntest.User(t, e, "carol", "c1")
+	dave, _ := fntest.User(t, e, "dave", "d1")
+	fntest.Befriend(t, e, alice, bob)
+	fntest.Befriend(t, e, alice, dave)
+	must(t, e, "block.add", dave, map[string]int64{"user_id": alice.UserID})
 	send(t, e, alice, bob.UserID, "seed", "x")
 	ab := fmt.Sprintf("d:%d:%d", alice.UserID, bob.UserID)
 	rich := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
@@ -261,6 +277,8 @@ func TestSendBadInput(t *testing.T) {
 		{"bad client id", alice, message.SendReq{To: bob.UserID, ClientMsgID: "a b", Type: "text", Content: text("hi")}, imerr.BadRequest},
 		{"to and conv", alice, message.SendReq{To: bob.UserID, ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
 		{"to nobody", alice, message.SendReq{To: 987654, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.NotFound},
+		{"stranger (friends-only privacy)", carol, message.SendReq{To: alice.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
+		{"blocked by the recipient", alice, message.SendReq{To: dave.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
 		{"to self", alice, message.SendReq{To: alice.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
 		{"someone else's conversation", carol, message.SendReq{ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
 		{"malformed conv id", alice, message.SendReq{ConvID: "d:2:1", ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},

@@ -24,6 +24,8 @@ type Message struct {
 const (
 	TypeText = "text"
 	TypeRich = "rich"
+	// TypeSystem messages record group changes; only functions write them.
+	TypeSystem = "system"
 )
 
 var clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)

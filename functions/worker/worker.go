@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/friend"
+	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/auth"
 	"natter/shared/endpoint"
@@ -31,6 +33,8 @@ type Deps struct {
 	Log     zerolog.Logger
 	Account account.Config
 	Message message.Config
+	Group   group.Config
+	Friend  friend.Config
 
 	// Built by Endpoints when nil; shared by the domains that write messages.
 	Store  *message.Store
@@ -38,11 +42,17 @@ type Deps struct {
 }
 
 var domains = map[string]func(Deps) []endpoint.Endpoint{
+	"friend": func(d Deps) []endpoint.Endpoint {
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Config: d.Friend}).Endpoints()
+	},
 	"account": func(d Deps) []endpoint.Endpoint {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Config: d.Message}).Endpoints()
+		return message.New(message.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Friends: friend.NewRelations(d.DB), Config: d.Message}).Endpoints()
+	},
+	"group": func(d Deps) []endpoint.Endpoint {
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Config: d.Group}).Endpoints()
 	},
 }
 

@@ -74,10 +74,35 @@ var All = []Op{
 	{Name: "block.remove", Service: SvcFriend, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/blocks/{user_id}", Ints: []string{"user_id"}}}},
 	{Name: "block.list", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/social/blocks"}}},
 
+	{Name: "group.create", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups"}}},
+	{Name: "group.list", Service: SvcGroup, Routes: []Route{{Method: "GET", Path: "/api/v1/social/groups"}}},
+	{Name: "group.get", Service: SvcGroup, Routes: []Route{{Method: "GET", Path: "/api/v1/social/groups/{group_id}", Ints: gid}}},
+	{Name: "group.update", Service: SvcGroup, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/groups/{group_id}", Ints: gid}}},
+	{Name: "group.dismiss", Service: SvcGroup, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/groups/{group_id}", Ints: gid}}},
+	{Name: "group.invite", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups/{group_id}/members", Ints: gid}}},
+	{Name: "group.members", Service: SvcGroup, Routes: []Route{{Method: "GET", Path: "/api/v1/social/groups/{group_id}/members", Ints: []string{"group_id", "after", "limit"}}}},
+	{Name: "group.kick", Service: SvcGroup, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/groups/{group_id}/members/{user_id}", Ints: gidUser}}},
+	{Name: "group.role.set", Service: SvcGroup, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/groups/{group_id}/members/{user_id}/role", Ints: gidUser}}},
+	{Name: "group.mute", Service: SvcGroup, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/groups/{group_id}/members/{user_id}/mute", Ints: gidUser}}},
+	{Name: "group.mute.all", Service: SvcGroup, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/groups/{group_id}/mute", Ints: gid}}},
+	{Name: "group.transfer", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups/{group_id}/transfer", Ints: gid}}},
+	{Name: "group.join", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups/{group_id}/join", Ints: gid}}},
+	{Name: "group.join.requests", Service: SvcGroup, Routes: []Route{{Method: "GET", Path: "/api/v1/social/groups/{group_id}/join-requests", Ints: gid}}},
+	{Name: "group.join.respond", Service: SvcGroup, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/groups/{group_id}/join-requests/{request_id}", Ints: []string{"group_id", "request_id"}}}},
+	{Name: "group.leave", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups/{group_id}/leave", Ints: gid}}},
+	{Name: "group.announce", Service: SvcGroup, Routes: []Route{{Method: "POST", Path: "/api/v1/social/groups/{group_id}/announcements", Ints: gid}}},
+	{Name: "group.announcements", Service: SvcGroup, Routes: []Route{{Method: "GET", Path: "/api/v1/social/groups/{group_id}/announcements", Ints: []string{"group_id", "before", "limit"}}}},
+
 	{Name: "msg.send", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages"}}},
 	{Name: "msg.history", Service: SvcMessage, Routes: []Route{{Method: "GET", Path: "/api/v1/messages/conversations/{conv_id}/history", Ints: []string{"before", "after", "limit"}}}},
 	{Name: "msg.sync", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/sync"}}},
 }
+
+// Path parameters that groups' routes share.
+var (
+	gid     = []string{"group_id"}
+	gidUser = []string{"group_id", "user_id"}
+)
 
 var byName = func() map[string]Op {
 	m := make(map[string]Op, len(All))

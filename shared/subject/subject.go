@@ -29,3 +29,6 @@ const (
 	EvtUserCreated    = EventPrefix + "user.created"
 	EvtSessionRevoked = EventPrefix + "session.revoked"
 )
+
+// EvtFriendRequestSent is published when a friend request is sent or re-sent.
+const EvtFriendRequestSent = EventPrefix + "friend.request.sent"

@@ -13,10 +13,12 @@ CREATE TABLE chat_groups (
   mute_all        BOOLEAN      NOT NULL DEFAULT FALSE,
   member_count    INT UNSIGNED NOT NULL DEFAULT 0,
   max_members     INT UNSIGNED NOT NULL,
+  client_id       VARCHAR(64)  NULL, -- the creator's idempotency key: a retried create finds its group
   dismissed_at    DATETIME(3)  NULL,
   created_at      DATETIME(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at      DATETIME(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
+  UNIQUE KEY uk_groups_client (owner_id, client_id),
   KEY ix_groups_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
@@ -51,8 +53,10 @@ CREATE TABLE group_announcements (
   group_id   BIGINT UNSIGNED NOT NULL,
   author_id  BIGINT UNSIGNED NOT NULL,
   text       TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  client_id  VARCHAR(64)     NOT NULL,
   created_at DATETIME(3)     NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
+  UNIQUE KEY uk_announcements_client (group_id, author_id, client_id),
   KEY ix_announcements_group (group_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 

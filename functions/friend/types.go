@@ -1,0 +1,259 @@
+package friend
+
+import (
+	"errors"
+	"time"
+	"unicode/utf8"
+)
+
+// Request statuses, and the extra answer of friend.request between friends.
+const (
+	StatusPending        = "pending"
+	StatusAccepted       = "accepted"
+	StatusDeclined       = "declined"
+	StatusCancelled      = "cancelled"
+	StatusAlreadyFriends = "already_friends"
+)
+
+// Privacy values.
+const (
+	Everyone = "everyone"
+	Nobody   = "nobody"
+	Friends  = "friends"
+)
+
+// Defaults of a user without a user_privacy row.
+const (
+	DefaultFriendRequests = Everyone
+	DefaultMessages       = Friends
+)
+
+const (
+	maxRequestMessage = 200
+	maxRemark         = 64
+	defaultPage       = 50
+	maxPage           = 100
+)
+
+type Empty struct{}
+
+// RequestReq is friend.request.
+type RequestReq struct {
+	To      int64  `json:"to"`
+	Message string `json:"message"`
+}
+
+func (r *RequestReq) Validate() error {
+	if r.To <= 0 {
+		return errors.New("to: a user id is required")
+	}
+	return validText("message", r.Message, maxRequestMessage)
+}
+
+// RequestResp answers friend.request. Status is pending, accepted (the target had
+// already asked the caller) or already_friends.
+type RequestResp struct {
+	RequestID int64  `json:"request_id,omitempty"`
+	Status    string `json:"status"`
+}
+
+// RespondReq is friend.respond; Accept is required so that a forgotten field never
+// declines by accident.
+type RespondReq struct {
+	RequestID int64 `json:"request_id"`
+	Accept    *bool `json:"accept"`
+}
+
+func (r *RespondReq) Validate() error {
+	if r.RequestID <= 0 {
+		return errors.New("request_id required")
+	}
+	if r.Accept == nil {
+		return errors.New("accept required: true or false")
+	}
+	return nil
+}
+
+type RespondResp struct {
+	Status string `json:"status"`
+}
+
+// Directions of friend.requests.
+const (
+	Incoming = "incoming"
+	Outgoing = "outgoing"
+)
+
+// RequestsReq is friend.requests: one page, newest first.
+type RequestsReq struct {
+	Direction string `json:"direction"` // incoming (default) or outgoing
+	Status    string `json:"status"`    // optional filter
+	Before    int64  `json:"before"`    // request id, exclusive
+	Limit     int    `json:"limit"`
+}
+
+func (r *RequestsReq) Validate() error {
+	switch r.Direction {
+	case "", Incoming, Outgoing:
+	default:
+		return errors.New("direction: incoming or outgoing")
+	}
+	switch r.Status {
+	case "", StatusPending, StatusAccepted, StatusDeclined, StatusCancelled:
+	default:
+		return errors.New("status: pending, accepted, declined or cancelled")
+	}
+	if r.Before < 0 {
+		return errors.New("before: a request id")
+	}
+	if r.Limit < 0 || r.Limit > maxPage {
+		return errors.New("limit: 1-100")
+	}
+	return nil
+}
+
+// User is the short profile shown next to a request, friend or block.
+type User struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Nickname string `json:"nickname"`
+	Avatar   string `json:"avatar"`
+}
+
+// Request is one friend request; User is the other side (the sender of an
+// incoming request, the target of an outgoing one).
+type Request struct {
+	RequestID int64  `json:"request_id"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Message   string `json:"message"`
+	Status    string `json:"status"`
+	CreatedAt int64  `json:"created_at"`
+	UpdatedAt int64  `json:"updated_at"`
+	User      User   `json:"user"`
+}
+
+type RequestsResp struct {
+	Requests []Request `json:"requests"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// Friend is one entry of friend.list. Blocked is set when the caller has blocked
+// this friend (blocking keeps the friendship).
+type Friend struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Nickname string `json:"nickname"`
+	Avatar   string `json:"avatar"`
+	Remark   string `json:"remark"`
+	Blocked  bool   `json:"blocked"`
+	Since    int64  `json:"since"`
+}
+
+type ListResp struct {
+	Friends []Friend `json:"friends"`
+}
+
+// UserReq names another user: friend.delete, block.add, block.remove.
+type UserReq struct {
+	UserID int64 `json:"user_id"`
+}
+
+func (r *UserReq) Validate() error {
+	if r.UserID <= 0 {
+		return errors.New("user_id required")
+	}
+	return nil
+}
+
+// RemarkReq is friend.remark; an empty remark clears it.
+type RemarkReq struct {
+	UserID int64  `json:"user_id"`
+	Remark string `json:"remark"`
+}
+
+func (r *RemarkReq) Validate() error {
+	if r.UserID <= 0 {
+		return errors.New("user_id required")
+	}
+	return validText("remark", r.Remark, maxRemark)
+}
+
+type Block struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Nickname string `json:"nickname"`
+	Avatar   string `json:"avatar"`
+	Since    int64  `json:"since"`
+}
+
+type BlocksResp struct {
+	Blocks []Block `json:"blocks"`
+}
+
+// Privacy answers account.privacy.get and .set.
+type Privacy struct {
+	FriendRequests string `json:"friend_requests"` // everyone | nobody
+	Messages       string `json:"messages"`        // friends | everyone
+}
+
+// PrivacySetReq changes the fields that are present.
+type PrivacySetReq struct {
+	FriendRequests *string `json:"friend_requests"`
+	Messages       *string `json:"messages"`
+}
+
+func (r *PrivacySetReq) Validate() error {
+	if r.FriendRequests == nil && r.Messages == nil {
+		return errors.New("nothing to set: give friend_requests or messages")
+	}
+	if v := r.FriendRequests; v != nil && *v != Everyone && *v != Nobody {
+		return errors.New("friend_requests: everyone or nobody")
+	}
+	if v := r.Messages; v != nil && *v != Friends && *v != Everyone {
+		return errors.New("messages: friends or everyone")
+	}
+	return nil
+}
+
+// Push payloads.
+type (
+	// RequestPush is friend.request, sent to the target.
+	RequestPush struct {
+		RequestID int64  `json:"request_id"`
+		From      int64  `json:"from"`
+		Message   string `json:"message"`
+		CreatedAt int64  `json:"created_at"`
+		User      User   `json:"user"` // the sender's profile
+	}
+	// RespondedPush is friend.responded, sent to the requester.
+	RespondedPush struct {
+		RequestID int64 `json:"request_id"`
+		By        int64 `json:"by"`
+		Accepted  bool  `json:"accepted"`
+	}
+	// UserPush is friend.added and friend.deleted: the other user.
+	UserPush struct {
+		UserID int64 `json:"user_id"`
+	}
+	// RequestSentEvent is published on im.evt.friend.request.sent.
+	RequestSentEvent struct {
+		RequestID int64  `json:"request_id"`
+		From      int64  `json:"from"`
+		To        int64  `json:"to"`
+		Message   string `json:"message"`
+		CreatedAt int64  `json:"created_at"`
+	}
+)
+
+func validText(name, s string, maxRunes int) error {
+	if !utf8.ValidString(s) {
+		return errors.New(name + ": invalid UTF-8")
+	}
+	if utf8.RuneCountInString(s) > maxRunes {
+		return errors.New(name + ": too long")
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }

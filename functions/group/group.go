@@ -1,0 +1,385 @@
+// Package group serves groups of up to 5,000 members: creation, info, membership
+// (invite, join with approval, leave, kick), roles, ownership, mutes,
+// announcements and dismissal. Every change takes the group's row lock, so member
+// counts and roles stay consistent under concurrency, and is written in the same
+// transaction as a system message in the group's conversation, so a device that
+// was offline learns it through sync like any other message.
+package group
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"natter/functions/group/perm"
+	"natter/functions/message"
+	"natter/shared/db"
+	"natter/shared/endpoint"
+	"natter/shared/ids"
+	"natter/shared/imerr"
+	"natter/shared/logging"
+	"natter/shared/wire"
+)
+
+// Config is the group domain's settings (env prefix GROUP_ in the worker).
+type Config struct {
+	MaxMembers int `env:"MAX_MEMBERS" envDefault:"5000"`
+}
+
+// Deps are what the domain needs; main wires them.
+type Deps struct {
+	DB     *sql.DB
+	Store  *message.Store
+	Fanout *message.Fanout
+	Config Config
+}
+
+// Service implements the group endpoints.
+type Service struct {
+	db    *sql.DB
+	store *message.Store
+	fan   *message.Fanout
+	cfg   Config
+	now   func() time.Time
+}
+
+// New returns the group service.
+func New(d Deps) *Service {
+	if d.Config.MaxMembers <= 0 {
+		d.Config.MaxMembers = 5000
+	}
+	return &Service{db: d.DB, store: d.Store, fan: d.Fanout, cfg: d.Config, now: time.Now}
+}
+
+// Endpoints lists the domain's endpoints.
+func (s *Service) Endpoints() []endpoint.Endpoint {
+	return []endpoint.Endpoint{
+		endpoint.Handle("group.create", s.create),
+		endpoint.Handle("group.list", s.list),
+		endpoint.Handle("group.get", s.get),
+		endpoint.Handle("group.update", s.update),
+		endpoint.Handle("group.dismiss", s.dismiss),
+		endpoint.Handle("group.invite", s.invite),
+		endpoint.Handle("group.members", s.members),
+		endpoint.Handle("group.kick", s.kick),
+		endpoint.Handle("group.role.set", s.setRole),
+		endpoint.Handle("group.mute", s.mute),
+		endpoint.Handle("group.mute.all", s.muteAll),
+		endpoint.Handle("group.transfer", s.transfer),
+		endpoint.Handle("group.join", s.join),
+		endpoint.Handle("group.join.requests", s.joinRequests),
+		endpoint.Handle("group.join.respond", s.respond),
+		endpoint.Handle("group.leave", s.leave),
+		endpoint.Handle("group.announce", s.announce),
+		endpoint.Handle("group.announcements", s.announcements),
+	}
+}
+
+// row is a chat_groups row.
+type row struct {
+	id             int64
+	owner          int64
+	name           string
+	avatar         string
+	intro          string
+	policy         string
+	historyVisible bool
+	muteAll        bool
+	count          int
+	max            int
+	dismissed      bool
+	created        time.Time
+}
+
+const groupColumns = "id, owner_id, name, avatar, intro, join_policy, history_visible, mute_all, member_count, max_members, dismissed_at IS NOT NULL, created_at"
+
+func scanGroup(sc interface{ Scan(...any) error }) (row, error) {
+	var g row
+	err := sc.Scan(&g.id, &g.owner, &g.name, &g.avatar, &g.intro, &g.policy, &g.historyVisible, &g.muteAll, &g.count, &g.max, &g.dismissed, &g.created)
+	return g, err
+}
+
+func (g row) info(my *perm.Role) Info {
+	in := Info{GroupID: g.id, ConvID: message.GroupConv(g.id), Name: g.name, Avatar: g.avatar, Intro: g.intro, OwnerID: g.owner,
+		JoinPolicy: g.policy, HistoryVisible: g.historyVisible, MuteAll: g.muteAll, MemberCount: g.count, MaxMembers: g.max,
+		Dismissed: g.dismissed, CreatedAt: g.created.UnixMilli()}
+	if my != nil {
+		in.MyRole = my.String()
+	}
+	return in
+}
+
+var errNoGroup = imerr.New(imerr.NotFound, "group not found")
+
+// lockGroup loads the group and locks its row for the rest of tx: every change to
+// a group's membership, roles or settings serialises here.
+func lockGroup(ctx context.Context, tx *sql.Tx, id int64) (row, error) {
+	g, err := scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ? FOR UPDATE", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return row{}, errNoGroup
+	}
+	if err != nil {
+		return row{}, fmt.Errorf("lock group %d: %w", id, err)
+	}
+	return g, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// roleOf returns user's role, or ok=false when user is not a member.
+func roleOf(ctx context.Context, q querier, group, user int64) (perm.Role, bool, error) {
+	var r perm.Role
+	err := q.QueryRowContext(ctx, "SELECT role FROM group_members WHERE group_id = ? AND user_id = ?", group, user).Scan(&r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("role in group %d: %w", group, err)
+	}
+	return r, true, nil
+}
+
+var errNotMember = imerr.New(imerr.Forbidden, "you are not a member of this group")
+
+// actor locks the group and returns it with the caller's role; the caller must be
+// a member and the group not dismissed.
+func actor(ctx context.Context, tx *sql.Tx, group int64, c endpoint.Caller) (row, perm.Role, error) {
+	g, err := lockGroup(ctx, tx, group)
+	if err != nil {
+		return row{}, 0, err
+	}
+	r, ok, err := roleOf(ctx, tx, group, c.UserID)
+	if err != nil {
+		return row{}, 0, err
+	}
+	if !ok {
+		return row{}, 0, errNotMember
+	}
+	if g.dismissed {
+		return row{}, 0, imerr.New(imerr.Forbidden, "this group was dismissed")
+	}
+	return g, r, nil
+}
+
+// SystemEvent is the content of a "system" message: what changed in the group.
+type SystemEvent struct {
+	Event   string         `json:"event"`
+	Actor   int64          `json:"actor"`
+	Users   []int64        `json:"users,omitempty"`
+	Role    string         `json:"role,omitempty"`
+	Until   int64          `json:"until,omitempty"` // mutes: unix ms, 0 = lifted
+	Muted   *bool          `json:"muted,omitempty"`
+	Text    string         `json:"text,omitempty"`
+	Changes map[string]any `json:"changes,omitempty"`
+}
+
+// System message events.
+const (
+	EvtCreated     = "group.created"
+	EvtUpdated     = "group.updated"
+	EvtDismissed   = "group.dismissed"
+	EvtJoined      = "member.joined"
+	EvtLeft        = "member.left"
+	EvtKicked      = "member.kicked"
+	EvtRole        = "member.role"
+	EvtMuted       = "member.muted"
+	EvtMutedAll    = "group.muted"
+	EvtTransferred = "owner.transferred"
+	EvtAnnounced   = "group.announcement"
+)
+
+// appendSystem writes ev as a system message of group g inside tx.
+func (s *Service) appendSystem(ctx context.Context, tx *sql.Tx, g int64, ev SystemEvent) (message.Message, error) {
+	content, err := json.Marshal(ev)
+	if err != nil {
+		return message.Message{}, err
+	}
+	m := message.Message{ConvID: message.GroupConv(g), Sender: ev.Actor, ClientMsgID: "sys-" + ids.Token(12), Type: message.TypeSystem, Content: content}
+	if err := s.store.AppendTx(ctx, tx, &m); err != nil {
+		return message.Message{}, fmt.Errorf("system message: %w", err)
+	}
+	return m, nil
+}
+
+// publish pushes a committed system message to the group's members, and to users
+// who just left it (they no longer are members, but should learn why).
+func (s *Service) publish(ctx context.Context, c endpoint.Caller, m message.Message, gone ...int64) {
+	frame, err := wire.EncodePush("msg.new", m)
+	if err != nil {
+		logging.From(ctx).Error().Err(err).Msg("encode system message")
+		return
+	}
+	s.fan.ToConversation(ctx, m.ConvID, frame, c.ConnID)
+	if len(gone) > 0 {
+		s.fan.ToUsers(gone, frame, "")
+	}
+}
+
+// addMembers adds users (existing, not yet members) to group g inside tx, enforcing
+// the member cap, and returns who was added. minSeq hides earlier history from them
+// unless the group shows history to newcomers.
+func (s *Service) addMembers(ctx context.Context, tx *sql.Tx, g row, users []int64, by int64) ([]int64, error) {
+	users = dedupe(users)
+	existing, err := s.existingUsers(ctx, tx, users)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) < len(users) {
+		return nil, imerr.New(imerr.NotFound, "%d of the users do not exist", len(users)-len(existing))
+	}
+	fresh, err := s.nonMembers(ctx, tx, g.id, users)
+	if err != nil || len(fresh) == 0 {
+		return nil, err
+	}
+	if g.count+len(fresh) > g.max {
+		return nil, imerr.New(imerr.Conflict, "the group is full: %d of %d members", g.count, g.max)
+	}
+	var minSeq int64
+	if !g.historyVisible {
+		if err := tx.QueryRowContext(ctx, "SELECT last_seq FROM conversations WHERE id = ?", message.GroupConv(g.id)).Scan(&minSeq); err != nil {
+			return nil, fmt.Errorf("group conversation: %w", err)
+		}
+	}
+	if err := insertMembers(ctx, tx, g.id, fresh, perm.Member, by, minSeq); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count + ? WHERE id = ?", len(fresh), g.id); err != nil {
+		return nil, fmt.Errorf("count members: %w", err)
+	}
+	return fresh, nil
+}
+
+// batch is how many rows one multi-row INSERT or IN list carries.
+const batch = 1000
+
+func insertMembers(ctx context.Context, tx *sql.Tx, group int64, users []int64, role perm.Role, by, minSeq int64) error {
+	conv := message.GroupConv(group)
+	for start := 0; start < len(users); start += batch {
+		chunk := users[start:min(start+batch, len(users))]
+		gm := make([]any, 0, 4*len(chunk))
+		cm := make([]any, 0, 3*len(chunk))
+		for _, u := range chunk {
+			gm = append(gm, group, u, role, by)
+			cm = append(cm, u, conv, minSeq)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO group_members (group_id, user_id, role, invited_by) VALUES "+placeholders(len(chunk), 4), gm...); err != nil {
+			return fmt.Errorf("insert members: %w", err)
+		}
+		// ON DUPLICATE: a former member coming back gets the new visibility bound.
+		if _, err := tx.ExecContext(ctx, "INSERT INTO conversation_members (user_id, conv_id, min_seq) VALUES "+placeholders(len(chunk), 3)+
+			" ON DUPLICATE KEY UPDATE min_seq = VALUES(min_seq), read_seq = GREATEST(read_seq, VALUES(min_seq))", cm...); err != nil {
+			return fmt.Errorf("insert conversation members: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) existingUsers(ctx context.Context, tx *sql.Tx, users []int64) ([]int64, error) {
+	return queryIDs(ctx, tx, "SELECT id FROM users WHERE id IN ", "", users)
+}
+
+func (s *Service) nonMembers(ctx context.Context, tx *sql.Tx, group int64, users []int64) ([]int64, error) {
+	members, err := queryIDs(ctx, tx, "SELECT user_id FROM group_members WHERE group_id = ? AND user_id IN ", "", users, group)
+	if err != nil {
+		return nil, err
+	}
+	in := make(map[int64]bool, len(members))
+	for _, m := range members {
+		in[m] = true
+	}
+	var out []int64
+	for _, u := range users {
+		if !in[u] {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// queryIDs runs prefix + "(?, ?, ...)" + suffix over ids in batches; lead args
+// come before the ids.
+func queryIDs(ctx context.Context, tx *sql.Tx, prefix, suffix string, ids []int64, lead ...any) ([]int64, error) {
+	var out []int64
+	for start := 0; start < len(ids); start += batch {
+		chunk := ids[start:min(start+batch, len(ids))]
+		args := append(append(make([]any, 0, len(lead)+len(chunk)), lead...), toAny(chunk)...)
+		rows, err := tx.QueryContext(ctx, prefix+"("+strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")"+suffix, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, id)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// removeMember takes user out of group g inside tx; it reports false when user was
+// not a member.
+func removeMember(ctx context.Context, tx *sql.Tx, group, user int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", group, user)
+	if err != nil {
+		return false, fmt.Errorf("remove member: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM conversation_members WHERE user_id = ? AND conv_id = ?", user, message.GroupConv(group)); err != nil {
+		return false, fmt.Errorf("remove conversation member: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count - 1 WHERE id = ?", group); err != nil {
+		return false, fmt.Errorf("count members: %w", err)
+	}
+	return true, nil
+}
+
+func placeholders(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+func toAny(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+func dedupe(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// inTx runs fn in a transaction and maps the error for the client.
+func (s *Service) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := db.InTx(ctx, s.db, fn); err != nil {
+		var ie *imerr.Error
+		if errors.As(err, &ie) {
+			return err
+		}
+		return fmt.Errorf("group tx: %w", err)
+	}
+	return nil
+}

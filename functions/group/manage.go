@@ -1,0 +1,335 @@
+package group
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"natter/functions/group/perm"
+	"natter/functions/message"
+	"natter/shared/db"
+	"natter/shared/endpoint"
+	"natter/shared/imerr"
+)
+
+func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (Info, error) {
+	if r.JoinPolicy == "" {
+		r.JoinPolicy = PolicyApproval
+	}
+	members := dedupe(r.Members)
+	for i, m := range members {
+		if m == c.UserID {
+			members = append(members[:i], members[i+1:]...)
+			break
+		}
+	}
+	if len(members)+1 > s.cfg.MaxMembers {
+		return Info{}, imerr.New(imerr.Conflict, "a group holds at most %d members", s.cfg.MaxMembers)
+	}
+	var clientID any
+	if r.ClientID != "" {
+		clientID = r.ClientID
+	}
+	var g row
+	var sys message.Message
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if len(members) > 0 {
+			existing, err := s.existingUsers(ctx, tx, members)
+			if err != nil {
+				return err
+			}
+			if len(existing) != len(members) {
+				return imerr.New(imerr.NotFound, "%d of the members do not exist", len(members)-len(existing))
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (owner_id, name, avatar, intro, join_policy, history_visible, member_count, max_members, client_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.UserID, r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, len(members)+1, s.cfg.MaxMembers, clientID)
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO conversations (id, kind) VALUES (?, 2)", message.GroupConv(id)); err != nil {
+			return fmt.Errorf("group conversation: %w", err)
+		}
+		if err := insertMembers(ctx, tx, id, []int64{c.UserID}, perm.Owner, c.UserID, 0); err != nil {
+			return err
+		}
+		if err := insertMembers(ctx, tx, id, members, perm.Member, c.UserID, 0); err != nil {
+			return err
+		}
+		if sys, err = s.appendSystem(ctx, tx, id, SystemEvent{Event: EvtCreated, Actor: c.UserID, Users: members}); err != nil {
+			return err
+		}
+		g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", id))
+		return err
+	})
+	if db.IsDuplicate(err) && r.ClientID != "" {
+		// A retried create: answer with the group the first attempt made.
+		g, err = scanGroup(s.db.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE owner_id = ? AND client_id = ?", c.UserID, r.ClientID))
+		if err != nil {
+			return Info{}, fmt.Errorf("retried create: %w", err)
+		}
+		owner := perm.Owner
+		return g.info(&owner), nil
+	}
+	if err != nil {
+		var ie *imerr.Error
+		if errors.As(err, &ie) {
+			return Info{}, err
+		}
+		return Info{}, fmt.Errorf("create group: %w", err)
+	}
+	s.publish(ctx, c, sys)
+	owner := perm.Owner
+	return g.info(&owner), nil
+}
+
+func (s *Service) list(ctx context.Context, c endpoint.Caller, _ Empty) (ListResp, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+groupColumnsG+", m.role FROM group_members m JOIN chat_groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.id", c.UserID)
+	if err != nil {
+		return ListResp{}, fmt.Errorf("list groups: %w", err)
+	}
+	defer rows.Close()
+	out := ListResp{Groups: []Info{}}
+	for rows.Next() {
+		var g row
+		var role perm.Role
+		if err := rows.Scan(&g.id, &g.owner, &g.name, &g.avatar, &g.intro, &g.policy, &g.historyVisible, &g.muteAll, &g.count, &g.max, &g.dismissed, &g.created, &role); err != nil {
+			return ListResp{}, fmt.Errorf("scan group: %w", err)
+		}
+		out.Groups = append(out.Groups, g.info(&role))
+	}
+	return out, rows.Err()
+}
+
+// get answers anyone (a would-be member needs the name, policy and size to decide
+// to join); MyRole tells members their role.
+func (s *Service) get(ctx context.Context, c endpoint.Caller, r GroupReq) (Info, error) {
+	g, err := scanGroup(s.db.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", r.GroupID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Info{}, errNoGroup
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("get group: %w", err)
+	}
+	role, ok, err := roleOf(ctx, s.db, r.GroupID, c.UserID)
+	if err != nil {
+		return Info{}, err
+	}
+	if !ok {
+		return g.info(nil), nil
+	}
+	return g.info(&role), nil
+}
+
+func (s *Service) update(ctx context.Context, c endpoint.Caller, r UpdateReq) (Info, error) {
+	var g row
+	var role perm.Role
+	var sys message.Message
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if g, role, err = actor(ctx, tx, r.GroupID, c); err != nil {
+			return err
+		}
+		if err := perm.Check(perm.UpdateInfo, role, nil, false); err != nil {
+			return err
+		}
+		changes := map[string]any{}
+		set := func(name string, v any) {
+			if v != nil {
+				changes[name] = v
+			}
+		}
+		if r.Name != nil {
+			set("name", *r.Name)
+		}
+		if r.Avatar != nil {
+			set("avatar", *r.Avatar)
+		}
+		if r.Intro != nil {
+			set("intro", *r.Intro)
+		}
+		if r.JoinPolicy != nil {
+			set("join_policy", *r.JoinPolicy)
+		}
+		if r.HistoryVisible != nil {
+			set("history_visible", *r.HistoryVisible)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE chat_groups SET name = COALESCE(?, name), avatar = COALESCE(?, avatar), intro = COALESCE(?, intro),
+			join_policy = COALESCE(?, join_policy), history_visible = COALESCE(?, history_visible) WHERE id = ?`,
+			r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, r.GroupID); err != nil {
+			return err
+		}
+		if sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtUpdated, Actor: c.UserID, Changes: changes}); err != nil {
+			return err
+		}
+		g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", r.GroupID))
+		return err
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	s.publish(ctx, c, sys)
+	return g.info(&role), nil
+}
+
+// dismiss ends the group. Members keep their membership rows so that history stays
+// readable and offline devices learn of it through sync; every later change or
+// message is refused.
+func (s *Service) dismiss(ctx context.Context, c endpoint.Caller, r GroupReq) (Empty, error) {
+	var sys message.Message
+	already := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		g, err := lockGroup(ctx, tx, r.GroupID)
+		if err != nil {
+			return err
+		}
+		role, ok, err := roleOf(ctx, tx, r.GroupID, c.UserID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotMember
+		}
+		if err := perm.Check(perm.Dismiss, role, nil, false); err != nil {
+			return err
+		}
+		if g.dismissed {
+			already = true // a retry
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET dismissed_at = ? WHERE id = ?", s.now(), r.GroupID); err != nil {
+			return err
+		}
+		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtDismissed, Actor: c.UserID})
+		return err
+	})
+	if err != nil {
+		return Empty{}, err
+	}
+	if !already {
+		s.publish(ctx, c, sys)
+	}
+	return Empty{}, nil
+}
+
+func (s *Service) muteAll(ctx context.Context, c endpoint.Caller, r MuteAllReq) (Empty, error) {
+	var sys message.Message
+	changed := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		g, role, err := actor(ctx, tx, r.GroupID, c)
+		if err != nil {
+			return err
+		}
+		if err := perm.Check(perm.MuteAll, role, nil, false); err != nil {
+			return err
+		}
+		if g.muteAll == r.Muted {
+			return nil
+		}
+		changed = true
+		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET mute_all = ? WHERE id = ?", r.Muted, r.GroupID); err != nil {
+			return err
+		}
+		muted := r.Muted
+		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtMutedAll, Actor: c.UserID, Muted: &muted})
+		return err
+	})
+	if err != nil {
+		return Empty{}, err
+	}
+	if changed {
+		s.publish(ctx, c, sys)
+	}
+	return Empty{}, nil
+}
+
+func (s *Service) announce(ctx context.Context, c endpoint.Caller, r AnnounceReq) (Announcement, error) {
+	var sys message.Message
+	var a Announcement
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, role, err := actor(ctx, tx, r.GroupID, c)
+		if err != nil {
+			return err
+		}
+		if err := perm.Check(perm.Announce, role, nil, false); err != nil {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Millisecond)
+		res, err := tx.ExecContext(ctx, "INSERT INTO group_announcements (group_id, author_id, text, client_id, created_at) VALUES (?, ?, ?, ?, ?)",
+			r.GroupID, c.UserID, r.Text, r.ClientID, now)
+		if err != nil {
+			return err
+		}
+		a = Announcement{AuthorID: c.UserID, Text: r.Text, CreatedAt: now.UnixMilli()}
+		if a.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtAnnounced, Actor: c.UserID, Text: r.Text})
+		return err
+	})
+	if db.IsDuplicate(err) {
+		// A retried announce: the first one stands.
+		var at time.Time
+		err = s.db.QueryRowContext(ctx, "SELECT id, text, created_at FROM group_announcements WHERE group_id = ? AND author_id = ? AND client_id = ?",
+			r.GroupID, c.UserID, r.ClientID).Scan(&a.ID, &a.Text, &at)
+		a.AuthorID, a.CreatedAt = c.UserID, at.UnixMilli()
+		return a, err
+	}
+	if err != nil {
+		return Announcement{}, err
+	}
+	s.publish(ctx, c, sys)
+	return a, nil
+}
+
+func (s *Service) announcements(ctx context.Context, c endpoint.Caller, r AnnouncementsReq) (AnnouncementsResp, error) {
+	if _, ok, err := roleOf(ctx, s.db, r.GroupID, c.UserID); err != nil {
+		return AnnouncementsResp{}, err
+	} else if !ok {
+		return AnnouncementsResp{}, errNotMember
+	}
+	limit := r.Limit
+	if limit == 0 {
+		limit = 20
+	}
+	before := r.Before
+	if before == 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT id, author_id, text, created_at FROM group_announcements WHERE group_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+		r.GroupID, before, limit+1)
+	if err != nil {
+		return AnnouncementsResp{}, fmt.Errorf("announcements: %w", err)
+	}
+	defer rows.Close()
+	out := AnnouncementsResp{Announcements: []Announcement{}}
+	for rows.Next() {
+		var a Announcement
+		var at time.Time
+		if err := rows.Scan(&a.ID, &a.AuthorID, &a.Text, &at); err != nil {
+			return AnnouncementsResp{}, err
+		}
+		a.CreatedAt = at.UnixMilli()
+		out.Announcements = append(out.Announcements, a)
+	}
+	if len(out.Announcements) > limit {
+		out.Announcements, out.HasMore = out.Announcements[:limit], true
+	}
+	return out, rows.Err()
+}
+
+// groupColumnsG is groupColumns qualified for joins with alias g.
+var groupColumnsG = func() string {
+	parts := strings.Split(groupColumns, ", ")
+	for i := range parts {
+		parts[i] = "g." + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}()
