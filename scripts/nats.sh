@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The nats CLI (natscli, from tools/go.mod) as the ops user `admin` against NATS_URL:
+#   scripts/nats.sh micro list        scripts/nats.sh micro stats im-message
+# (A server without accounts, such as a plain reused one, ignores the credentials.)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+exec go tool -modfile=tools/go.mod nats --server "$NATS_URL" \
+  --user "${NATS_ADMIN_USER:-admin}" --password "$NATS_ADMIN_PASSWORD" "$@"

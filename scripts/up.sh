@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Run natter locally in the foreground: ensure MariaDB/MySQL, Redis, NATS (JetStream)
+# and the S3 server (reusing running ones, installing/starting what is missing),
+# build and migrate, then run the functions worker and the edge, print the URLs and
+# wait. Ctrl-C (or either binary exiting) stops the worker, the edge and every
+# service this run started; services it reused keep running.
+#
+# Env: EDGE_ADDR (default :8080), METRICS_ADDR (worker, default 127.0.0.1:9101),
+# LOG_LEVEL, LOG_PRETTY (default true here), FUNCTIONS, AUTH_SECRET, and the service
+# addresses of scripts/lib.sh.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+EDGE_ADDR="${EDGE_ADDR:-:8080}"
+METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9101}"
+LOG_PRETTY="${LOG_PRETTY:-true}"
+export EDGE_ADDR METRICS_ADDR LOG_PRETTY
+
+edge_host="$(connect_host "$(host_of "$EDGE_ADDR")")" edge_port="$(port_of "$EDGE_ADDR")"
+metrics_host="$(connect_host "$(host_of "$METRICS_ADDR")")" metrics_port="$(port_of "$METRICS_ADDR")"
+listening "$edge_host" "$edge_port" &&
+  die "something already listens on $edge_host:$edge_port (another 'task up'? set EDGE_ADDR)"
+listening "$metrics_host" "$metrics_port" &&
+  die "something already listens on $METRICS_ADDR (set METRICS_ADDR for the worker's metrics)"
+
+STARTED_FILE="$(mktemp "${TMPDIR:-/tmp}/natter-started.XXXXXX")"
+export STARTED_FILE
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  local rc=$?
+  trap '' INT TERM
+  echo
+  log "shutting down"
+  stop_id edge
+  stop_id functions
+  local ids
+  ids="$(sort -u "$STARTED_FILE" 2>/dev/null | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  [[ -n "${ids// /}" ]] && bash "$ROOT/scripts/services.sh" stop $ids
+  rm -f "$STARTED_FILE"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash "$ROOT/scripts/services.sh" start mysql redis nats s3
+
+log "go build -o bin/natter-functions ./functions && go build -o bin/natter-edge ./edge"
+go build -o bin/natter-functions ./functions
+go build -o bin/natter-edge ./edge
+
+log "migrate: $MYSQL_DSN"
+bin/natter-functions migrate
+
+# run NAME NATS_USER NATS_PASSWORD: start bin/natter-NAME in the background with its
+# output prefixed by NAME (and copied to .data/log/NAME.log); its pid in RUN_PID.
+run() {
+  local name="$1" user="$2" pass="$3"
+  : >"$LOGS/$name.log"
+  NATS_USER="$user" NATS_PASSWORD="$pass" "bin/natter-$name" \
+    > >(tee -a "$LOGS/$name.log" | sed -u "s/^/$(printf '%-9s' "$name") | /") 2>&1 &
+  RUN_PID=$!
+  record_pid "$name" "$RUN_PID" "bin/natter-$name"
+}
+run functions functions "$NATS_FUNCTIONS_PASSWORD"
+fpid=$RUN_PID
+run edge edge "$NATS_EDGE_PASSWORD"
+epid=$RUN_PID
+
+# Ready when the edge answers /readyz with 200 (it needs NATS and the functions).
+base="http://$edge_host:$edge_port"
+deadline=$((SECONDS + 60))
+until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" 2>/dev/null)" == 200 ]]; do
+  pid_running "$fpid" || die "the functions worker exited (log: .data/log/functions.log)"
+  pid_running "$epid" || die "the edge exited (log: .data/log/edge.log)"
+  if ((SECONDS >= deadline)); then
+    warn "the edge did not report ready at $base/readyz within 60s; carrying on"
+    break
+  fi
+  sleep 0.3
+done
+
+cat <<EOF
+
+${_b}natter is up${_0}
+  WebSocket   ws://$edge_host:$edge_port/ws
+  HTTP API    $base/api/v1/
+  health      $base/healthz   $base/readyz
+  metrics     $base/metrics   (edge)   http://$metrics_host:$metrics_port/metrics   (functions)
+  NATS        nats://$NATS_ADDR   (ops: go tool task nats -- micro list)
+  S3          http://$S3_ENDPOINT   (access key $S3_ACCESS_KEY, bucket $S3_BUCKET)
+  MySQL       $MYSQL_DSN
+  Redis       $REDIS_ADDR
+  logs        .data/log/functions.log  .data/log/edge.log
+
+Ctrl-C stops the worker, the edge and the services this run started.
+EOF
+
+set +e
+wait -n "$fpid" "$epid"
+rc=$?
+set -e
+pid_running "$fpid" || warn "the functions worker exited (status $rc)"
+pid_running "$epid" || warn "the edge exited (status $rc)"
+exit 1
