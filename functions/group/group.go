@@ -263,17 +263,15 @@ func insertMembers(ctx context.Context, tx *sql.Tx, group int64, users []int64, 
 	for start := 0; start < len(users); start += batch {
 		chunk := users[start:min(start+batch, len(users))]
 		gm := make([]any, 0, 4*len(chunk))
-		cm := make([]any, 0, 3*len(chunk))
+		cm := make([]any, 0, 4*len(chunk))
 		for _, u := range chunk {
 			gm = append(gm, group, u, role, by)
-			cm = append(cm, u, conv, minSeq)
+			cm = append(cm, u, conv, minSeq, group)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO group_members (group_id, user_id, role, invited_by) VALUES "+placeholders(len(chunk), 4), gm...); err != nil {
 			return fmt.Errorf("insert members: %w", err)
 		}
-		// ON DUPLICATE: a former member coming back gets the new visibility bound.
-		if _, err := tx.ExecContext(ctx, "INSERT INTO conversation_members (user_id, conv_id, min_seq) VALUES "+placeholders(len(chunk), 3)+
-			" ON DUPLICATE KEY UPDATE min_seq = VALUES(min_seq), read_seq = GREATEST(read_seq, VALUES(min_seq))", cm...); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO conversation_members (user_id, conv_id, min_seq, target_id) VALUES "+placeholders(len(chunk), 4), cm...); err != nil {
 			return fmt.Errorf("insert conversation members: %w", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"natter/shared/endpoint"
 )
 
@@ -18,13 +20,20 @@ type Config struct {
 	HistoryLimit int `env:"HISTORY_LIMIT" envDefault:"100"` // max page size
 	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
 	// FanoutWorkers is how many goroutines publish group messages to members.
-	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
+	FanoutWorkers int           `env:"FANOUT_WORKERS" envDefault:"4"`
+	RecallWindow  time.Duration `env:"RECALL_WINDOW" envDefault:"2m"`
+	EditWindow    time.Duration `env:"EDIT_WINDOW" envDefault:"15m"`
+	// Typing indicators: at most one per user and conversation per TypingThrottle,
+	// none in groups larger than TypingMaxGroup.
+	TypingThrottle time.Duration `env:"TYPING_THROTTLE" envDefault:"3s"`
+	TypingMaxGroup int           `env:"TYPING_MAX_GROUP" envDefault:"200"`
 }
 
 // Deps are what the domain needs; main wires them. Store and Fanout are shared
 // with the group domain, which writes system messages through them.
 type Deps struct {
 	DB      *sql.DB
+	Redis   *redis.Client
 	Store   *Store
 	Fanout  *Fanout
 	Friends Relations
@@ -40,6 +49,7 @@ type Relations interface {
 // Service implements the message endpoints.
 type Service struct {
 	db      *sql.DB
+	rdb     *redis.Client
 	store   *Store
 	fan     *Fanout
 	friends Relations
@@ -59,7 +69,19 @@ func New(d Deps) *Service {
 	if c.SyncLimit <= 0 {
 		c.SyncLimit = 2000
 	}
-	return &Service{db: d.DB, store: d.Store, fan: d.Fanout, friends: d.Friends, cfg: c, now: time.Now}
+	if c.RecallWindow <= 0 {
+		c.RecallWindow = 2 * time.Minute
+	}
+	if c.EditWindow <= 0 {
+		c.EditWindow = 15 * time.Minute
+	}
+	if c.TypingThrottle <= 0 {
+		c.TypingThrottle = 3 * time.Second
+	}
+	if c.TypingMaxGroup <= 0 {
+		c.TypingMaxGroup = 200
+	}
+	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, fan: d.Fanout, friends: d.Friends, cfg: c, now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -68,10 +90,19 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("msg.send", s.send),
 		endpoint.Handle("msg.history", s.history),
 		endpoint.Handle("msg.sync", s.sync),
+		endpoint.Handle("msg.recall", s.recall),
+		endpoint.Handle("msg.edit", s.edit),
+		endpoint.Handle("msg.react", s.react),
+		endpoint.Handle("msg.receipts", s.receipts),
+		endpoint.Handle("msg.typing", s.typing),
 	}
 }
 
-const msgColumns = "conv_id, seq, id, sender_id, client_msg_id, kind, content, created_at"
+// insertColumns are written by Append; selectColumns add the lifecycle columns.
+const (
+	insertColumns = "conv_id, seq, id, sender_id, client_msg_id, kind, content, created_at"
+	selectColumns = insertColumns + ", mod_seq, edit_count, edited_at, recalled_by"
+)
 
 func scanMessages(rows *sql.Rows, into []Message) ([]Message, error) {
 	defer rows.Close()
@@ -79,11 +110,19 @@ func scanMessages(rows *sql.Rows, into []Message) ([]Message, error) {
 		var m Message
 		var content []byte
 		var at time.Time
-		if err := rows.Scan(&m.ConvID, &m.Seq, &m.ID, &m.Sender, &m.ClientMsgID, &m.Type, &content, &at); err != nil {
+		var edited sql.NullTime
+		if err := rows.Scan(&m.ConvID, &m.Seq, &m.ID, &m.Sender, &m.ClientMsgID, &m.Type, &content, &at,
+			&m.Mod, &m.Edits, &edited, &m.RecalledBy); err != nil {
 			return nil, fmt.Errorf("scan message: %w", err)
 		}
-		m.Content = content
 		m.SentAt = at.UnixMilli()
+		if edited.Valid {
+			m.EditedAt = edited.Time.UnixMilli()
+		}
+		m.Recalled = m.RecalledBy != 0
+		if !m.Recalled {
+			m.Content = content
+		}
 		into = append(into, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -24,7 +24,7 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	limit = min(limit, s.cfg.HistoryLimit)
 	// Messages up to st.minSeq predate the caller's membership (groups that hide
 	// history from newcomers).
-	q := "SELECT " + msgColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
+	q := "SELECT " + selectColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
 	args := []any{conv.id, st.minSeq}
 	switch {
 	case r.After > 0:
@@ -52,36 +52,43 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if r.After == 0 {
 		slices.Reverse(msgs)
 	}
+	if err := s.attachReactions(ctx, c, conv.id, msgs); err != nil {
+		return HistoryResp{}, err
+	}
 	return HistoryResp{Messages: msgs, HasMore: more}, nil
 }
 
-// sync returns, for each of the caller's conversations whose last seq is past the
-// device's cursor, the messages after the cursor, oldest first, up to the limit in
-// total. Conversations are served in id order so repeated calls make progress.
+// sync returns, for each of the caller's conversations that moved past the
+// device's cursors, the messages after its seq cursor (oldest first) and the
+// messages at or below it that changed (edit, recall, reaction) after its mod
+// cursor, up to the limit in total. Conversations come in id order so repeated
+// calls make progress; a device stores last_seq/last_mod as its cursors once a
+// conversation's has_more is false.
 func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncResp, error) {
 	limit := r.Limit
 	if limit == 0 || limit > s.cfg.SyncLimit {
 		limit = s.cfg.SyncLimit
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq, m.min_seq FROM conversation_members m
+	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq, c.last_mod, m.min_seq FROM conversation_members m
 		JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND c.last_seq > m.min_seq ORDER BY c.id`, c.UserID)
 	if err != nil {
 		return SyncResp{}, fmt.Errorf("sync conversations: %w", err)
 	}
 	type behind struct {
-		id          string
-		cursor, top int64
+		id                    string
+		cursor, top, mod, min int64
+		lastMod               int64
 	}
 	var todo []behind
 	for rows.Next() {
 		var b behind
-		var minSeq int64
-		if err := rows.Scan(&b.id, &b.top, &minSeq); err != nil {
+		if err := rows.Scan(&b.id, &b.top, &b.lastMod, &b.min); err != nil {
 			rows.Close()
 			return SyncResp{}, fmt.Errorf("scan conversation: %w", err)
 		}
-		b.cursor = max(r.Cursors[b.id], minSeq)
-		if b.top > b.cursor {
+		b.cursor = max(r.Cursors[b.id], b.min)
+		b.mod = r.Mods[b.id]
+		if b.top > b.cursor || (b.lastMod > b.mod && b.cursor > b.min) {
 			todo = append(todo, b)
 		}
 	}
@@ -90,29 +97,47 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 	}
 	out := SyncResp{Conversations: []SyncConv{}}
 	left := limit
-	for i, b := range todo {
+	for _, b := range todo {
 		if left == 0 {
 			out.HasMore = true
 			break
 		}
-		rows, err := s.db.QueryContext(ctx, "SELECT "+msgColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
-		if err != nil {
-			return SyncResp{}, fmt.Errorf("sync %s: %w", b.id, err)
+		sc := SyncConv{ConvID: b.id, LastSeq: b.top, LastMod: b.lastMod, Messages: []Message{}}
+		if b.lastMod > b.mod && b.cursor > b.min {
+			rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM messages WHERE conv_id = ? AND mod_seq > ? AND seq > ? AND seq <= ? ORDER BY mod_seq LIMIT ?",
+				b.id, b.mod, b.min, b.cursor, left+1)
+			if err != nil {
+				return SyncResp{}, fmt.Errorf("sync changes %s: %w", b.id, err)
+			}
+			if sc.Changed, err = scanMessages(rows, nil); err != nil {
+				return SyncResp{}, err
+			}
+			if len(sc.Changed) > left {
+				sc.Changed, sc.HasMore = sc.Changed[:left], true
+			}
+			left -= len(sc.Changed)
 		}
-		msgs, err := scanMessages(rows, nil)
-		if err != nil {
+		if b.top > b.cursor && left > 0 {
+			rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
+			if err != nil {
+				return SyncResp{}, fmt.Errorf("sync %s: %w", b.id, err)
+			}
+			if sc.Messages, err = scanMessages(rows, sc.Messages); err != nil {
+				return SyncResp{}, err
+			}
+			left -= len(sc.Messages)
+		}
+		if n := len(sc.Messages); b.top > b.cursor && (n == 0 || sc.Messages[n-1].Seq < b.top) {
+			sc.HasMore = true
+		}
+		if err := s.attachReactions(ctx, c, b.id, sc.Messages); err != nil {
 			return SyncResp{}, err
 		}
-		left -= len(msgs)
-		sc := SyncConv{ConvID: b.id, LastSeq: b.top, Messages: msgs}
-		if n := len(msgs); n == 0 || msgs[n-1].Seq < b.top {
-			sc.HasMore = true
-			out.HasMore = true
+		if err := s.attachReactions(ctx, c, b.id, sc.Changed); err != nil {
+			return SyncResp{}, err
 		}
+		out.HasMore = out.HasMore || sc.HasMore
 		out.Conversations = append(out.Conversations, sc)
-		if left == 0 && i < len(todo)-1 {
-			out.HasMore = true
-		}
 	}
 	return out, nil
 }

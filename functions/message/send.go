@@ -2,8 +2,10 @@ package message
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"natter/functions/group/perm"
 	"natter/shared/endpoint"
@@ -15,7 +17,7 @@ import (
 // send stores a message and pushes it to the online devices of the conversation's
 // members; the reply does not wait for a group's fan-out.
 func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendResp, error) {
-	content, err := normalize(r.Type, r.Content, s.cfg.MaxTextRunes)
+	content, rich, err := normalize(r.Type, r.Content, s.cfg.MaxTextRunes)
 	if err != nil {
 		return SendResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
 	}
@@ -37,13 +39,19 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	if err := s.maySend(ctx, c, conv, st); err != nil {
 		return SendResp{}, err
 	}
+	var mentions Mentions
+	if rich != nil {
+		if mentions, err = s.checkRich(ctx, c, conv, st, rich); err != nil {
+			return SendResp{}, err
+		}
+	}
 
 	m := Message{ConvID: conv.id, Sender: c.UserID, ClientMsgID: r.ClientMsgID, Type: r.Type, Content: content}
-	dup, err := s.store.Append(ctx, &m)
+	dup, err := s.store.Append(ctx, &m, mentions)
 	if errors.Is(err, ErrNoConversation) && conv.kind == kindDirect {
 		// First message of a 1:1 conversation: create it, then store as usual.
 		if err = s.store.createDirect(ctx, conv); err == nil {
-			dup, err = s.store.Append(ctx, &m)
+			dup, err = s.store.Append(ctx, &m, mentions)
 		}
 	}
 	if errors.Is(err, ErrNoConversation) {
@@ -92,4 +100,52 @@ func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedCon
 		return
 	}
 	s.fan.ToConversation(ctx, conv.id, frame, c.ConnID)
+}
+
+// checkRich validates what the server relies on in rich content: mentioned users
+// belong to the conversation, @all comes from a group's owner or admins, and a
+// quoted seq exists and is visible to the sender.
+func (s *Service) checkRich(ctx context.Context, c endpoint.Caller, conv parsedConv, st standing, r *RichContent) (Mentions, error) {
+	if r.ReplyTo > 0 {
+		var one int
+		err := s.db.QueryRowContext(ctx, "SELECT 1 FROM messages WHERE conv_id = ? AND seq = ? AND seq > ?", conv.id, r.ReplyTo, st.minSeq).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Mentions{}, imerr.New(imerr.BadRequest, "content.reply_to: no message %d in this conversation", r.ReplyTo)
+		}
+		if err != nil {
+			return Mentions{}, fmt.Errorf("reply_to: %w", err)
+		}
+	}
+	m := Mentions{Users: r.Mentions, All: r.MentionAll}
+	if conv.kind == kindDirect {
+		if r.MentionAll {
+			return Mentions{}, imerr.New(imerr.BadRequest, "content.mention_all: only in groups")
+		}
+		for _, u := range r.Mentions {
+			if u != conv.a && u != conv.b {
+				return Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: user %d is not in this conversation", u)
+			}
+		}
+		return m, nil
+	}
+	if r.MentionAll {
+		if err := perm.Check(perm.MentionAll, st.role, nil, false); err != nil {
+			return Mentions{}, err
+		}
+	}
+	if len(r.Mentions) > 0 {
+		args := []any{conv.group}
+		for _, u := range r.Mentions {
+			args = append(args, u)
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id IN ("+
+			strings.TrimSuffix(strings.Repeat("?,", len(r.Mentions)), ",")+")", args...).Scan(&n); err != nil {
+			return Mentions{}, fmt.Errorf("mentions: %w", err)
+		}
+		if n != len(r.Mentions) {
+			return Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: %d of the users are not members", len(r.Mentions)-n)
+		}
+	}
+	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"natter/shared/db"
@@ -38,9 +39,9 @@ var errRetried = errors.New("client_msg_id already stored")
 // Hot path: one transaction of three round trips (bump the seq, insert, commit). The
 // seq bump takes the conversation row lock, so seqs are gap-free and increase in
 // commit order; a duplicate client_msg_id rolls the bump back.
-func (s *Store) Append(ctx context.Context, m *Message) (dup bool, err error) {
+func (s *Store) Append(ctx context.Context, m *Message, mentions Mentions) (dup bool, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		err := s.AppendTx(ctx, tx, m)
+		err := s.appendTx(ctx, tx, m, mentions)
 		if db.IsDuplicate(err) {
 			return errRetried
 		}
@@ -57,9 +58,20 @@ func (s *Store) Append(ctx context.Context, m *Message) (dup bool, err error) {
 	return false, err
 }
 
+// Mentions says whom a message mentions: they see "mentioned" in their
+// conversation list until they read past it.
+type Mentions struct {
+	Users []int64
+	All   bool
+}
+
 // AppendTx stores m inside tx. It returns ErrNoConversation when the conversation
 // has no row, and a duplicate-key error (db.IsDuplicate) for a stored ClientMsgID.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, m *Message) error {
+	return s.appendTx(ctx, tx, m, Mentions{})
+}
+
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, m *Message, mentions Mentions) error {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	// LAST_INSERT_ID(expr) hands the new value back in the OK packet: no SELECT.
 	res, err := tx.ExecContext(ctx, "UPDATE conversations SET last_seq = LAST_INSERT_ID(last_seq + 1), last_msg_at = ? WHERE id = ?", now, m.ConvID)
@@ -76,13 +88,36 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, m *Message) error {
 	}
 	m.ID = s.ids.Next()
 	m.SentAt = now.UnixMilli()
-	_, err = tx.ExecContext(ctx, "INSERT INTO messages ("+msgColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = tx.ExecContext(ctx, "INSERT INTO messages ("+insertColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		m.ConvID, m.Seq, m.ID, m.Sender, m.ClientMsgID, m.Type, []byte(m.Content), now)
-	return err
+	if err != nil {
+		return err
+	}
+	// Writing implies having read everything before: the sender's own messages never
+	// count as unread, so unread = last_seq - read_seq needs no per-message scan.
+	if _, err := tx.ExecContext(ctx, "UPDATE conversation_members SET read_seq = ? WHERE user_id = ? AND conv_id = ? AND read_seq < ?",
+		m.Seq, m.Sender, m.ConvID, m.Seq); err != nil {
+		return fmt.Errorf("sender cursor: %w", err)
+	}
+	switch {
+	case mentions.All:
+		_, err = tx.ExecContext(ctx, "UPDATE conversation_members SET mention_seq = ? WHERE conv_id = ? AND user_id <> ?", m.Seq, m.ConvID, m.Sender)
+	case len(mentions.Users) > 0:
+		args := []any{m.Seq, m.ConvID}
+		for _, u := range mentions.Users {
+			args = append(args, u)
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE conversation_members SET mention_seq = ? WHERE conv_id = ? AND user_id IN ("+
+			strings.TrimSuffix(strings.Repeat("?,", len(mentions.Users)), ",")+")", args...)
+	}
+	if err != nil {
+		return fmt.Errorf("mentions: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) byClientID(ctx context.Context, conv string, sender int64, clientID string) (Message, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+msgColumns+" FROM messages WHERE conv_id = ? AND sender_id = ? AND client_msg_id = ?", conv, sender, clientID)
+	rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM messages WHERE conv_id = ? AND sender_id = ? AND client_msg_id = ?", conv, sender, clientID)
 	if err != nil {
 		return Message{}, err
 	}
@@ -111,7 +146,8 @@ func (s *Store) createDirect(ctx context.Context, conv parsedConv) error {
 		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversations (id, kind) VALUES (?, ?)", conv.id, kindDirect); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversation_members (user_id, conv_id) VALUES (?, ?), (?, ?)", conv.a, conv.id, conv.b, conv.id)
+		_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO conversation_members (user_id, conv_id, target_id) VALUES (?, ?, ?), (?, ?, ?)",
+			conv.a, conv.id, conv.b, conv.b, conv.id, conv.a)
 		return err
 	})
 	if err != nil {

@@ -16,8 +16,23 @@ type Message struct {
 	Sender      int64           `json:"sender"`
 	ClientMsgID string          `json:"client_msg_id"`
 	Type        string          `json:"type"`
-	Content     json.RawMessage `json:"content"`
+	Content     json.RawMessage `json:"content"` // null once recalled
 	SentAt      int64           `json:"sent_at"` // unix ms
+	// Lifecycle: Edits counts edits (the version), Mod is the conversation's change
+	// counter at this message's last edit, recall or reaction (see msg.sync).
+	Edits      int        `json:"edits,omitempty"`
+	EditedAt   int64      `json:"edited_at,omitempty"`
+	Recalled   bool       `json:"recalled,omitempty"`
+	RecalledBy int64      `json:"recalled_by,omitempty"`
+	Mod        int64      `json:"mod,omitempty"`
+	Reactions  []Reaction `json:"reactions,omitempty"`
+}
+
+// Reaction aggregates one emoji on a message.
+type Reaction struct {
+	Emoji string `json:"emoji"`
+	Count int    `json:"count"`
+	Me    bool   `json:"me,omitempty"` // the caller reacted with it
 }
 
 // Message types accepted by msg.send.
@@ -75,7 +90,9 @@ type RichContent struct {
 	Text     string  `json:"text"`
 	Spans    []Span  `json:"spans,omitempty"`
 	Mentions []int64 `json:"mentions,omitempty"`
-	ReplyTo  int64   `json:"reply_to,omitempty"` // seq of the quoted message in this conversation
+	// MentionAll is @all: owner and admins of a group only.
+	MentionAll bool  `json:"mention_all,omitempty"`
+	ReplyTo    int64 `json:"reply_to,omitempty"` // seq of the quoted message in this conversation
 }
 
 // Span formats Text[Start:End) (in Unicode code points).
@@ -95,52 +112,58 @@ const (
 )
 
 // normalize checks content for its type and returns it re-encoded from the typed
-// struct, so what is stored is exactly what the server validated.
-func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, error) {
+// struct, so what is stored is exactly what the server validated. Rich content is
+// also returned decoded: the caller checks its mentions and reply against the
+// conversation.
+func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, *RichContent, error) {
 	switch typ {
 	case TypeText:
 		var c TextContent
 		if err := strictDecode(raw, &c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := validText(c.Text, maxRunes); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return json.Marshal(c)
+		b, err := json.Marshal(c)
+		return b, nil, err
 	case TypeRich:
 		var c RichContent
 		if err := strictDecode(raw, &c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := validText(c.Text, maxRunes); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		n := utf8.RuneCountInString(c.Text)
 		if len(c.Spans) > maxSpans || len(c.Mentions) > maxMentions {
-			return nil, fmt.Errorf("content: at most %d spans and %d mentions", maxSpans, maxMentions)
+			return nil, nil, fmt.Errorf("content: at most %d spans and %d mentions", maxSpans, maxMentions)
 		}
 		for i, s := range c.Spans {
 			if s.Start < 0 || s.End <= s.Start || s.End > n {
-				return nil, fmt.Errorf("content.spans[%d]: range outside the text", i)
+				return nil, nil, fmt.Errorf("content.spans[%d]: range outside the text", i)
 			}
 			if !spanStyles[s.Style] {
-				return nil, fmt.Errorf("content.spans[%d]: unknown style %q", i, s.Style)
+				return nil, nil, fmt.Errorf("content.spans[%d]: unknown style %q", i, s.Style)
 			}
 			if (s.Style == "link") != (s.URL != "") || len(s.URL) > maxURL {
-				return nil, fmt.Errorf("content.spans[%d]: url goes with style link only", i)
+				return nil, nil, fmt.Errorf("content.spans[%d]: url goes with style link only", i)
 			}
 		}
+		seen := make(map[int64]bool, len(c.Mentions))
 		for i, m := range c.Mentions {
-			if m <= 0 {
-				return nil, fmt.Errorf("content.mentions[%d]: invalid user id", i)
+			if m <= 0 || seen[m] {
+				return nil, nil, fmt.Errorf("content.mentions[%d]: invalid or repeated user id", i)
 			}
+			seen[m] = true
 		}
 		if c.ReplyTo < 0 {
-			return nil, errors.New("content.reply_to: invalid seq")
+			return nil, nil, errors.New("content.reply_to: invalid seq")
 		}
-		return json.Marshal(c)
+		b, err := json.Marshal(c)
+		return b, &c, err
 	default:
-		return nil, fmt.Errorf("type: %q is not one of text, rich", typ)
+		return nil, nil, fmt.Errorf("type: %q is not one of text, rich", typ)
 	}
 }
 
@@ -196,18 +219,26 @@ type HistoryResp struct {
 // seq the device holds (absent = 0: everything).
 type SyncReq struct {
 	Cursors map[string]int64 `json:"cursors"`
-	Limit   int              `json:"limit,omitempty"`
+	// Mods maps conversation id to the last change number (SyncConv.LastMod) the
+	// device holds, so edits, recalls and reactions of older messages reach it.
+	Mods  map[string]int64 `json:"mods,omitempty"`
+	Limit int              `json:"limit,omitempty"`
 }
 
 const maxCursors = 10000
 
 func (r *SyncReq) Validate() error {
-	if len(r.Cursors) > maxCursors {
-		return fmt.Errorf("cursors: at most %d", maxCursors)
+	if len(r.Cursors) > maxCursors || len(r.Mods) > maxCursors {
+		return fmt.Errorf("cursors, mods: at most %d each", maxCursors)
 	}
 	for k, v := range r.Cursors {
 		if v < 0 || len(k) > 64 {
 			return fmt.Errorf("cursors[%q]: invalid", k)
+		}
+	}
+	for k, v := range r.Mods {
+		if v < 0 || len(k) > 64 {
+			return fmt.Errorf("mods[%q]: invalid", k)
 		}
 	}
 	if r.Limit < 0 {
@@ -220,7 +251,9 @@ func (r *SyncReq) Validate() error {
 type SyncConv struct {
 	ConvID   string    `json:"conv_id"`
 	LastSeq  int64     `json:"last_seq"`
-	Messages []Message `json:"messages"`
+	LastMod  int64     `json:"last_mod"`
+	Messages []Message `json:"messages"`          // after the seq cursor, ascending seq
+	Changed  []Message `json:"changed,omitempty"` // at or below it, changed since the mod cursor
 	HasMore  bool      `json:"has_more"`
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/conv"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -49,7 +50,10 @@ var domains = map[string]func(Deps) []endpoint.Endpoint{
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Friends: friend.NewRelations(d.DB), Config: d.Message}).Endpoints()
+		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Fanout: d.Fanout, Friends: friend.NewRelations(d.DB), Config: d.Message}).Endpoints()
+	},
+	"conv": func(d Deps) []endpoint.Endpoint {
+		return conv.New(conv.Deps{DB: d.DB, Fanout: d.Fanout}).Endpoints()
 	},
 	"group": func(d Deps) []endpoint.Endpoint {
 		return group.New(group.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Config: d.Group}).Endpoints()

@@ -48,6 +48,7 @@ const (
 	SvcMessage = "im-message"
 	SvcFriend  = "im-friend"
 	SvcGroup   = "im-group"
+	SvcConv    = "im-conv"
 )
 
 // All is the table. docs/protocol.md documents each entry.
@@ -95,6 +96,17 @@ var All = []Op{
 
 	{Name: "msg.send", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages"}}},
 	{Name: "msg.history", Service: SvcMessage, Routes: []Route{{Method: "GET", Path: "/api/v1/messages/conversations/{conv_id}/history", Ints: []string{"before", "after", "limit"}}}},
+	{Name: "msg.recall", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/{id}/recall"}}},
+	{Name: "msg.edit", Service: SvcMessage, Routes: []Route{{Method: "PUT", Path: "/api/v1/messages/{id}/edit"}}},
+	{Name: "msg.react", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/{id}/reactions"}}},
+	{Name: "msg.receipts", Service: SvcMessage, Routes: []Route{{Method: "GET", Path: "/api/v1/messages/{id}/receipts", Ints: []string{"after", "limit"}}}},
+	{Name: "msg.typing", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/typing"}}},
+
+	{Name: "conv.list", Service: SvcConv, Routes: []Route{{Method: "GET", Path: "/api/v1/social/conversations", Ints: []string{"offset", "limit"}}}},
+	{Name: "conv.pin", Service: SvcConv, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/conversations/{conv_id}/pin"}}},
+	{Name: "conv.mute", Service: SvcConv, Routes: []Route{{Method: "PUT", Path: "/api/v1/social/conversations/{conv_id}/mute"}}},
+	{Name: "conv.hide", Service: SvcConv, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/conversations/{conv_id}"}}},
+	{Name: "conv.read", Service: SvcConv, Routes: []Route{{Method: "POST", Path: "/api/v1/social/conversations/{conv_id}/read", Ints: []string{"seq"}}}},
 	{Name: "msg.sync", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/sync"}}},
 }
 
