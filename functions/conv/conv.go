@@ -92,18 +92,22 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 	if limit == 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT m.conv_id, c.kind, m.target_id, c.last_seq, c.last_msg_at, m.read_seq, m.min_seq,
-			m.mention_seq, m.pinned_at IS NOT NULL, m.muted,
+	// The inner query sorts only the member rows and their conversations' activity
+	// (narrow rows); the page is then joined with the last message and names.
+	rows, err := s.db.QueryContext(ctx, `SELECT p.conv_id, p.kind, p.target_id, p.last_seq, p.last_msg_at, p.read_seq, p.min_seq,
+			p.mention_seq, p.pinned, p.muted,
 			x.id, x.sender_id, x.client_msg_id, x.kind, x.content, x.created_at, x.edit_count, x.recalled_by,
 			COALESCE(u.nickname, g.name, ''), COALESCE(u.avatar, g.avatar, '')
-		FROM conversation_members m
-		JOIN conversations c ON c.id = m.conv_id
-		LEFT JOIN messages x ON x.conv_id = c.id AND x.seq = c.last_seq
-		LEFT JOIN users u ON c.kind = 1 AND u.id = m.target_id
-		LEFT JOIN chat_groups g ON c.kind = 2 AND g.id = m.target_id
-		WHERE m.user_id = ? AND c.last_seq > m.hidden_seq AND c.last_seq > m.min_seq
-		ORDER BY m.pinned_at IS NULL, c.last_msg_at DESC, m.conv_id
-		LIMIT ? OFFSET ?`, c.UserID, limit+1, r.Offset)
+		FROM (SELECT m.conv_id, c.kind, m.target_id, c.last_seq, c.last_msg_at, m.read_seq, m.min_seq, m.mention_seq,
+				m.pinned_at IS NOT NULL AS pinned, m.muted
+			FROM conversation_members m JOIN conversations c ON c.id = m.conv_id
+			WHERE m.user_id = ? AND c.last_seq > m.hidden_seq AND c.last_seq > m.min_seq
+			ORDER BY m.pinned_at IS NULL, c.last_msg_at DESC, m.conv_id
+			LIMIT ? OFFSET ?) p
+		LEFT JOIN messages x ON x.conv_id = p.conv_id AND x.seq = p.last_seq
+		LEFT JOIN users u ON p.kind = 1 AND u.id = p.target_id
+		LEFT JOIN chat_groups g ON p.kind = 2 AND g.id = p.target_id
+		ORDER BY p.pinned DESC, p.last_msg_at DESC, p.conv_id`, c.UserID, limit+1, r.Offset)
 	if err != nil {
 		return ListResp{}, fmt.Errorf("list conversations: %w", err)
 	}
