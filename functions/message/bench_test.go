@@ -20,8 +20,8 @@ func BenchmarkSend(b *testing.B) {
 	fntest.Start(b, e, fntest.Options{Instances: 32})
 	const users = 128
 	callers := make([]endpoint.Caller, users)
-	for i := range callers {
-		callers[i], _ = fntest.User(b, e, fmt.Sprintf("u%03d", i), "d")
+	for i, id := range fntest.SeedUsers(b, e, "u", users) {
+		callers[i] = endpoint.Caller{UserID: id, DeviceID: "d"}
 		if i%2 == 1 {
 			fntest.Befriend(b, e, callers[i-1], callers[i])
 		}

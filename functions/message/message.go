@@ -20,9 +20,12 @@ type Config struct {
 	HistoryLimit int `env:"HISTORY_LIMIT" envDefault:"100"` // max page size
 	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
 	// FanoutWorkers is how many goroutines publish group messages to members.
-	FanoutWorkers int           `env:"FANOUT_WORKERS" envDefault:"4"`
-	RecallWindow  time.Duration `env:"RECALL_WINDOW" envDefault:"2m"`
-	EditWindow    time.Duration `env:"EDIT_WINDOW" envDefault:"15m"`
+	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
+	// Writers is how many group-commit writers store sends (0: one transaction per
+	// message).
+	Writers      int           `env:"WRITERS" envDefault:"4"`
+	RecallWindow time.Duration `env:"RECALL_WINDOW" envDefault:"2m"`
+	EditWindow   time.Duration `env:"EDIT_WINDOW" envDefault:"15m"`
 	// Typing indicators: at most one per user and conversation per TypingThrottle,
 	// none in groups larger than TypingMaxGroup.
 	TypingThrottle time.Duration `env:"TYPING_THROTTLE" envDefault:"3s"`

@@ -16,9 +16,10 @@ import (
 // conversations.last_seq: user sends go through Append, and the group domain writes
 // its system messages through AppendTx inside its own transactions.
 type Store struct {
-	db  *sql.DB
-	ids *ids.Generator
-	now func() time.Time
+	db    *sql.DB
+	ids   *ids.Generator
+	now   func() time.Time
+	queue chan *appendReq // set by Start: Append goes through the batch writers
 }
 
 // NewStore returns a Store.
@@ -40,6 +41,14 @@ var errRetried = errors.New("client_msg_id already stored")
 // seq bump takes the conversation row lock, so seqs are gap-free and increase in
 // commit order; a duplicate client_msg_id rolls the bump back.
 func (s *Store) Append(ctx context.Context, m *Message, mentions Mentions) (dup bool, err error) {
+	if s.queue != nil && !mentions.All && len(mentions.Users) == 0 {
+		return s.enqueue(ctx, m) // group commit (batch.go)
+	}
+	return s.appendOne(ctx, m, mentions)
+}
+
+// appendOne stores one message in its own transaction.
+func (s *Store) appendOne(ctx context.Context, m *Message, mentions Mentions) (dup bool, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		err := s.appendTx(ctx, tx, m, mentions)
 		if db.IsDuplicate(err) {

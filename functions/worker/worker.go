@@ -78,6 +78,9 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	}
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)
+		if d.Message.Writers > 0 {
+			d.Store.Start(ctx, d.Message.Writers)
+		}
 	}
 	if d.Fanout == nil {
 		d.Fanout = message.NewFanout(ctx, d.DB, d.NC, d.Log, d.Message.FanoutWorkers)

@@ -47,6 +47,9 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 		tb.Fatal(err)
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
+	if o.Message.Writers == 0 {
+		o.Message.Writers = 4 // as in production: sends go through group commit
+	}
 	log := zerolog.Nop()
 	if testing.Verbose() {
 		log = zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)

@@ -1,0 +1,247 @@
+package message
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"natter/shared/db"
+)
+
+// Group commit for the send path. Concurrent Appends queue here; each writer
+// goroutine takes whatever is queued (up to batchMax, never waiting for more) and
+// stores it in one transaction of five statements however many messages and
+// conversations it holds: bump every conversation's seq with one UPDATE, read the
+// new tops back, insert all messages with one multi-row INSERT, move the senders'
+// read cursors with one UPDATE, commit. Under light load a batch is one message
+// and nothing waits; under heavy load batches grow on their own while the previous
+// transaction runs. Anything unusual (a retried client_msg_id already stored, a
+// conversation without its row, a deadlock) falls back to the one-message path,
+// which handles it.
+
+const batchMax = 128
+
+type appendReq struct {
+	ctx  context.Context
+	m    *Message
+	done chan appendRes
+}
+
+type appendRes struct {
+	dup bool
+	err error
+}
+
+// Start runs writers batch writers until ctx ends. Without Start, Append writes
+// each message in its own transaction.
+func (s *Store) Start(ctx context.Context, writers int) {
+	s.queue = make(chan *appendReq, batchMax*max(writers, 1))
+	for range max(writers, 1) {
+		go s.writer(ctx)
+	}
+}
+
+func (s *Store) enqueue(ctx context.Context, m *Message) (bool, error) {
+	r := &appendReq{ctx: ctx, m: m, done: make(chan appendRes, 1)}
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	// Once queued the message may be stored even if ctx ends; the client's retry
+	// with the same client_msg_id then finds it.
+	select {
+	case res := <-r.done:
+		return res.dup, res.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (s *Store) writer(ctx context.Context) {
+	batch := make([]*appendReq, 0, batchMax)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.queue:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < batchMax {
+			select {
+			case r := <-s.queue:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.writeBatch(ctx, batch)
+	}
+}
+
+type msgKey struct {
+	conv   string
+	sender int64
+	client string
+}
+
+func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
+	// A retry racing its original inside one batch: store it once, answer both.
+	primary := make(map[msgKey]*appendReq, len(batch))
+	var uniq []*appendReq
+	var dups [][2]*appendReq
+	for _, r := range batch {
+		k := msgKey{r.m.ConvID, r.m.Sender, r.m.ClientMsgID}
+		if p, ok := primary[k]; ok {
+			dups = append(dups, [2]*appendReq{r, p})
+			continue
+		}
+		primary[k] = r
+		uniq = append(uniq, r)
+	}
+	results := make(map[*appendReq]appendRes, len(uniq))
+	if len(uniq) == 1 {
+		r := uniq[0]
+		dup, err := s.appendOne(r.ctx, r.m, Mentions{})
+		results[r] = appendRes{dup, err}
+	} else if err := s.insertBatch(ctx, uniq); err != nil {
+		for _, r := range uniq { // the slow path sorts out whatever went wrong
+			dup, err := s.appendOne(r.ctx, r.m, Mentions{})
+			results[r] = appendRes{dup, err}
+		}
+	} else {
+		for _, r := range uniq {
+			results[r] = appendRes{}
+		}
+	}
+	for _, r := range uniq {
+		r.done <- results[r]
+	}
+	for _, d := range dups {
+		res := results[d[1]]
+		if res.err == nil {
+			*d[0].m = *d[1].m
+			res.dup = true
+		}
+		d[0].done <- res
+	}
+}
+
+// insertBatch stores every message of batch in one transaction, or none of them.
+func (s *Store) insertBatch(ctx context.Context, batch []*appendReq) error {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	count := map[string]int64{}
+	for _, r := range batch {
+		count[r.m.ConvID]++
+	}
+	convs := make([]string, 0, len(count))
+	for c := range count {
+		convs = append(convs, c)
+	}
+	slices.Sort(convs) // one lock order for every batch
+
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tx, err := s.db.BeginTx(tctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var q strings.Builder
+	args := make([]any, 0, 3*len(convs)+1)
+	q.WriteString("UPDATE conversations SET last_seq = last_seq + CASE id")
+	for _, c := range convs {
+		q.WriteString(" WHEN ? THEN ?")
+		args = append(args, c, count[c])
+	}
+	q.WriteString(" END, last_msg_at = ? WHERE id IN (" + placeholders(len(convs)) + ")")
+	args = append(args, now)
+	for _, c := range convs {
+		args = append(args, c)
+	}
+	res, err := tx.ExecContext(tctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(convs)) {
+		return ErrNoConversation
+	}
+	rows, err := tx.QueryContext(tctx, "SELECT id, last_seq FROM conversations WHERE id IN ("+placeholders(len(convs))+")", args[len(args)-len(convs):]...)
+	if err != nil {
+		return err
+	}
+	next := make(map[string]int64, len(convs))
+	for rows.Next() {
+		var id string
+		var top int64
+		if err := rows.Scan(&id, &top); err != nil {
+			rows.Close()
+			return err
+		}
+		next[id] = top - count[id] + 1
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+
+	q.Reset()
+	q.WriteString("INSERT INTO messages (" + insertColumns + ") VALUES ")
+	margs := make([]any, 0, 8*len(batch))
+	type cursor struct {
+		user int64
+		conv string
+	}
+	reads := map[cursor]int64{}
+	for i, r := range batch {
+		m := r.m
+		m.Seq = next[m.ConvID]
+		next[m.ConvID]++
+		m.ID = s.ids.Next()
+		m.SentAt = now.UnixMilli()
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?,?,?)")
+		margs = append(margs, m.ConvID, m.Seq, m.ID, m.Sender, m.ClientMsgID, m.Type, []byte(m.Content), now)
+		reads[cursor{m.Sender, m.ConvID}] = max(reads[cursor{m.Sender, m.ConvID}], m.Seq)
+	}
+	if _, err := tx.ExecContext(tctx, q.String(), margs...); err != nil {
+		return err // a stored client_msg_id (db.IsDuplicate) among them, most likely
+	}
+
+	// Senders have read up to their own messages (see appendTx).
+	q.Reset()
+	q.WriteString("UPDATE conversation_members SET read_seq = GREATEST(read_seq, CASE")
+	cargs := make([]any, 0, 5*len(reads))
+	keys := make([]cursor, 0, len(reads))
+	for k, seq := range reads {
+		q.WriteString(" WHEN user_id = ? AND conv_id = ? THEN ?")
+		cargs = append(cargs, k.user, k.conv, seq)
+		keys = append(keys, k)
+	}
+	q.WriteString(" ELSE read_seq END) WHERE (user_id, conv_id) IN (")
+	for i, k := range keys {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?)")
+		cargs = append(cargs, k.user, k.conv)
+	}
+	q.WriteByte(')')
+	if _, err := tx.ExecContext(tctx, q.String(), cargs...); err != nil {
+		return fmt.Errorf("sender cursors: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		if db.IsRetryable(err) {
+			return err
+		}
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	return nil
+}
