@@ -1,0 +1,155 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"natter/shared/imerr"
+	"natter/shared/wire"
+)
+
+func TestHTTPOps(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	tok := f.token(t, uid, "s1")
+
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		token    string
+		body     string
+		header   map[string]string
+		status   int
+		code     imerr.Code // for errors
+		wantData string     // for 200: the data the function got
+		wantUser int64
+	}{
+		{name: "generic op, body verbatim", method: "POST", path: "/api/v1/msg.send", token: tok,
+			body: `{"text":"hi","n":1}`, status: 200, wantData: `{"text":"hi","n":1}`, wantUser: uid},
+		{name: "REST route", method: "POST", path: "/api/v1/messages", token: tok,
+			body: `{"text":"hi"}`, status: 200, wantData: `{"text":"hi"}`, wantUser: uid},
+		{name: "empty body", method: "POST", path: "/api/v1/msg.send", token: tok, status: 200, wantData: `null`, wantUser: uid},
+		{name: "int path param", method: "GET", path: "/api/v1/users/42", token: tok,
+			status: 200, wantData: `{"user_id":42}`, wantUser: uid},
+		{name: "path overrides body", method: "PUT", path: "/api/v1/users/42/profile", token: tok,
+			body: `{"user_id":"7","nick":"ann"}`, status: 200, wantData: `{"nick":"ann","user_id":42}`, wantUser: uid},
+		{name: "string path and int query params", method: "GET", path: "/api/v1/messages/conversations/c9/history?limit=20&before=100&dir=up", token: tok,
+			status: 200, wantData: `{"before":100,"conv_id":"c9","dir":"up","limit":20}`, wantUser: uid},
+		{name: "bad int path param", method: "GET", path: "/api/v1/users/abc", token: tok, status: 400, code: imerr.BadRequest},
+		{name: "bad int query param", method: "GET", path: "/api/v1/messages/conversations/c9/history?limit=ten", token: tok, status: 400, code: imerr.BadRequest},
+		{name: "body not an object", method: "POST", path: "/api/v1/msg.send", token: tok, body: `[1,2]`, status: 400, code: imerr.BadRequest},
+		{name: "body not JSON", method: "POST", path: "/api/v1/msg.send", token: tok, body: `{"a":`, status: 400, code: imerr.BadRequest},
+		{name: "public op without token", method: "POST", path: "/api/v1/users/login", body: `{"name":"ann"}`,
+			status: 200, wantData: `{"name":"ann"}`, wantUser: 0},
+		{name: "public generic op without token", method: "POST", path: "/api/v1/account.login", status: 200, wantData: `null`},
+		{name: "public op with token acts for the user", method: "POST", path: "/api/v1/account.login", token: tok,
+			status: 200, wantData: `null`, wantUser: uid},
+		{name: "public op ignores a bad token", method: "POST", path: "/api/v1/account.login", token: "forged", status: 200, wantData: `null`},
+		{name: "user op without token", method: "POST", path: "/api/v1/msg.send", body: `{}`, status: 401, code: imerr.Unauthorized},
+		{name: "user op with forged token", method: "GET", path: "/api/v1/users/42", token: "x.y.z", status: 401, code: imerr.Unauthorized},
+		{name: "function error", method: "POST", path: "/api/v1/users/logout", token: tok, status: 409, code: imerr.Conflict},
+		{name: "no function serves it", method: "GET", path: "/api/v1/users/42/devices", token: tok, status: 503, code: imerr.Unavailable},
+		{name: "internal op", method: "POST", path: "/api/v1/session.connect", token: tok, body: `{}`, status: 404, code: imerr.NotFound},
+		{name: "unknown op", method: "POST", path: "/api/v1/no.such.op", token: tok, status: 404, code: imerr.NotFound},
+		{name: "unknown route", method: "GET", path: "/api/v1/nothing/here", token: tok, status: 404, code: imerr.NotFound},
+		{name: "wrong method", method: "GET", path: "/api/v1/msg.send", token: tok, status: 404, code: imerr.NotFound},
+		{name: "outside the API", method: "GET", path: "/nope", status: 404, code: imerr.NotFound},
+		{name: "body over 1 MB", method: "POST", path: "/api/v1/users/register",
+			body: `{"pad":"` + strings.Repeat("x", wire.MaxFrame) + `"}`, status: 413, code: imerr.TooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, hdr, body := f.httpDo(t, tt.method, tt.path, tt.token, tt.body, tt.header)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d (%s)", status, tt.status, body)
+			}
+			if ct := hdr.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("content type %q", ct)
+			}
+			if tt.status != http.StatusOK {
+				if code := errorCode(t, body); code != tt.code {
+					t.Fatalf("code %s, want %s", code, tt.code)
+				}
+				return
+			}
+			var e echo
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if string(e.Data) != tt.wantData || e.User != tt.wantUser || e.Req == "" || e.Conn != "" {
+				t.Fatalf("function saw %+v, want data %s user %d", e, tt.wantData, tt.wantUser)
+			}
+		})
+	}
+}
+
+func TestHTTPRequestID(t *testing.T) {
+	f := newFixture(t, nil)
+	tests := []struct {
+		name, sent string
+		kept       bool
+	}{
+		{"client id kept", "req-123.abc:9", true},
+		{"absent", "", false},
+		{"insane id replaced", "has spaces and {braces}", false},
+		{"too long replaced", strings.Repeat("a", 65), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, hdr, body := f.httpDo(t, "POST", "/api/v1/account.login", "", "", map[string]string{"X-Request-Id": tt.sent})
+			var e echo
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Req == "" || hdr.Get("X-Request-Id") != e.Req || (e.Req == tt.sent) != tt.kept {
+				t.Fatalf("sent %q, function saw %q, header %q", tt.sent, e.Req, hdr.Get("X-Request-Id"))
+			}
+		})
+	}
+}
+
+func TestOperatorEndpoints(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t, newUser(), "s1")
+	c.call(t, "m", "msg.send", nil)
+	f.httpDo(t, "POST", "/api/v1/account.login", "", "", nil)
+	// Counted once the write returns, which may be after the client has read it.
+	waitFor(t, "frames out", func() bool { return f.metric(t, "natter_edge_frames_out_total") == 1 })
+
+	if status, _, _ := f.httpDo(t, "GET", "/healthz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("healthz %d", status)
+	}
+	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("readyz %d", status)
+	}
+	status, _, body := f.httpDo(t, "GET", "/metrics", "", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("metrics %d", status)
+	}
+	for _, want := range []string{
+		"natter_edge_connections 1",
+		"natter_edge_users 1",
+		"natter_edge_frames_in_total 1",
+		"natter_edge_frames_out_total 1",
+		`natter_edge_requests_total{code="ok",op="msg.send",transport="ws"} 1`,
+		`natter_edge_requests_total{code="ok",op="account.login",transport="http"} 1`,
+		`natter_edge_requests_total{code="ok",op="session.connect",transport="ws"} 1`,
+		`natter_edge_request_duration_seconds_count{op="msg.send",transport="ws"} 1`,
+		"natter_edge_pushes_dropped_total 0",
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	f.gw.MarkNotReady()
+	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz when not ready: %d", status)
+	}
+	if status, _, _ := f.httpDo(t, "GET", "/healthz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("healthz when not ready: %d", status)
+	}
+}

@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"natter/shared/imerr"
+)
+
+// metrics are the edge's Prometheus series (namespace natter, subsystem edge).
+type metrics struct {
+	conns     prometheus.Gauge
+	users     prometheus.Gauge
+	framesIn  prometheus.Counter
+	framesOut prometheus.Counter
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	pushes    prometheus.Counter
+	dropped   prometheus.Counter
+}
+
+// opInvalid labels frames that name no client op (bad JSON, unknown or internal op).
+const opInvalid = "invalid"
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "natter", Subsystem: "edge", Name: name, Help: help}
+	}
+	m := &metrics{
+		conns:     prometheus.NewGauge(prometheus.GaugeOpts(opts("connections", "Open WebSocket connections."))),
+		users:     prometheus.NewGauge(prometheus.GaugeOpts(opts("users", "Users with at least one WebSocket on this edge (= delivery subscriptions)."))),
+		framesIn:  prometheus.NewCounter(prometheus.CounterOpts(opts("frames_in_total", "WebSocket data frames received."))),
+		framesOut: prometheus.NewCounter(prometheus.CounterOpts(opts("frames_out_total", "WebSocket data frames written (replies and pushes)."))),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
+			"Requests by transport (ws, http), op and result code (ok or an error code).")), []string{"transport", "op", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "natter", Subsystem: "edge", Name: "request_duration_seconds",
+			Help:    "Time from a request's arrival at the edge to its reply, by transport and op.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"transport", "op"}),
+		pushes:  prometheus.NewCounter(prometheus.CounterOpts(opts("pushes_total", "Push frames queued to WebSockets."))),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("pushes_dropped_total", "Push frames dropped because a WebSocket's send queue was full."))),
+	}
+	for _, c := range []prometheus.Collector{m.conns, m.users, m.framesIn, m.framesOut, m.requests, m.latency, m.pushes, m.dropped} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe records one finished request; err nil means ok.
+func (m *metrics) observe(transport, op string, err error, d time.Duration) {
+	code := "ok"
+	if err != nil {
+		code = string(imerr.CodeOf(err))
+	}
+	m.requests.WithLabelValues(transport, op, code).Inc()
+	m.latency.WithLabelValues(transport, op).Observe(d.Seconds())
+}

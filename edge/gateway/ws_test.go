@@ -1,0 +1,457 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"natter/edge/gateway"
+	"natter/shared/auth"
+	"natter/shared/config"
+	"natter/shared/imerr"
+	"natter/shared/subject"
+	"natter/shared/wire"
+)
+
+// wsHeaders are a WebSocket handshake's headers, for requests the edge must refuse.
+var wsHeaders = map[string]string{
+	"Connection":            "Upgrade",
+	"Upgrade":               "websocket",
+	"Sec-WebSocket-Version": "13",
+	"Sec-WebSocket-Key":     "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+func TestUpgradeAuth(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	good := f.token(t, uid, "s1")
+	forger, _ := auth.NewSigner(config.Auth{Secret: "another-secret-0123456789", AccessTTL: time.Hour})
+	forged, _, _ := forger.Issue(auth.Claims{UserID: uid, SessionID: "s1"}, time.Now())
+	expired, _, _ := f.signer.Issue(auth.Claims{UserID: uid, SessionID: "s1"}, time.Now().Add(-2*time.Hour))
+
+	tests := []struct {
+		name   string
+		query  string
+		header string // Authorization
+		want   int
+	}{
+		{"query token", "token=" + good + "&platform=ios", "", http.StatusSwitchingProtocols},
+		{"bearer header", "platform=web", "Bearer " + good, http.StatusSwitchingProtocols},
+		{"missing token", "", "", http.StatusUnauthorized},
+		{"forged token", "token=" + forged, "", http.StatusUnauthorized},
+		{"expired token", "token=" + expired, "", http.StatusUnauthorized},
+		{"garbage bearer", "", "Bearer not-a-jwt", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want != http.StatusSwitchingProtocols {
+				hdr := map[string]string{"Authorization": tt.header}
+				for k, v := range wsHeaders {
+					hdr[k] = v
+				}
+				status, _, body := f.httpDo(t, "GET", "/ws?"+tt.query, "", "", hdr)
+				if status != tt.want || errorCode(t, body) != imerr.Unauthorized {
+					t.Fatalf("got %d %s, want %d unauthorized", status, body, tt.want)
+				}
+				select {
+				case cc := <-f.stub.connects:
+					t.Fatalf("session.connect called for a refused token: %+v", cc)
+				default:
+				}
+				return
+			}
+			var opts []dialOpt
+			if tt.header != "" {
+				opts = append(opts, withHeader("Authorization", tt.header))
+			}
+			c := f.dialQuery(t, tt.query, opts...)
+			if r := c.call(t, "p", gateway.OpPing, nil); !r.OK {
+				t.Fatalf("ping: %+v", r)
+			}
+			cc := <-f.stub.connects
+			platform := strings.TrimPrefix(tt.query[strings.Index(tt.query, "platform="):], "platform=")
+			if cc.Caller.UserID != uid || cc.Caller.SessionID != "s1" || cc.Caller.DeviceID != "dev-s1" ||
+				cc.Caller.Role != "user" || cc.Caller.RequestID == "" || cc.Caller.ConnID != cc.Req.ConnID ||
+				cc.Req.ConnID == "" || cc.Req.EdgeID != "edge-t" || cc.Req.Platform != platform {
+				t.Fatalf("session.connect got %+v", cc)
+			}
+			if id := c.connID(t); id != cc.Req.ConnID {
+				t.Fatalf("requests carry conn %q, connect said %q", id, cc.Req.ConnID)
+			}
+		})
+	}
+}
+
+func TestUpgradeRefusedBySessionConnect(t *testing.T) {
+	f := newFixture(t, nil)
+	hdr := map[string]string{}
+	for k, v := range wsHeaders {
+		hdr[k] = v
+	}
+	status, _, body := f.httpDo(t, "GET", "/ws?token="+f.token(t, bannedUser, "s1"), "", "", hdr)
+	if status != http.StatusForbidden || errorCode(t, body) != imerr.Forbidden {
+		t.Fatalf("got %d %s, want 403 forbidden", status, body)
+	}
+	if cc := <-f.stub.connects; cc.Caller.UserID != bannedUser {
+		t.Fatalf("connect call %+v", cc)
+	}
+	if got := f.metric(t, "natter_edge_connections"); got != 0 {
+		t.Fatalf("connections = %v after a refused connect", got)
+	}
+	if got := f.metric(t, "natter_edge_users"); got != 0 {
+		t.Fatalf("users = %v after a refused connect: subscription leaked", got)
+	}
+	select {
+	case d := <-f.stub.disconnects:
+		t.Fatalf("disconnect for a connection never made: %+v", d)
+	default:
+	}
+
+	// A plain GET with a good token is no WebSocket: refused before session.connect.
+	status, _, body = f.httpDo(t, "GET", "/ws", f.token(t, newUser(), "s1"), "", nil)
+	if status != http.StatusBadRequest || errorCode(t, body) != imerr.BadRequest {
+		t.Fatalf("plain GET: %d %s", status, body)
+	}
+}
+
+func TestRequestRoundTrip(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	c := f.dial(t, uid, "s1")
+
+	r := c.call(t, "c1", "msg.send", map[string]any{"text": "hi"})
+	var e echo
+	if err := json.Unmarshal(r.Data, &e); err != nil || !r.OK {
+		t.Fatalf("reply %+v: %v", r, err)
+	}
+	if e.User != uid || e.Session != "s1" || e.Device != "dev-s1" || e.Conn == "" || e.Req == "" || string(e.Data) != `{"text":"hi"}` {
+		t.Fatalf("function saw %+v", e)
+	}
+
+	tests := []struct {
+		op   string
+		want imerr.Code
+	}{
+		{failingOp, imerr.Conflict},   // the function's error, passed through
+		{absentOp, imerr.Unavailable}, // nobody serves it
+	}
+	for _, tt := range tests {
+		r := c.call(t, "e-"+tt.op, tt.op, nil)
+		if r.OK || r.Error == nil || r.Error.Code != tt.want {
+			t.Fatalf("%s: got %+v, want %s", tt.op, r, tt.want)
+		}
+	}
+	if got := f.metric(t, "natter_edge_requests_total", "transport", "ws", "op", "msg.send", "code", "ok"); got != 1 {
+		t.Fatalf("requests_total{msg.send,ok} = %v", got)
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t, newUser(), "s1")
+	tests := []struct {
+		name   string
+		frame  string
+		wantID string
+		msg    string
+	}{
+		{"malformed JSON", `{"id":"x","op":`, "", ""},
+		{"not an object", `[1,2]`, "", ""},
+		{"unknown op", `{"id":"u1","op":"no.such.op"}`, "u1", "unknown op"},
+		{"internal op", `{"id":"i1","op":"session.connect","data":{"conn_id":"x"}}`, "i1", "unknown op"},
+		{"missing id", `{"op":"msg.send","data":{}}`, "", "missing id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.sendRaw(t, tt.frame)
+			r := c.reply(t)
+			if r.OK || r.Error == nil || r.Error.Code != imerr.BadRequest || r.ID != tt.wantID {
+				t.Fatalf("got %+v, want bad_request with id %q", r, tt.wantID)
+			}
+			if tt.msg != "" && r.Error.Message != tt.msg {
+				t.Fatalf("message %q, want %q", r.Error.Message, tt.msg)
+			}
+			if r := c.call(t, "after", gateway.OpPing, nil); !r.OK {
+				t.Fatalf("connection unusable after a bad frame: %+v", r)
+			}
+		})
+	}
+}
+
+func TestRequestsInParallel(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t, newUser(), "s1")
+	c.send(t, "slow", slowOp, map[string]int{"sleep_ms": 300})
+	c.send(t, "fast", "msg.send", nil)
+	if r := c.reply(t); r.ID != "fast" {
+		t.Fatalf("first reply %q: a slow request blocked the connection", r.ID)
+	}
+	if r := c.reply(t); r.ID != "slow" || !r.OK {
+		t.Fatalf("second reply %+v", r)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.RateLimit, c.RateBurst = 0.01, 3 })
+	c := f.dial(t, newUser(), "s1")
+	for i := range 5 {
+		c.send(t, "p"+strconv.Itoa(i), gateway.OpPing, nil)
+	}
+	var ok, limited int
+	for range 5 {
+		switch r := c.reply(t); {
+		case r.OK:
+			ok++
+		case r.Error.Code == imerr.RateLimited && r.ID != "":
+			limited++
+		default:
+			t.Fatalf("unexpected reply %+v", r)
+		}
+	}
+	if ok != 3 || limited != 2 {
+		t.Fatalf("%d ok and %d rate_limited, want 3 and 2", ok, limited)
+	}
+	if c.isClosed() {
+		t.Fatal("rate limiting closed the connection")
+	}
+}
+
+func TestFrameSizeLimit(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t, newUser(), "s1")
+
+	// A frame of exactly wire.MaxFrame bytes is accepted.
+	prefix, suffix := `{"id":"big","op":"msg.send","data":{"pad":"`, `"}}`
+	frame := prefix + strings.Repeat("x", wire.MaxFrame-len(prefix)-len(suffix)) + suffix
+	c.sendRaw(t, frame)
+	if r := c.reply(t); !r.OK || r.ID != "big" {
+		t.Fatalf("1 MB frame: %+v", r.Error)
+	}
+
+	// One byte more closes the connection with 3503, as soon as the header arrives.
+	// The frame is written raw so the client's own error handling cannot race
+	// the close frame.
+	hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
+	binary.BigEndian.PutUint64(hdr[2:10], wire.MaxFrame+1)
+	if _, err := c.sock.NetConn().Write(append(hdr, make([]byte, 4096)...)); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode(t); code != wire.CloseTooLarge {
+		t.Fatalf("close code %d, want %d", code, wire.CloseTooLarge)
+	}
+}
+
+func TestPushFanout(t *testing.T) {
+	f := newFixture(t, nil)
+	uid, other := newUser(), newUser()
+	a, b, c := f.dial(t, uid, "s1"), f.dial(t, uid, "s2"), f.dial(t, uid, "s3")
+	o := f.dial(t, other, "s1")
+	aID := a.connID(t)
+
+	first := `{"event":"msg.new","data":{"n":1}}`
+	publish(t, uid, first, map[string]string{wire.HeaderSkipConn: aID})
+	for name, cl := range map[string]*client{"b": b, "c": c} {
+		if got := cl.next(t); string(got) != first {
+			t.Fatalf("%s got %s, want %s verbatim", name, got, first)
+		}
+	}
+	second := `{"event":"msg.new","data":{"n":2}}`
+	publish(t, uid, second, nil)
+	if got := a.next(t); string(got) != second {
+		t.Fatalf("skipped connection got %s, want only %s", got, second)
+	}
+	third := `{"event":"msg.new","data":{"n":3}}`
+	publish(t, other, third, nil)
+	if got := o.next(t); string(got) != third {
+		t.Fatalf("other user got %s first, want %s", got, third)
+	}
+	if got := f.metric(t, "natter_edge_users"); got != 2 {
+		t.Fatalf("users = %v, want 2", got)
+	}
+}
+
+func TestKick(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	a, b, c := f.dial(t, uid, "s1"), f.dial(t, uid, "s2"), f.dial(t, uid, "s2")
+	aID := a.connID(t)
+
+	// By connection, with a notice written first.
+	notice := `{"event":"session.kicked","data":{"reason":"device limit"}}`
+	publish(t, uid, notice, map[string]string{wire.HeaderControl: wire.ControlKick, wire.HeaderConn: aID, wire.HeaderSession: "s2"})
+	if got := a.next(t); string(got) != notice {
+		t.Fatalf("kicked connection got %s, want the notice", got)
+	}
+	if code := a.closeCode(t); code != wire.CloseKicked {
+		t.Fatalf("close code %d, want %d", code, wire.CloseKicked)
+	}
+	if d := f.stub.nextDisconnect(t); d.ConnID != aID {
+		t.Fatalf("disconnect for %q, want %q", d.ConnID, aID)
+	}
+	// The conn header won over the session header: s2's connections are untouched.
+	for _, cl := range []*client{b, c} {
+		if r := cl.call(t, "alive", gateway.OpPing, nil); !r.OK {
+			t.Fatalf("bystander: %+v", r)
+		}
+	}
+
+	// By session, without data: both connections of s2 close, with no frame.
+	publish(t, uid, "", map[string]string{wire.HeaderControl: wire.ControlKick, wire.HeaderSession: "s2"})
+	for _, cl := range []*client{b, c} {
+		if code := cl.closeCode(t); code != wire.CloseKicked {
+			t.Fatalf("close code %d, want %d", code, wire.CloseKicked)
+		}
+		select {
+		case fr := <-cl.frames:
+			t.Fatalf("unexpected frame %s", fr)
+		default:
+		}
+	}
+}
+
+// listened reports whether the NATS server has a subscriber on uid's delivery
+// subject, after flushing the gateway's pending (un)subscriptions.
+func (f *fixture) listened(t *testing.T, uid int64) bool {
+	t.Helper()
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Edges never answer on delivery subjects: with a subscriber this times out.
+	_, err := env.NC.Request(subject.Deliver(uid), []byte(`{}`), 100*time.Millisecond)
+	return !errors.Is(err, nats.ErrNoResponders)
+}
+
+func TestDeliverySubscriptionLifecycle(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+
+	a, b := f.dial(t, uid, "s1"), f.dial(t, uid, "s2")
+	if got := f.metric(t, "natter_edge_users"); got != 1 {
+		t.Fatalf("users = %v, want one subscription for the user's two connections", got)
+	}
+	aID := a.connID(t)
+	_ = a.sock.WriteClose(1000, nil)
+	if d := f.stub.nextDisconnect(t); d.ConnID != aID || d.Caller.UserID != uid {
+		t.Fatalf("disconnect call %+v, want conn %q of user %d", d, aID, uid)
+	}
+	waitFor(t, "first close", func() bool { return f.metric(t, "natter_edge_connections") == 1 })
+	publish(t, uid, `{"event":"still"}`, nil)
+	if got := b.next(t); string(got) != `{"event":"still"}` {
+		t.Fatalf("remaining connection got %s", got)
+	}
+	if got := f.metric(t, "natter_edge_users"); got != 1 {
+		t.Fatalf("users = %v while a connection remains", got)
+	}
+
+	_ = b.sock.WriteClose(1000, nil)
+	waitFor(t, "unsubscribe", func() bool { return f.metric(t, "natter_edge_users") == 0 })
+	if f.listened(t, uid) {
+		t.Fatal("the server still has a subscriber on the delivery subject")
+	}
+
+	// Connects and closes of one user racing each other leave nothing behind.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			c := f.dial(t, uid, "r"+strconv.Itoa(i))
+			_ = c.sock.WriteClose(1000, nil)
+		})
+	}
+	wg.Wait()
+	waitFor(t, "all closed", func() bool {
+		return f.metric(t, "natter_edge_connections") == 0 && f.metric(t, "natter_edge_users") == 0
+	})
+	if f.listened(t, uid) {
+		t.Fatal("a subscription outlived the racing connections")
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) {
+		c.HeartbeatInterval, c.HeartbeatTimeout = 20*time.Millisecond, 100*time.Millisecond
+	})
+	quiet := f.dial(t, newUser(), "s1", silent)
+	live := f.dial(t, newUser(), "s1")
+	if code := quiet.closeCode(t); code != wire.CloseHeartbeat {
+		t.Fatalf("close code %d, want %d", code, wire.CloseHeartbeat)
+	}
+	// The client that answers pings outlived the timeout several times over.
+	if r := live.call(t, "p", gateway.OpPing, nil); !r.OK {
+		t.Fatalf("ping after the timeout: %+v", r)
+	}
+}
+
+func TestSlowClientDropsPushes(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.SendQueue, c.WriteTimeout = 4, time.Second })
+	slowUser, fastUser := newUser(), newUser()
+	f.dial(t, slowUser, "s1", noRead)
+	fast := f.dial(t, fastUser, "s1")
+
+	// Far more than the socket buffers hold, so writes to the slow client block.
+	big := `{"event":"blob","data":"` + strings.Repeat("x", 256<<10) + `"}`
+	for range 128 {
+		publish(t, slowUser, big, nil)
+	}
+	waitFor(t, "dropped pushes", func() bool { return f.metric(t, "natter_edge_pushes_dropped_total") > 0 })
+	// The dispatcher is not stuck behind the slow client.
+	publish(t, fastUser, `{"event":"ok"}`, nil)
+	if got := fast.next(t); string(got) != `{"event":"ok"}` {
+		t.Fatalf("fast client got %s", got)
+	}
+	// The stuck write times out and the slow client is cut off.
+	waitFor(t, "slow client dropped", func() bool { return f.metric(t, "natter_edge_connections") == 1 })
+}
+
+func TestShutdown(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := f.dial(t, newUser(), "s1"), f.dial(t, newUser(), "s1")
+	ids := map[string]bool{a.connID(t): true, b.connID(t): true}
+	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("readyz before shutdown: %d", status)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{a, b} {
+		if code := c.closeCode(t); code != wire.CloseShutdown {
+			t.Fatalf("close code %d, want %d", code, wire.CloseShutdown)
+		}
+	}
+	// Shutdown returned only after session.disconnect for both.
+	for range 2 {
+		select {
+		case d := <-f.stub.disconnects:
+			if !ids[d.ConnID] {
+				t.Fatalf("disconnect for unknown conn %q", d.ConnID)
+			}
+			delete(ids, d.ConnID)
+		default:
+			t.Fatalf("Shutdown returned before the disconnect calls of %v", ids)
+		}
+	}
+	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz after shutdown: %d", status)
+	}
+	hdr := map[string]string{}
+	for k, v := range wsHeaders {
+		hdr[k] = v
+	}
+	if status, _, body := f.httpDo(t, "GET", "/ws", f.token(t, newUser(), "s1"), "", hdr); status != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after shutdown: %d %s", status, body)
+	}
+	if got := f.metric(t, "natter_edge_connections"); got != 0 {
+		t.Fatalf("connections = %v", got)
+	}
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"natter/shared/config"
+)
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("EDGE_ADDR", "127.0.0.1:9999")
+	t.Setenv("EDGE_ID", "edge-7")
+	t.Setenv("EDGE_HEARTBEAT_TIMEOUT", "45s")
+	t.Setenv("EDGE_RATE_LIMIT", "20")
+	t.Setenv("NATS_URL", "nats://nats:4222")
+	t.Setenv("AUTH_ACCESS_TTL", "5m")
+	cfg, err := config.Parse[Config]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Gateway
+	switch {
+	case cfg.Addr != "127.0.0.1:9999", cfg.ShutdownTimeout != 15*time.Second:
+		t.Fatalf("process settings: %+v", cfg)
+	case g.ID != "edge-7", g.HeartbeatTimeout != 45*time.Second, g.HeartbeatInterval != 30*time.Second,
+		g.RateLimit != 20, g.RateBurst != 100, g.RequestTimeout != 10*time.Second, g.Parallel != 8:
+		t.Fatalf("gateway settings: %+v", g)
+	case cfg.NATS.URL != "nats://nats:4222", cfg.Auth.AccessTTL != 5*time.Minute, cfg.Log.Level != "info":
+		t.Fatalf("shared blocks: %+v %+v %+v", cfg.NATS, cfg.Auth, cfg.Log)
+	}
+}
