@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"natter/functions/account"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"

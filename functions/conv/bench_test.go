@@ -8,7 +8,7 @@ import (
 
 	"natter/functions/conv"
 	"natter/functions/group"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/functions/message"
 	"natter/shared/testenv"
 )

@@ -10,7 +10,7 @@ import (
 
 	"natter/functions/conv"
 	"natter/functions/group"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"natter/functions/friend"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"natter/functions/friend"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/testenv"

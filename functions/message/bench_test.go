@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/testenv"

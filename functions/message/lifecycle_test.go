@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"natter/functions/group"
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"

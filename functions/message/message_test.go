@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"natter/functions/internal/fntest"
+	"natter/functions/fntest"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
