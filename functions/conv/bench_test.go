@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"natter/functions/conv"
-	"natter/functions/group"
 	"natter/functions/fntest"
+	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/testenv"
 )

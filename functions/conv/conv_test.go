@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"natter/functions/conv"
-	"natter/functions/group"
 	"natter/functions/fntest"
+	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"natter/functions/friend"
 	"natter/functions/fntest"
+	"natter/functions/friend"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"natter/functions/friend"
 	"natter/functions/fntest"
+	"natter/functions/friend"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/testenv"

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"natter/functions/group"
 	"natter/functions/fntest"
+	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
