@@ -22,6 +22,7 @@ import (
 	"natter/shared/auth"
 	"natter/shared/bus"
 	"natter/shared/config"
+	"natter/shared/debug"
 	"natter/shared/logging"
 )
 
@@ -29,6 +30,8 @@ import (
 type Config struct {
 	// Addr is where the edge listens for WebSocket and HTTP clients.
 	Addr string `env:"EDGE_ADDR" envDefault:":8080"`
+	// DebugAddr serves /debug/pprof/ for operators (empty: off). Keep it on loopback.
+	DebugAddr string `env:"EDGE_DEBUG_ADDR" envDefault:"127.0.0.1:6060"`
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout time.Duration `env:"EDGE_SHUTDOWN_TIMEOUT" envDefault:"15s"`
 
@@ -80,6 +83,9 @@ func run(ctx context.Context) error {
 		ReadTimeout:       30 * time.Second, // WebSockets clear it when they take the connection over
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+	}
+	if dbg := debug.Serve(cfg.DebugAddr, debug.Mux(), log); dbg != nil {
+		defer dbg.Close()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

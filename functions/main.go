@@ -29,6 +29,7 @@ import (
 	"natter/shared/cache"
 	"natter/shared/config"
 	"natter/shared/db"
+	"natter/shared/debug"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/logging"
@@ -137,7 +138,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
+	// The metrics address is loopback by default: it also serves /debug/pprof/.
+	mux := debug.Mux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	hs := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
