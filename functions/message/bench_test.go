@@ -52,3 +52,38 @@ func BenchmarkSend(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkSendInstances shows why a worker registers each service several times:
+// micro serves one request at a time per endpoint subscription, so with one
+// instance a process handles one send at a time however many clients wait.
+func BenchmarkSendInstances(b *testing.B) {
+	for _, inst := range []int{1, 4, 16, 32} {
+		b.Run(fmt.Sprintf("instances=%d", inst), func(b *testing.B) {
+			e := testenv.Start(b)
+			fntest.Start(b, e, fntest.Options{Instances: inst})
+			const users = 64
+			callers := make([]endpoint.Caller, users)
+			for i, id := range fntest.SeedUsers(b, e, "u", users) {
+				callers[i] = endpoint.Caller{UserID: id, DeviceID: "d"}
+				if i%2 == 1 {
+					fntest.Befriend(b, e, callers[i-1], callers[i])
+				}
+			}
+			content := text("benchmark message with a typical length of a chat line")
+			var n atomic.Int64
+			b.SetParallelism(16) // 16 × GOMAXPROCS concurrent callers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					p := int(i % (users / 2))
+					_, err := call[message.SendResp](b, e, "msg.send", callers[2*p], message.SendReq{To: callers[2*p+1].UserID, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
