@@ -1,7 +1,6 @@
 package account_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -17,42 +16,28 @@ import (
 	"natter/shared/wire"
 )
 
-func call[Resp any](t *testing.T, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
-}
-
-func wantCode(t *testing.T, err error, code imerr.Code) {
-	t.Helper()
-	if got := imerr.CodeOf(err); got != code {
-		t.Fatalf("error = %v, want code %s", err, code)
-	}
-}
-
 func TestRegisterLoginRefreshLogout(t *testing.T) {
 	e := testenv.Start(t)
 	signer := fntest.Start(t, e, fntest.Options{})
 
-	reg, err := call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "password-123", Nickname: "Alice"})
+	reg, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "password-123", Nickname: "Alice"})
 	if err != nil || reg.UserID <= 0 {
 		t.Fatalf("register: %+v %v", reg, err)
 	}
 	// A retried register (same password) answers the same user; another password conflicts.
-	again, err := call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ALICE", Password: "password-123"})
+	again, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ALICE", Password: "password-123"})
 	if err != nil || again.UserID != reg.UserID {
 		t.Fatalf("retried register: %+v %v", again, err)
 	}
-	_, err = call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "other-password"})
-	wantCode(t, err, imerr.Conflict)
+	_, err = fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "other-password"})
+	fntest.WantCode(t, err, imerr.Conflict)
 
-	_, err = call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "wrong-password", DeviceID: "d1"})
-	wantCode(t, err, imerr.Unauthorized)
-	_, err = call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "nobody", Password: "password-123", DeviceID: "d1"})
-	wantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "wrong-password", DeviceID: "d1"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "nobody", Password: "password-123", DeviceID: "d1"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
 
-	tok, err := call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123", DeviceID: "d1", Platform: "ios"})
+	tok, err := fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123", DeviceID: "d1", Platform: "ios"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +47,14 @@ func TestRegisterLoginRefreshLogout(t *testing.T) {
 	}
 
 	// Refresh rotates: the new token works, the old one no longer does.
-	next, err := call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	next, err := fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
 	if err != nil || next.RefreshToken == tok.RefreshToken || next.SessionID != tok.SessionID {
 		t.Fatalf("refresh: %+v %v", next, err)
 	}
-	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
-	wantCode(t, err, imerr.Unauthorized)
-	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: "garbage"})
-	wantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: "garbage"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
 
 	// Logout revokes the session: refresh and session.connect fail; logout again is fine.
 	c := endpoint.Caller{UserID: reg.UserID, SessionID: tok.SessionID, DeviceID: "d1"}
@@ -77,19 +62,19 @@ func TestRegisterLoginRefreshLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
+	if _, err := fntest.Call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := revoked.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("no session.revoked event: %v", err)
 	}
-	if _, err := call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
+	if _, err := fntest.Call[account.Empty](t, e, "account.logout", c, struct{}{}); err != nil {
 		t.Fatalf("second logout: %v", err)
 	}
-	_, err = call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: next.RefreshToken})
-	wantCode(t, err, imerr.Unauthorized)
-	_, err = call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: "c1", EdgeID: "e1"})
-	wantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: next.RefreshToken})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: "c1", EdgeID: "e1"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
 }
 
 func TestBadInput(t *testing.T) {
@@ -120,8 +105,8 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := call[map[string]any](t, e, tt.op, tt.c, tt.req)
-			wantCode(t, err, tt.want)
+			_, err := fntest.Call[map[string]any](t, e, tt.op, tt.c, tt.req)
+			fntest.WantCode(t, err, tt.want)
 		})
 	}
 	var n int
@@ -136,14 +121,14 @@ func TestProfileAndDevices(t *testing.T) {
 	alice, _ := fntest.User(t, e, "alice", "phone")
 	laptop, _ := fntest.Login(t, e, "alice", "laptop")
 	nick := "Alice ✨"
-	p, err := call[account.Profile](t, e, "account.profile.update", alice, account.UpdateProfileReq{Nickname: &nick})
+	p, err := fntest.Call[account.Profile](t, e, "account.profile.update", alice, account.UpdateProfileReq{Nickname: &nick})
 	if err != nil || p.Nickname != nick || p.Username != "alice" {
 		t.Fatalf("update: %+v %v", p, err)
 	}
-	if _, err := call[wire.ConnectResp](t, e, "session.connect", laptop, wire.ConnectReq{ConnID: "c-laptop", EdgeID: "e1"}); err != nil {
+	if _, err := fntest.Call[wire.ConnectResp](t, e, "session.connect", laptop, wire.ConnectReq{ConnID: "c-laptop", EdgeID: "e1"}); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := call[account.DevicesResp](t, e, "account.devices", alice, account.DevicesReq{})
+	ds, err := fntest.Call[account.DevicesResp](t, e, "account.devices", alice, account.DevicesReq{})
 	if err != nil || len(ds.Devices) != 2 {
 		t.Fatalf("devices: %+v %v", ds, err)
 	}
@@ -154,9 +139,9 @@ func TestProfileAndDevices(t *testing.T) {
 	}
 	// Logging in again on the same device ends the previous session.
 	again, _ := fntest.Login(t, e, "alice", "phone")
-	_, err = call[wire.ConnectResp](t, e, "session.connect", alice, wire.ConnectReq{ConnID: "old", EdgeID: "e1"})
-	wantCode(t, err, imerr.Unauthorized)
-	if _, err := call[wire.ConnectResp](t, e, "session.connect", again, wire.ConnectReq{ConnID: "new", EdgeID: "e1"}); err != nil {
+	_, err = fntest.Call[wire.ConnectResp](t, e, "session.connect", alice, wire.ConnectReq{ConnID: "old", EdgeID: "e1"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	if _, err := fntest.Call[wire.ConnectResp](t, e, "session.connect", again, wire.ConnectReq{ConnID: "new", EdgeID: "e1"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -177,7 +162,7 @@ func TestDeviceLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			connect := func(c endpoint.Caller, conn string) (wire.ConnectResp, error) {
-				return call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: conn, EdgeID: "e1"})
+				return fntest.Call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: conn, EdgeID: "e1"})
 			}
 			if _, err := connect(d1, "c1"); err != nil {
 				t.Fatal(err)
@@ -194,7 +179,7 @@ func TestDeviceLimit(t *testing.T) {
 			}
 			r, err := connect(d3, "c3")
 			if tt.policy == "refuse" {
-				wantCode(t, err, imerr.Conflict)
+				fntest.WantCode(t, err, imerr.Conflict)
 				return
 			}
 			if err != nil || r.Devices != 2 {
@@ -202,7 +187,7 @@ func TestDeviceLimit(t *testing.T) {
 			}
 			expectKick(t, kicks, "c1b")
 			// After d2 disconnects, d1 fits again without kicking anyone.
-			if _, err := call[account.Empty](t, e, "session.disconnect", d2, wire.DisconnectReq{ConnID: "c2"}); err != nil {
+			if _, err := fntest.Call[account.Empty](t, e, "session.disconnect", d2, wire.DisconnectReq{ConnID: "c2"}); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := connect(d1, "c1c"); err != nil || r.Devices != 2 {

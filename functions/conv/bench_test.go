@@ -35,7 +35,7 @@ func BenchmarkList(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				start := time.Now()
-				l := must[conv.ListResp](b, e, "conv.list", me, conv.ListReq{Limit: limit})
+				l := fntest.Must[conv.ListResp](b, e, "conv.list", me, conv.ListReq{Limit: limit})
 				lat = append(lat, time.Since(start))
 				if len(l.Conversations) != limit || l.Conversations[0].Unread != 10 {
 					b.Fatalf("listed %d", len(l.Conversations))
@@ -89,8 +89,8 @@ func BenchmarkReceipts(b *testing.B) {
 	fntest.Start(b, e, fntest.Options{})
 	owner, _ := fntest.User(b, e, "owner", "d")
 	ids := fntest.SeedUsers(b, e, "m", 4999)
-	g := must[group.Info](b, e, "group.create", owner, group.CreateReq{Name: "big", Members: ids})
-	msg := must[message.SendResp](b, e, "msg.send", owner, message.SendReq{ConvID: g.ConvID, ClientMsgID: "x", Type: "text", Content: []byte(`{"text":"read me"}`)})
+	g := fntest.Must[group.Info](b, e, "group.create", owner, group.CreateReq{Name: "big", Members: ids})
+	msg := fntest.Must[message.SendResp](b, e, "msg.send", owner, message.SendReq{ConvID: g.ConvID, ClientMsgID: "x", Type: "text", Content: []byte(`{"text":"read me"}`)})
 	if _, err := e.DB.Exec("UPDATE conversation_members SET read_seq = ? WHERE conv_id = ? AND user_id <= ?", msg.Seq, g.ConvID, ids[1999]); err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func BenchmarkReceipts(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				start := time.Now()
-				r := must[message.ReceiptsResp](b, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}, Limit: limit})
+				r := fntest.Must[message.ReceiptsResp](b, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}, Limit: limit})
 				lat = append(lat, time.Since(start))
 				if r.Read != 2000 || r.Members != 4999 {
 					b.Fatalf("read %d of %d", r.Read, r.Members)

@@ -1,7 +1,6 @@
 package conv_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -18,22 +17,6 @@ import (
 	"natter/shared/testenv"
 )
 
-func call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
-}
-
-func must[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) Resp {
-	tb.Helper()
-	r, err := call[Resp](tb, e, op, c, req)
-	if err != nil {
-		tb.Fatalf("%s: %v", op, err)
-	}
-	return r
-}
-
 var n int
 
 func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, req message.SendReq) message.SendResp {
@@ -44,7 +27,7 @@ func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, req message.SendR
 		req.Type = message.TypeText
 		req.Content = json.RawMessage(`{"text":"hello"}`)
 	}
-	return must[message.SendResp](tb, e, "msg.send", from, req)
+	return fntest.Must[message.SendResp](tb, e, "msg.send", from, req)
 }
 
 func byID(t *testing.T, l conv.ListResp) map[string]conv.Conversation {
@@ -71,10 +54,10 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	send(t, e, alice, message.SendReq{To: bob.UserID}) // alice's own reply: reads what came before
 	send(t, e, bob, message.SendReq{To: alice.UserID})
 	ac := send(t, e, carol, message.SendReq{To: alice.UserID}).ConvID
-	g := must[group.Info](t, e, "group.create", carol, group.CreateReq{Name: "trio", Members: []int64{alice.UserID, bob.UserID}})
+	g := fntest.Must[group.Info](t, e, "group.create", carol, group.CreateReq{Name: "trio", Members: []int64{alice.UserID, bob.UserID}})
 	send(t, e, bob, message.SendReq{ConvID: g.ConvID, Type: message.TypeRich, Content: json.RawMessage(fmt.Sprintf(`{"text":"@alice look","mentions":[%d]}`, alice.UserID))})
 
-	l := must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
+	l := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
 	if len(l.Conversations) != 3 || l.Conversations[0].ConvID != g.ConvID || l.Conversations[2].ConvID != ab {
 		t.Fatalf("order %+v", l.Conversations)
 	}
@@ -92,21 +75,21 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	// Pin the oldest: it comes first. Changes reach alice's other device.
 	laptopInbox, _ := e.NC.SubscribeSync(subject.Deliver(alice.UserID))
 	alice.ConnID = "phone-conn"
-	if st := must[conv.State](t, e, "conv.pin", alice, conv.PinReq{ConvID: ab, Pinned: true}); !st.Pinned {
+	if st := fntest.Must[conv.State](t, e, "conv.pin", alice, conv.PinReq{ConvID: ab, Pinned: true}); !st.Pinned {
 		t.Fatalf("pin %+v", st)
 	}
 	if m, err := laptopInbox.NextMsg(5 * time.Second); err != nil || !jsonHas(m.Data, `"event":"conv.updated"`) {
 		t.Fatalf("other device not told: %v", err)
 	}
-	must[conv.State](t, e, "conv.mute", alice, conv.MuteReq{ConvID: ac, Muted: true})
-	l = must[conv.ListResp](t, e, "conv.list", aliceLaptop, conv.ListReq{})
+	fntest.Must[conv.State](t, e, "conv.mute", alice, conv.MuteReq{ConvID: ac, Muted: true})
+	l = fntest.Must[conv.ListResp](t, e, "conv.list", aliceLaptop, conv.ListReq{})
 	if l.Conversations[0].ConvID != ab || !l.Conversations[0].Pinned || !byID(t, l)[ac].Muted {
 		t.Fatalf("after pin/mute %+v", l.Conversations)
 	}
 
 	// Read: unread drops, the mention flag clears, bob gets a receipt.
 	bobInbox, _ := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
-	st := must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 4})
+	st := fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 4})
 	if st.Unread != 0 || st.ReadSeq != 4 {
 		t.Fatalf("after read %+v", st)
 	}
@@ -115,42 +98,42 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 		t.Fatalf("receipt to bob: %v %v", err, m)
 	}
 	// Reading backwards is a no-op; past the end is refused.
-	if st := must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 2}); st.ReadSeq != 4 {
+	if st := fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 2}); st.ReadSeq != 4 {
 		t.Fatalf("cursor went back: %+v", st)
 	}
-	if _, err := call[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 99}); imerr.CodeOf(err) != imerr.BadRequest {
+	if _, err := fntest.Call[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 99}); imerr.CodeOf(err) != imerr.BadRequest {
 		t.Fatalf("read past the end: %v", err)
 	}
-	must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: g.ConvID, Seq: 2})
-	if got := byID(t, must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})); got[g.ConvID].Mentioned {
+	fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: g.ConvID, Seq: 2})
+	if got := byID(t, fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})); got[g.ConvID].Mentioned {
 		t.Fatal("mention flag survives reading past it")
 	}
 
 	// Counts come from MySQL alone: the same after Redis loses everything.
-	before := must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
+	before := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
 	e.FlushRedis(t)
-	after := must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
+	after := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
 	if b, a := mustJSON(t, before), mustJSON(t, after); b != a {
 		t.Fatalf("list changed after FLUSHALL:\n%s\n%s", b, a)
 	}
 
 	// Hide: gone until the next message.
-	must[conv.State](t, e, "conv.hide", alice, conv.HideReq{ConvID: ac})
-	if _, ok := byID(t, must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{}))[ac]; ok {
+	fntest.Must[conv.State](t, e, "conv.hide", alice, conv.HideReq{ConvID: ac})
+	if _, ok := byID(t, fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{}))[ac]; ok {
 		t.Fatal("hidden conversation listed")
 	}
 	send(t, e, carol, message.SendReq{To: alice.UserID})
-	if c, ok := byID(t, must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{}))[ac]; !ok || c.Unread != 2 {
+	if c, ok := byID(t, fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{}))[ac]; !ok || c.Unread != 2 {
 		t.Fatalf("hidden conversation back with unread 2: %+v %v", c, ok)
 	}
 
 	// Paging and someone else's conversation.
-	p1 := must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{Limit: 2})
-	p2 := must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{Limit: 2, Offset: 2})
+	p1 := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{Limit: 2})
+	p2 := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{Limit: 2, Offset: 2})
 	if len(p1.Conversations) != 2 || !p1.HasMore || len(p2.Conversations) != 1 || p2.HasMore {
 		t.Fatalf("pages %d/%v %d/%v", len(p1.Conversations), p1.HasMore, len(p2.Conversations), p2.HasMore)
 	}
-	if _, err := call[conv.State](t, e, "conv.pin", carol, conv.PinReq{ConvID: ab, Pinned: true}); imerr.CodeOf(err) != imerr.NotFound {
+	if _, err := fntest.Call[conv.State](t, e, "conv.pin", carol, conv.PinReq{ConvID: ab, Pinned: true}); imerr.CodeOf(err) != imerr.NotFound {
 		t.Fatalf("pinning someone else's conversation: %v", err)
 	}
 }
@@ -160,21 +143,21 @@ func TestGroupReceipts(t *testing.T) {
 	fntest.Start(t, e, fntest.Options{})
 	owner, _ := fntest.User(t, e, "owner", "d")
 	ids := fntest.SeedUsers(t, e, "m", 4999)
-	g := must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "big", Members: ids})
+	g := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "big", Members: ids})
 	msg := send(t, e, owner, message.SendReq{ConvID: g.ConvID})
 	for _, u := range ids[:1200] {
 		if _, err := e.DB.Exec("UPDATE conversation_members SET read_seq = ? WHERE user_id = ? AND conv_id = ?", msg.Seq, u, g.ConvID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must[conv.State](t, e, "conv.read", endpoint.Caller{UserID: ids[1500]}, conv.ReadReq{ConvID: g.ConvID, Seq: msg.Seq})
-	r := must[message.ReceiptsResp](t, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}})
+	fntest.Must[conv.State](t, e, "conv.read", endpoint.Caller{UserID: ids[1500]}, conv.ReadReq{ConvID: g.ConvID, Seq: msg.Seq})
+	r := fntest.Must[message.ReceiptsResp](t, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}})
 	if r.Read != 1201 || r.Members != 4999 || r.Readers != nil {
 		t.Fatalf("receipts read %d of %d, readers %v", r.Read, r.Members, r.Readers)
 	}
 	var readers []int64
 	for after := int64(0); ; {
-		p := must[message.ReceiptsResp](t, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ConvID: g.ConvID, Seq: msg.Seq}, After: after, Limit: 500})
+		p := fntest.Must[message.ReceiptsResp](t, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ConvID: g.ConvID, Seq: msg.Seq}, After: after, Limit: 500})
 		readers = append(readers, p.Readers...)
 		if !p.HasMore {
 			break
@@ -184,7 +167,7 @@ func TestGroupReceipts(t *testing.T) {
 	if len(readers) != 1201 || readers[0] != ids[0] || readers[1200] != ids[1500] {
 		t.Fatalf("paged %d readers", len(readers))
 	}
-	if _, err := call[message.ReceiptsResp](t, e, "msg.receipts", endpoint.Caller{UserID: 999999}, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}}); imerr.CodeOf(err) != imerr.Forbidden {
+	if _, err := fntest.Call[message.ReceiptsResp](t, e, "msg.receipts", endpoint.Caller{UserID: 999999}, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}}); imerr.CodeOf(err) != imerr.Forbidden {
 		t.Fatalf("outsider asking receipts: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"natter/shared/config"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
+	"natter/shared/imerr"
 	"natter/shared/testenv"
 )
 
@@ -154,5 +155,31 @@ func Befriend(tb testing.TB, e *testenv.Env, a, b endpoint.Caller) {
 	yes := true
 	if _, err := endpoint.Call[json.RawMessage](ctx, e.NC, "friend.respond", b, friend.RespondReq{RequestID: r.RequestID, Accept: &yes}); err != nil {
 		tb.Fatalf("friend.respond: %v", err)
+	}
+}
+
+// Call sends req to op as c through e's NATS (30 s timeout), as the edge would.
+func Call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
+}
+
+// Must is Call that fails the test on an error.
+func Must[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) Resp {
+	tb.Helper()
+	r, err := Call[Resp](tb, e, op, c, req)
+	if err != nil {
+		tb.Fatalf("%s: %v", op, err)
+	}
+	return r
+}
+
+// WantCode fails the test unless err carries code ("" means no error).
+func WantCode(tb testing.TB, err error, code imerr.Code) {
+	tb.Helper()
+	if got := imerr.CodeOf(err); got != code {
+		tb.Fatalf("got %v, want %q", err, code)
 	}
 }

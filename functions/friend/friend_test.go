@@ -1,7 +1,6 @@
 package friend_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -20,38 +19,16 @@ import (
 	"natter/shared/wire"
 )
 
-func call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
-}
-
 // must calls op and fails the test on error.
-func must[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) Resp {
-	tb.Helper()
-	r, err := call[Resp](tb, e, op, c, req)
-	if err != nil {
-		tb.Fatalf("%s: %v", op, err)
-	}
-	return r
-}
-
-func wantCode(tb testing.TB, err error, code imerr.Code) {
-	tb.Helper()
-	if got := imerr.CodeOf(err); got != code {
-		tb.Fatalf("error = %v, want code %s", err, code)
-	}
-}
 
 func request(tb testing.TB, e *testenv.Env, from endpoint.Caller, to int64, msg string) friend.RequestResp {
 	tb.Helper()
-	return must[friend.RequestResp](tb, e, "friend.request", from, friend.RequestReq{To: to, Message: msg})
+	return fntest.Must[friend.RequestResp](tb, e, "friend.request", from, friend.RequestReq{To: to, Message: msg})
 }
 
 func respond(tb testing.TB, e *testenv.Env, c endpoint.Caller, id int64, accept bool) (friend.RespondResp, error) {
 	tb.Helper()
-	return call[friend.RespondResp](tb, e, "friend.respond", c, friend.RespondReq{RequestID: id, Accept: &accept})
+	return fntest.Call[friend.RespondResp](tb, e, "friend.respond", c, friend.RespondReq{RequestID: id, Accept: &accept})
 }
 
 // befriend makes a and b friends through the ops.
@@ -166,7 +143,7 @@ func TestRequestAccept(t *testing.T) {
 		t.Fatalf("%d request rows, want 1", n)
 	}
 
-	in := must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{})
+	in := fntest.Must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{})
 	if len(in.Requests) != 1 || in.HasMore {
 		t.Fatalf("incoming %+v", in)
 	}
@@ -174,21 +151,21 @@ func TestRequestAccept(t *testing.T) {
 		r.Message != "hi bob, it's alice" || r.User.UserID != alice.UserID || r.User.Nickname != "alice" || r.CreatedAt != p.CreatedAt {
 		t.Fatalf("incoming request %+v", r)
 	}
-	out := must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Direction: friend.Outgoing})
+	out := fntest.Must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Direction: friend.Outgoing})
 	if len(out.Requests) != 1 || out.Requests[0].User.UserID != bob.UserID {
 		t.Fatalf("outgoing %+v", out)
 	}
-	if none := must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{}); len(none.Requests) != 0 {
+	if none := fntest.Must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{}); len(none.Requests) != 0 {
 		t.Fatalf("alice incoming %+v", none)
 	}
 
 	// Only the target may answer; to anyone else the request does not exist.
 	for _, c := range []endpoint.Caller{alice, carol} {
 		_, err := respond(t, e, c, first.RequestID, true)
-		wantCode(t, err, imerr.NotFound)
+		fntest.WantCode(t, err, imerr.NotFound)
 	}
 	_, err = respond(t, e, bob, first.RequestID+100, true)
-	wantCode(t, err, imerr.NotFound)
+	fntest.WantCode(t, err, imerr.NotFound)
 
 	if r, err := respond(t, e, bob, first.RequestID, true); err != nil || r.Status != friend.StatusAccepted {
 		t.Fatalf("accept: %+v %v", r, err)
@@ -210,14 +187,14 @@ func TestRequestAccept(t *testing.T) {
 		t.Fatalf("accept again: %+v %v", r, err)
 	}
 	_, err = respond(t, e, bob, first.RequestID, false)
-	wantCode(t, err, imerr.Conflict)
+	fntest.WantCode(t, err, imerr.Conflict)
 	noPush(t, toAlice)
 
 	for _, tt := range []struct {
 		c    endpoint.Caller
 		peer int64
 	}{{alice, bob.UserID}, {bob, alice.UserID}} {
-		l := must[friend.ListResp](t, e, "friend.list", tt.c, struct{}{})
+		l := fntest.Must[friend.ListResp](t, e, "friend.list", tt.c, struct{}{})
 		if len(l.Friends) != 1 || l.Friends[0].UserID != tt.peer || l.Friends[0].Since == 0 || l.Friends[0].Blocked {
 			t.Fatalf("friend.list of %d: %+v", tt.c.UserID, l)
 		}
@@ -225,8 +202,8 @@ func TestRequestAccept(t *testing.T) {
 	if r := request(t, e, bob, alice.UserID, ""); r.Status != friend.StatusAlreadyFriends || r.RequestID != first.RequestID {
 		t.Fatalf("request between friends %+v", r)
 	}
-	acc := must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusAccepted})
-	pend := must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusPending})
+	acc := fntest.Must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusAccepted})
+	pend := fntest.Must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusPending})
 	if len(acc.Requests) != 1 || len(pend.Requests) != 0 {
 		t.Fatalf("status filter: accepted %+v, pending %+v", acc, pend)
 	}
@@ -252,7 +229,7 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 		t.Fatalf("decline again: %+v %v", r, err)
 	}
 	_, err := respond(t, e, bob, first.RequestID, true)
-	wantCode(t, err, imerr.Conflict)
+	fntest.WantCode(t, err, imerr.Conflict)
 	if n := friendRows(t, e, alice.UserID, bob.UserID); n != 0 {
 		t.Fatalf("%d friendship rows after decline", n)
 	}
@@ -263,7 +240,7 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 	if second.RequestID != first.RequestID || second.Status != friend.StatusPending {
 		t.Fatalf("request after decline %+v", second)
 	}
-	in := must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusPending})
+	in := fntest.Must[friend.RequestsResp](t, e, "friend.requests", bob, friend.RequestsReq{Status: friend.StatusPending})
 	if len(in.Requests) != 1 || in.Requests[0].Message != "two" {
 		t.Fatalf("re-opened request %+v", in)
 	}
@@ -276,7 +253,7 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 	nextPush[friend.UserPush](t, toAlice, "friend.added")
 
 	// Delete: both directions go; alice's other devices hear of it, bob does not.
-	must[friend.Empty](t, e, "friend.delete", alice, friend.UserReq{UserID: bob.UserID})
+	fntest.Must[friend.Empty](t, e, "friend.delete", alice, friend.UserReq{UserID: bob.UserID})
 	if n := friendRows(t, e, alice.UserID, bob.UserID); n != 0 {
 		t.Fatalf("%d friendship rows after delete", n)
 	}
@@ -285,10 +262,10 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 		t.Fatalf("friend.deleted %+v", d)
 	}
 	noPush(t, toBob)
-	must[friend.Empty](t, e, "friend.delete", alice, friend.UserReq{UserID: bob.UserID})
-	must[friend.Empty](t, e, "friend.delete", bob, friend.UserReq{UserID: alice.UserID})
+	fntest.Must[friend.Empty](t, e, "friend.delete", alice, friend.UserReq{UserID: bob.UserID})
+	fntest.Must[friend.Empty](t, e, "friend.delete", bob, friend.UserReq{UserID: alice.UserID})
 	noPush(t, toAlice)
-	if l := must[friend.ListResp](t, e, "friend.list", bob, struct{}{}); len(l.Friends) != 0 {
+	if l := fntest.Must[friend.ListResp](t, e, "friend.list", bob, struct{}{}); len(l.Friends) != 0 {
 		t.Fatalf("bob's friends after delete %+v", l)
 	}
 	// The old, accepted request cannot bring the friendship back...
@@ -329,7 +306,7 @@ func TestMutualRequestRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				got[k], errs[k] = call[friend.RequestResp](t, e, "friend.request", pair[0], friend.RequestReq{To: pair[1].UserID})
+				got[k], errs[k] = fntest.Call[friend.RequestResp](t, e, "friend.request", pair[0], friend.RequestReq{To: pair[1].UserID})
 			}()
 		}
 		close(start)
@@ -352,7 +329,7 @@ func TestMutualRequestRace(t *testing.T) {
 			for j := i + 1; j < len(users); j++ {
 				race(users[i], users[j])
 				if round == 0 {
-					must[friend.Empty](t, e, "friend.delete", users[i], friend.UserReq{UserID: users[j].UserID})
+					fntest.Must[friend.Empty](t, e, "friend.delete", users[i], friend.UserReq{UserID: users[j].UserID})
 				}
 			}
 		}
@@ -424,9 +401,9 @@ func TestBlock(t *testing.T) {
 	request(t, e, alice, dave.UserID, "hi")
 	befriend(t, e, alice, carol)
 	for _, u := range []endpoint.Caller{bob, dave, carol} {
-		must[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: u.UserID})
+		fntest.Must[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: u.UserID})
 	}
-	must[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: bob.UserID}) // idempotent
+	fntest.Must[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: bob.UserID}) // idempotent
 	if s := requestStatus(t, e, bob.UserID, alice.UserID); s != friend.StatusDeclined {
 		t.Fatalf("blocked user's request is %s", s)
 	}
@@ -437,8 +414,8 @@ func TestBlock(t *testing.T) {
 	// Requests fail both ways with one neutral message.
 	var msgs []string
 	for _, tt := range []struct{ from, to endpoint.Caller }{{bob, alice}, {alice, bob}, {dave, alice}, {alice, dave}} {
-		_, err := call[friend.RequestResp](t, e, "friend.request", tt.from, friend.RequestReq{To: tt.to.UserID})
-		wantCode(t, err, imerr.Forbidden)
+		_, err := fntest.Call[friend.RequestResp](t, e, "friend.request", tt.from, friend.RequestReq{To: tt.to.UserID})
+		fntest.WantCode(t, err, imerr.Forbidden)
 		msgs = append(msgs, imerr.From(err).Message)
 	}
 	for _, m := range msgs {
@@ -447,27 +424,27 @@ func TestBlock(t *testing.T) {
 		}
 	}
 
-	bl := must[friend.BlocksResp](t, e, "block.list", alice, struct{}{})
+	bl := fntest.Must[friend.BlocksResp](t, e, "block.list", alice, struct{}{})
 	if len(bl.Blocks) != 3 || bl.Blocks[0].UserID != bob.UserID || bl.Blocks[0].Nickname != "bob" || bl.Blocks[0].Since == 0 {
 		t.Fatalf("block.list %+v", bl)
 	}
-	if l := must[friend.BlocksResp](t, e, "block.list", bob, struct{}{}); len(l.Blocks) != 0 {
+	if l := fntest.Must[friend.BlocksResp](t, e, "block.list", bob, struct{}{}); len(l.Blocks) != 0 {
 		t.Fatalf("bob's block.list %+v", l)
 	}
 
 	// Blocking keeps a friendship; the list marks it for the blocker only.
-	l := must[friend.ListResp](t, e, "friend.list", alice, struct{}{})
+	l := fntest.Must[friend.ListResp](t, e, "friend.list", alice, struct{}{})
 	if len(l.Friends) != 1 || l.Friends[0].UserID != carol.UserID || !l.Friends[0].Blocked {
 		t.Fatalf("alice's friends %+v", l)
 	}
-	if l := must[friend.ListResp](t, e, "friend.list", carol, struct{}{}); len(l.Friends) != 1 || l.Friends[0].Blocked {
+	if l := fntest.Must[friend.ListResp](t, e, "friend.list", carol, struct{}{}); len(l.Friends) != 1 || l.Friends[0].Blocked {
 		t.Fatalf("carol's friends %+v", l)
 	}
 
 	for range 2 {
-		must[friend.Empty](t, e, "block.remove", alice, friend.UserReq{UserID: bob.UserID})
+		fntest.Must[friend.Empty](t, e, "block.remove", alice, friend.UserReq{UserID: bob.UserID})
 	}
-	if l := must[friend.BlocksResp](t, e, "block.list", alice, struct{}{}); len(l.Blocks) != 2 {
+	if l := fntest.Must[friend.BlocksResp](t, e, "block.list", alice, struct{}{}); len(l.Blocks) != 2 {
 		t.Fatalf("block.list after remove %+v", l)
 	}
 	if r := request(t, e, bob, alice.UserID, "again"); r.Status != friend.StatusPending {
@@ -484,7 +461,7 @@ func TestPrivacy(t *testing.T) {
 	str := func(s string) *string { return &s }
 
 	defaults := friend.Privacy{FriendRequests: "everyone", Messages: "friends"}
-	if p := must[friend.Privacy](t, e, "account.privacy.get", alice, struct{}{}); p != defaults {
+	if p := fntest.Must[friend.Privacy](t, e, "account.privacy.get", alice, struct{}{}); p != defaults {
 		t.Fatalf("defaults %+v", p)
 	}
 	tests := []struct {
@@ -501,10 +478,10 @@ func TestPrivacy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if p := must[friend.Privacy](t, e, "account.privacy.set", alice, tt.req); p != tt.want {
+			if p := fntest.Must[friend.Privacy](t, e, "account.privacy.set", alice, tt.req); p != tt.want {
 				t.Fatalf("set: %+v, want %+v", p, tt.want)
 			}
-			if p := must[friend.Privacy](t, e, "account.privacy.get", alice, struct{}{}); p != tt.want {
+			if p := fntest.Must[friend.Privacy](t, e, "account.privacy.get", alice, struct{}{}); p != tt.want {
 				t.Fatalf("get: %+v, want %+v", p, tt.want)
 			}
 			if n := count(t, e, "SELECT COUNT(*) FROM user_privacy"); n != tt.rows {
@@ -515,13 +492,13 @@ func TestPrivacy(t *testing.T) {
 
 	// alice takes no requests: bob gets the neutral refusal; but alice may still
 	// ask carol, and carol's request-back then accepts.
-	_, err := call[friend.RequestResp](t, e, "friend.request", bob, friend.RequestReq{To: alice.UserID})
-	wantCode(t, err, imerr.Forbidden)
+	_, err := fntest.Call[friend.RequestResp](t, e, "friend.request", bob, friend.RequestReq{To: alice.UserID})
+	fntest.WantCode(t, err, imerr.Forbidden)
 	request(t, e, alice, carol.UserID, "")
 	if r := request(t, e, carol, alice.UserID, ""); r.Status != friend.StatusAccepted {
 		t.Fatalf("request-back to a private user %+v", r)
 	}
-	if p := must[friend.Privacy](t, e, "account.privacy.get", bob, struct{}{}); p != defaults {
+	if p := fntest.Must[friend.Privacy](t, e, "account.privacy.get", bob, struct{}{}); p != defaults {
 		t.Fatalf("bob's privacy %+v", p)
 	}
 }
@@ -534,24 +511,24 @@ func TestRemark(t *testing.T) {
 	carol, _ := fntest.User(t, e, "carol", "c1")
 	befriend(t, e, alice, bob)
 	remark := func(c endpoint.Caller, uid int64, s string) error {
-		_, err := call[friend.Empty](t, e, "friend.remark", c, friend.RemarkReq{UserID: uid, Remark: s})
+		_, err := fntest.Call[friend.Empty](t, e, "friend.remark", c, friend.RemarkReq{UserID: uid, Remark: s})
 		return err
 	}
 	for _, s := range []string{"Bobby 🐝", "Bobby 🐝", strings.Repeat("é", 64)} { // the same value twice is fine
 		if err := remark(alice, bob.UserID, s); err != nil {
 			t.Fatalf("remark %q: %v", s, err)
 		}
-		l := must[friend.ListResp](t, e, "friend.list", alice, struct{}{})
+		l := fntest.Must[friend.ListResp](t, e, "friend.list", alice, struct{}{})
 		if l.Friends[0].Remark != s {
 			t.Fatalf("remark %q, want %q", l.Friends[0].Remark, s)
 		}
 	}
 	// Each side has its own remark.
-	if l := must[friend.ListResp](t, e, "friend.list", bob, struct{}{}); l.Friends[0].Remark != "" {
+	if l := fntest.Must[friend.ListResp](t, e, "friend.list", bob, struct{}{}); l.Friends[0].Remark != "" {
 		t.Fatalf("bob's remark %q", l.Friends[0].Remark)
 	}
-	wantCode(t, remark(alice, carol.UserID, "x"), imerr.NotFound)
-	wantCode(t, remark(alice, 999999, "x"), imerr.NotFound)
+	fntest.WantCode(t, remark(alice, carol.UserID, "x"), imerr.NotFound)
+	fntest.WantCode(t, remark(alice, 999999, "x"), imerr.NotFound)
 }
 
 func TestRequestsPaging(t *testing.T) {
@@ -571,7 +548,7 @@ func TestRequestsPaging(t *testing.T) {
 	var got []int64
 	var before int64
 	for page := 0; ; page++ {
-		r := must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Direction: friend.Incoming, Before: before, Limit: 2})
+		r := fntest.Must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Direction: friend.Incoming, Before: before, Limit: 2})
 		for _, q := range r.Requests {
 			got = append(got, q.RequestID)
 		}
@@ -586,11 +563,11 @@ func TestRequestsPaging(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint([]int64{ids[4], ids[3], ids[2], ids[1], ids[0]}) {
 		t.Fatalf("pages %v, want newest first of %v", got, ids)
 	}
-	pending := must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Status: friend.StatusPending, Limit: 3})
+	pending := fntest.Must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Status: friend.StatusPending, Limit: 3})
 	if len(pending.Requests) != 3 || !pending.HasMore || pending.Requests[0].RequestID != ids[4] || pending.Requests[2].RequestID != ids[1] {
 		t.Fatalf("pending page %+v", pending)
 	}
-	declined := must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Status: friend.StatusDeclined})
+	declined := fntest.Must[friend.RequestsResp](t, e, "friend.requests", alice, friend.RequestsReq{Status: friend.StatusDeclined})
 	if len(declined.Requests) != 1 || declined.Requests[0].RequestID != ids[2] || declined.Requests[0].User.Username != "fan2" {
 		t.Fatalf("declined %+v", declined)
 	}
@@ -620,16 +597,16 @@ func TestCaps(t *testing.T) {
 	fill("INSERT INTO friendships (user_id, friend_id, created_at) VALUES ", bob.UserID)
 	r := request(t, e, alice, bob.UserID, "")
 	_, err := respond(t, e, bob, r.RequestID, true)
-	wantCode(t, err, imerr.Conflict)
-	_, err = call[friend.RequestResp](t, e, "friend.request", bob, friend.RequestReq{To: alice.UserID})
-	wantCode(t, err, imerr.Conflict)
+	fntest.WantCode(t, err, imerr.Conflict)
+	_, err = fntest.Call[friend.RequestResp](t, e, "friend.request", bob, friend.RequestReq{To: alice.UserID})
+	fntest.WantCode(t, err, imerr.Conflict)
 	if n := friendRows(t, e, alice.UserID, bob.UserID); n != 0 || requestStatus(t, e, alice.UserID, bob.UserID) != friend.StatusPending {
 		t.Fatalf("refused accept changed state: %d rows", n)
 	}
 
 	fill("INSERT INTO blocks (user_id, blocked_id, created_at) VALUES ", alice.UserID)
-	_, err = call[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: bob.UserID})
-	wantCode(t, err, imerr.Conflict)
+	_, err = fntest.Call[friend.Empty](t, e, "block.add", alice, friend.UserReq{UserID: bob.UserID})
+	fntest.WantCode(t, err, imerr.Conflict)
 }
 
 func TestBadInput(t *testing.T) {
@@ -676,8 +653,8 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := call[map[string]any](t, e, tt.op, tt.c, tt.req)
-			wantCode(t, err, tt.want)
+			_, err := fntest.Call[map[string]any](t, e, tt.op, tt.c, tt.req)
+			fntest.WantCode(t, err, tt.want)
 		})
 	}
 	for _, table := range []string{"friend_requests", "friendships", "blocks", "user_privacy"} {

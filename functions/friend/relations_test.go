@@ -52,20 +52,20 @@ func TestCanMessage(t *testing.T) {
 	for _, tt := range tests {
 		name := fmt.Sprintf("friends=%v/messages=%s/block=%d", tt.friends, tt.messages, tt.block)
 		t.Run(name, func(t *testing.T) {
-			must[friend.Empty](t, e, "block.remove", from, friend.UserReq{UserID: to.UserID})
-			must[friend.Empty](t, e, "block.remove", to, friend.UserReq{UserID: from.UserID})
+			fntest.Must[friend.Empty](t, e, "block.remove", from, friend.UserReq{UserID: to.UserID})
+			fntest.Must[friend.Empty](t, e, "block.remove", to, friend.UserReq{UserID: from.UserID})
 			if tt.friends {
 				befriend(t, e, from, to)
 			} else {
-				must[friend.Empty](t, e, "friend.delete", from, friend.UserReq{UserID: to.UserID})
+				fntest.Must[friend.Empty](t, e, "friend.delete", from, friend.UserReq{UserID: to.UserID})
 			}
 			msgs := tt.messages
-			must[friend.Privacy](t, e, "account.privacy.set", to, friend.PrivacySetReq{Messages: &msgs})
+			fntest.Must[friend.Privacy](t, e, "account.privacy.set", to, friend.PrivacySetReq{Messages: &msgs})
 			switch tt.block {
 			case fromBlocksTo:
-				must[friend.Empty](t, e, "block.add", from, friend.UserReq{UserID: to.UserID})
+				fntest.Must[friend.Empty](t, e, "block.add", from, friend.UserReq{UserID: to.UserID})
 			case toBlocksFrom:
-				must[friend.Empty](t, e, "block.add", to, friend.UserReq{UserID: from.UserID})
+				fntest.Must[friend.Empty](t, e, "block.add", to, friend.UserReq{UserID: from.UserID})
 			}
 
 			err := rel.CanMessage(context.Background(), from.UserID, to.UserID)
@@ -75,13 +75,13 @@ func TestCanMessage(t *testing.T) {
 				}
 				return
 			}
-			wantCode(t, err, imerr.Forbidden)
+			fntest.WantCode(t, err, imerr.Forbidden)
 			if msg := imerr.From(err).Message; msg != tt.want {
 				t.Fatalf("message %q, want %q", msg, tt.want)
 			}
 		})
 	}
-	wantCode(t, rel.CanMessage(context.Background(), from.UserID, 999999), imerr.NotFound)
+	fntest.WantCode(t, rel.CanMessage(context.Background(), from.UserID, 999999), imerr.NotFound)
 }
 
 // BenchmarkCanMessage measures the send path's relation check against MySQL: one

@@ -1,7 +1,6 @@
 package group_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -19,22 +18,6 @@ import (
 	"natter/shared/subject"
 	"natter/shared/testenv"
 )
-
-func call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
-}
-
-func must[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) Resp {
-	tb.Helper()
-	r, err := call[Resp](tb, e, op, c, req)
-	if err != nil {
-		tb.Fatalf("%s: %v", op, err)
-	}
-	return r
-}
 
 // cast is the set of people a permission case plays with.
 type cast struct {
@@ -57,10 +40,10 @@ func newCast(t *testing.T, e *testenv.Env) cast {
 // newGroup makes a group where owner, two admins and two members play their roles.
 func newGroup(t *testing.T, e *testenv.Env, c cast, policy string) group.Info {
 	t.Helper()
-	g := must[group.Info](t, e, "group.create", c.owner, group.CreateReq{Name: "team", JoinPolicy: policy,
+	g := fntest.Must[group.Info](t, e, "group.create", c.owner, group.CreateReq{Name: "team", JoinPolicy: policy,
 		Members: []int64{c.admin.UserID, c.admin2.UserID, c.member.UserID, c.member2.UserID}})
 	for _, a := range []endpoint.Caller{c.admin, c.admin2} {
-		must[group.Empty](t, e, "group.role.set", c.owner, group.RoleReq{GroupID: g.GroupID, UserID: a.UserID, Role: "admin"})
+		fntest.Must[group.Empty](t, e, "group.role.set", c.owner, group.RoleReq{GroupID: g.GroupID, UserID: a.UserID, Role: "admin"})
 	}
 	return g
 }
@@ -73,7 +56,7 @@ func text(s string) json.RawMessage {
 var seq atomic.Int64
 
 func sendTo(tb testing.TB, e *testenv.Env, c endpoint.Caller, conv, body string) (message.SendResp, error) {
-	return call[message.SendResp](tb, e, "msg.send", c, message.SendReq{ConvID: conv, ClientMsgID: fmt.Sprint("m", seq.Add(1)), Type: "text", Content: text(body)})
+	return fntest.Call[message.SendResp](tb, e, "msg.send", c, message.SendReq{ConvID: conv, ClientMsgID: fmt.Sprint("m", seq.Add(1)), Type: "text", Content: text(body)})
 }
 
 // TestPermissionTable runs every row of the permission table (functions/group/perm)
@@ -86,7 +69,7 @@ func TestPermissionTable(t *testing.T) {
 	type act func(t *testing.T, g group.Info, actor endpoint.Caller, target endpoint.Caller) error
 	op := func(name string, req func(g group.Info, target endpoint.Caller) any) act {
 		return func(t *testing.T, g group.Info, actor, target endpoint.Caller) error {
-			_, err := call[json.RawMessage](t, e, name, actor, req(g, target))
+			_, err := fntest.Call[json.RawMessage](t, e, name, actor, req(g, target))
 			return err
 		}
 	}
@@ -124,23 +107,23 @@ func TestPermissionTable(t *testing.T) {
 		return err
 	}
 	history := func(t *testing.T, g group.Info, actor, _ endpoint.Caller) error {
-		_, err := call[message.HistoryResp](t, e, "msg.history", actor, message.HistoryReq{ConvID: g.ConvID})
+		_, err := fntest.Call[message.HistoryResp](t, e, "msg.history", actor, message.HistoryReq{ConvID: g.ConvID})
 		return err
 	}
 	review := func(t *testing.T, g group.Info, actor, _ endpoint.Caller) error {
-		j := must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID})
-		_, err := call[group.RespondResp](t, e, "group.join.respond", actor, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: true})
+		j := fntest.Must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID})
+		_, err := fntest.Call[group.RespondResp](t, e, "group.join.respond", actor, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: true})
 		return err
 	}
 	// State set up before the action.
 	muteTarget := func(t *testing.T, g group.Info, target endpoint.Caller) {
-		must[group.Empty](t, e, "group.mute", c.owner, group.MuteReq{GroupID: g.GroupID, UserID: target.UserID, Seconds: 3600})
+		fntest.Must[group.Empty](t, e, "group.mute", c.owner, group.MuteReq{GroupID: g.GroupID, UserID: target.UserID, Seconds: 3600})
 	}
 	muteEveryone := func(t *testing.T, g group.Info, _ endpoint.Caller) {
-		must[group.Empty](t, e, "group.mute.all", c.owner, group.MuteAllReq{GroupID: g.GroupID, Muted: true})
+		fntest.Must[group.Empty](t, e, "group.mute.all", c.owner, group.MuteAllReq{GroupID: g.GroupID, Muted: true})
 	}
 	kicked := func(t *testing.T, g group.Info, target endpoint.Caller) {
-		must[group.Empty](t, e, "group.kick", c.owner, group.MemberReq{GroupID: g.GroupID, UserID: target.UserID})
+		fntest.Must[group.Empty](t, e, "group.kick", c.owner, group.MemberReq{GroupID: g.GroupID, UserID: target.UserID})
 	}
 
 	tests := []struct {
@@ -231,7 +214,7 @@ func TestMemberCapUnderConcurrency(t *testing.T) {
 	e := testenv.Start(t)
 	fntest.Start(t, e, fntest.Options{Group: group.Config{MaxMembers: 10}})
 	owner, _ := fntest.User(t, e, "owner", "d")
-	g := must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "small", JoinPolicy: group.PolicyOpen})
+	g := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "small", JoinPolicy: group.PolicyOpen})
 	users := fntest.SeedUsers(t, e, "joiner", 30)
 	var joined, full atomic.Int64
 	var wg sync.WaitGroup
@@ -239,7 +222,7 @@ func TestMemberCapUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := call[group.JoinResp](t, e, "group.join", endpoint.Caller{UserID: u}, group.JoinReq{GroupID: g.GroupID})
+			_, err := fntest.Call[group.JoinResp](t, e, "group.join", endpoint.Caller{UserID: u}, group.JoinReq{GroupID: g.GroupID})
 			switch imerr.CodeOf(err) {
 			case "":
 				joined.Add(1)
@@ -272,17 +255,17 @@ func TestLargeGroupFanOutAndSync(t *testing.T) {
 	owner, _ := fntest.User(t, e, "owner", "d")
 	ids := fntest.SeedUsers(t, e, "m", 4999)
 	start := time.Now()
-	g := must[group.Info](t, e, "group.create", owner, group.CreateReq{ClientID: "big-1", Name: "everyone", Members: ids})
+	g := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{ClientID: "big-1", Name: "everyone", Members: ids})
 	t.Logf("created a 5,000-member group in %v", time.Since(start))
 	if g.MemberCount != 5000 {
 		t.Fatalf("member_count %d", g.MemberCount)
 	}
 	// A retried create answers the same group; one more member does not fit.
-	if again := must[group.Info](t, e, "group.create", owner, group.CreateReq{ClientID: "big-1", Name: "everyone", Members: ids}); again.GroupID != g.GroupID {
+	if again := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{ClientID: "big-1", Name: "everyone", Members: ids}); again.GroupID != g.GroupID {
 		t.Fatalf("retried create made group %d, want %d", again.GroupID, g.GroupID)
 	}
 	extra := fntest.SeedUsers(t, e, "late", 1)
-	_, err := call[group.InviteResp](t, e, "group.invite", owner, group.UsersReq{GroupID: g.GroupID, UserIDs: extra})
+	_, err := fntest.Call[group.InviteResp](t, e, "group.invite", owner, group.UsersReq{GroupID: g.GroupID, UserIDs: extra})
 	if imerr.CodeOf(err) != imerr.Conflict {
 		t.Fatalf("inviting member 5,001: %v, want conflict", err)
 	}
@@ -347,9 +330,9 @@ func TestLargeGroupFanOutAndSync(t *testing.T) {
 	}
 
 	// An offline member syncs the messages and the system events it missed.
-	must[group.Empty](t, e, "group.mute", owner, group.MuteReq{GroupID: g.GroupID, UserID: ids[1], Seconds: 60})
-	must[group.Announcement](t, e, "group.announce", owner, group.AnnounceReq{GroupID: g.GroupID, ClientID: "x", Text: "read the rules"})
-	s := must[message.SyncResp](t, e, "msg.sync", endpoint.Caller{UserID: ids[0]}, message.SyncReq{})
+	fntest.Must[group.Empty](t, e, "group.mute", owner, group.MuteReq{GroupID: g.GroupID, UserID: ids[1], Seconds: 60})
+	fntest.Must[group.Announcement](t, e, "group.announce", owner, group.AnnounceReq{GroupID: g.GroupID, ClientID: "x", Text: "read the rules"})
+	s := fntest.Must[message.SyncResp](t, e, "msg.sync", endpoint.Caller{UserID: ids[0]}, message.SyncReq{})
 	if len(s.Conversations) != 1 {
 		t.Fatalf("sync conversations %+v", s.Conversations)
 	}
@@ -375,17 +358,17 @@ func TestHistoryVisibilityAndKick(t *testing.T) {
 	c := newCast(t, e)
 	for _, visible := range []bool{false, true} {
 		t.Run(fmt.Sprint("history_visible=", visible), func(t *testing.T) {
-			g := must[group.Info](t, e, "group.create", c.owner, group.CreateReq{Name: "g", HistoryVisible: visible, Members: []int64{c.member.UserID}})
+			g := fntest.Must[group.Info](t, e, "group.create", c.owner, group.CreateReq{Name: "g", HistoryVisible: visible, Members: []int64{c.member.UserID}})
 			for i := range 3 {
 				if _, err := sendTo(t, e, c.owner, g.ConvID, fmt.Sprint("before ", i)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			must[group.InviteResp](t, e, "group.invite", c.owner, group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{c.outsider.UserID}})
+			fntest.Must[group.InviteResp](t, e, "group.invite", c.owner, group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{c.outsider.UserID}})
 			if _, err := sendTo(t, e, c.owner, g.ConvID, "after"); err != nil {
 				t.Fatal(err)
 			}
-			h := must[message.HistoryResp](t, e, "msg.history", c.outsider, message.HistoryReq{ConvID: g.ConvID})
+			h := fntest.Must[message.HistoryResp](t, e, "msg.history", c.outsider, message.HistoryReq{ConvID: g.ConvID})
 			want := 2 // the join notice and "after"
 			if visible {
 				want = 6 // plus creation and the three earlier messages
@@ -395,7 +378,7 @@ func TestHistoryVisibilityAndKick(t *testing.T) {
 			}
 			// Kicked: the kicked user hears of it, then stops receiving and reading.
 			inbox, _ := e.NC.SubscribeSync(subject.Deliver(c.outsider.UserID))
-			must[group.Empty](t, e, "group.kick", c.owner, group.MemberReq{GroupID: g.GroupID, UserID: c.outsider.UserID})
+			fntest.Must[group.Empty](t, e, "group.kick", c.owner, group.MemberReq{GroupID: g.GroupID, UserID: c.outsider.UserID})
 			// Pushes of earlier messages may still be on their way (fan-out is
 			// asynchronous); what matters is the notice, and nothing after it.
 			var kickSeq int64
@@ -424,7 +407,7 @@ func TestHistoryVisibilityAndKick(t *testing.T) {
 					t.Fatalf("kicked user still receives: %s", m.Data)
 				}
 			}
-			_, err := call[message.HistoryResp](t, e, "msg.history", c.outsider, message.HistoryReq{ConvID: g.ConvID})
+			_, err := fntest.Call[message.HistoryResp](t, e, "msg.history", c.outsider, message.HistoryReq{ConvID: g.ConvID})
 			if imerr.CodeOf(err) != imerr.Forbidden {
 				t.Fatalf("kicked user reads history: %v", err)
 			}
@@ -438,8 +421,8 @@ func TestJoinApprovalFlow(t *testing.T) {
 	c := newCast(t, e)
 	g := newGroup(t, e, c, group.PolicyApproval)
 	adminInbox, _ := e.NC.SubscribeSync(subject.Deliver(c.admin.UserID))
-	j := must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID, Message: "let me in"})
-	again := must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID, Message: "please"})
+	j := fntest.Must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID, Message: "let me in"})
+	again := fntest.Must[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID, Message: "please"})
 	if j.Status != "pending" || again.RequestID != j.RequestID {
 		t.Fatalf("join %+v, again %+v", j, again)
 	}
@@ -453,23 +436,23 @@ func TestJoinApprovalFlow(t *testing.T) {
 			break
 		}
 	}
-	list := must[group.JoinRequestsResp](t, e, "group.join.requests", c.admin, group.GroupReq{GroupID: g.GroupID})
+	list := fntest.Must[group.JoinRequestsResp](t, e, "group.join.requests", c.admin, group.GroupReq{GroupID: g.GroupID})
 	if len(list.Requests) != 1 || list.Requests[0].Message != "please" {
 		t.Fatalf("requests %+v", list.Requests)
 	}
-	r := must[group.RespondResp](t, e, "group.join.respond", c.admin, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: true})
-	r2 := must[group.RespondResp](t, e, "group.join.respond", c.admin2, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: false})
+	r := fntest.Must[group.RespondResp](t, e, "group.join.respond", c.admin, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: true})
+	r2 := fntest.Must[group.RespondResp](t, e, "group.join.respond", c.admin2, group.RespondReq{GroupID: g.GroupID, RequestID: j.RequestID, Accept: false})
 	if r.Status != "accepted" || r2.Status != "accepted" {
 		t.Fatalf("respond %+v then %+v", r, r2)
 	}
-	info := must[group.Info](t, e, "group.get", c.outsider, group.GroupReq{GroupID: g.GroupID})
+	info := fntest.Must[group.Info](t, e, "group.get", c.outsider, group.GroupReq{GroupID: g.GroupID})
 	if info.MyRole != "member" || info.MemberCount != 6 {
 		t.Fatalf("after approval %+v", info)
 	}
 	// Invite-only groups refuse joins.
-	must[group.Info](t, e, "group.update", c.owner, group.UpdateReq{GroupID: g.GroupID, JoinPolicy: ptr(group.PolicyInvite)})
-	must[group.Empty](t, e, "group.leave", c.outsider, group.GroupReq{GroupID: g.GroupID})
-	_, err := call[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID})
+	fntest.Must[group.Info](t, e, "group.update", c.owner, group.UpdateReq{GroupID: g.GroupID, JoinPolicy: ptr(group.PolicyInvite)})
+	fntest.Must[group.Empty](t, e, "group.leave", c.outsider, group.GroupReq{GroupID: g.GroupID})
+	_, err := fntest.Call[group.JoinResp](t, e, "group.join", c.outsider, group.JoinReq{GroupID: g.GroupID})
 	if imerr.CodeOf(err) != imerr.Forbidden {
 		t.Fatalf("join invite-only: %v", err)
 	}
@@ -499,7 +482,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := call[json.RawMessage](t, e, tt.op, c.owner, tt.req)
+			_, err := fntest.Call[json.RawMessage](t, e, tt.op, c.owner, tt.req)
 			if got := imerr.CodeOf(err); got != tt.want {
 				t.Fatalf("got %v, want %s", err, tt.want)
 			}

@@ -34,7 +34,7 @@ func BenchmarkSend(b *testing.B) {
 			for pb.Next() {
 				i := n.Add(1)
 				from, to := pick(i)
-				_, err := call[message.SendResp](b, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
+				_, err := fntest.Call[message.SendResp](b, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -77,7 +77,7 @@ func BenchmarkSendInstances(b *testing.B) {
 				for pb.Next() {
 					i := n.Add(1)
 					p := int(i % (users / 2))
-					_, err := call[message.SendResp](b, e, "msg.send", callers[2*p], message.SendReq{To: callers[2*p+1].UserID, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
+					_, err := fntest.Call[message.SendResp](b, e, "msg.send", callers[2*p], message.SendReq{To: callers[2*p+1].UserID, ClientMsgID: fmt.Sprint("b", i), Type: "text", Content: content})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -25,13 +25,6 @@ func age(t *testing.T, e *testenv.Env, conv string, seq int64, d time.Duration) 
 	}
 }
 
-func wantCode(t *testing.T, err error, code imerr.Code) {
-	t.Helper()
-	if got := imerr.CodeOf(err); got != code {
-		t.Fatalf("got %v, want %q", err, code)
-	}
-}
-
 func TestRecallAndEdit(t *testing.T) {
 	e := testenv.Start(t)
 	fntest.Start(t, e, fntest.Options{})
@@ -46,39 +39,39 @@ func TestRecallAndEdit(t *testing.T) {
 	bobInbox, _ := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
 
 	// Recall: not by the wrong user, not after the window; by the sender inside it.
-	_, err := call[message.RecallResp](t, e, "msg.recall", bob, message.RecallReq{MsgRef: message.MsgRef{ID: m1.ID}})
-	wantCode(t, err, imerr.Forbidden)
+	_, err := fntest.Call[message.RecallResp](t, e, "msg.recall", bob, message.RecallReq{MsgRef: message.MsgRef{ID: m1.ID}})
+	fntest.WantCode(t, err, imerr.Forbidden)
 	age(t, e, m2.ConvID, m2.Seq, 3*time.Minute)
-	_, err = call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ID: m2.ID}})
-	wantCode(t, err, imerr.Forbidden)
-	r, err := call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ConvID: m1.ConvID, Seq: m1.Seq}})
+	_, err = fntest.Call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ID: m2.ID}})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	r, err := fntest.Call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ConvID: m1.ConvID, Seq: m1.Seq}})
 	if err != nil || r.Seq != m1.Seq || r.Mod == 0 {
 		t.Fatalf("recall %+v %v", r, err)
 	}
-	if again, err := call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ID: m1.ID}}); err != nil || again.Mod != r.Mod {
+	if again, err := fntest.Call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: message.MsgRef{ID: m1.ID}}); err != nil || again.Mod != r.Mod {
 		t.Fatalf("recall retry %+v %v", again, err)
 	}
 	expectEvent(t, bobInbox, "msg.recalled")
 
 	// Edit: only the sender, inside the window, versioned; a no-op retry changes nothing.
-	_, err = call[message.Message](t, e, "msg.edit", bob, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("hijack")})
-	wantCode(t, err, imerr.Forbidden)
-	_, err = call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m1.ID}, Content: text("too late")})
-	wantCode(t, err, imerr.Conflict)
-	ed, err := call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")})
+	_, err = fntest.Call[message.Message](t, e, "msg.edit", bob, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("hijack")})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	_, err = fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m1.ID}, Content: text("too late")})
+	fntest.WantCode(t, err, imerr.Conflict)
+	ed, err := fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")})
 	if err != nil || ed.Edits != 1 || ed.EditedAt == 0 || string(ed.Content) != `{"text":"third, fixed"}` {
 		t.Fatalf("edit %+v %v", ed, err)
 	}
-	if again := must2[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")}); again.Edits != 1 {
+	if again := fntest.Must[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")}); again.Edits != 1 {
 		t.Fatalf("edit retry made version %d", again.Edits)
 	}
 	expectEvent(t, bobInbox, "msg.edited")
 	age(t, e, m2.ConvID, m2.Seq, time.Hour)
-	_, err = call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m2.ID}, Content: text("late edit")})
-	wantCode(t, err, imerr.Forbidden)
+	_, err = fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m2.ID}, Content: text("late edit")})
+	fntest.WantCode(t, err, imerr.Forbidden)
 
 	// History shows the tombstone and the latest version.
-	h := must2[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: m1.ConvID})
+	h := fntest.Must[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: m1.ConvID})
 	if len(h.Messages) != 3 || !h.Messages[0].Recalled || string(h.Messages[0].Content) != "null" || h.Messages[2].Edits != 1 || !strings.Contains(string(h.Messages[2].Content), "fixed") {
 		t.Fatalf("history %+v", h.Messages)
 	}
@@ -89,7 +82,7 @@ func TestRecallAndEdit(t *testing.T) {
 
 	// A device that was offline learns both changes through sync (mods), with no
 	// new seq and so no phantom unread.
-	s := must2[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursor})
+	s := fntest.Must[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursor})
 	if len(s.Conversations) != 1 || len(s.Conversations[0].Messages) != 0 || len(s.Conversations[0].Changed) != 2 || s.Conversations[0].LastSeq != m3.Seq {
 		t.Fatalf("sync after changes %+v", s.Conversations)
 	}
@@ -97,7 +90,7 @@ func TestRecallAndEdit(t *testing.T) {
 	if !c.Changed[0].Recalled || c.Changed[1].Edits != 1 {
 		t.Fatalf("changed %+v", c.Changed)
 	}
-	s = must2[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursor, Mods: map[string]int64{c.ConvID: c.LastMod}})
+	s = fntest.Must[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursor, Mods: map[string]int64{c.ConvID: c.LastMod}})
 	if len(s.Conversations) != 0 {
 		t.Fatalf("sync when caught up %+v", s.Conversations)
 	}
@@ -109,10 +102,10 @@ func TestGroupRecallByAdmin(t *testing.T) {
 	owner, _ := fntest.User(t, e, "owner", "d")
 	admin, _ := fntest.User(t, e, "admin", "d")
 	member, _ := fntest.User(t, e, "member", "d")
-	g := must2[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "g", Members: []int64{admin.UserID, member.UserID}})
-	must2[group.Empty](t, e, "group.role.set", owner, group.RoleReq{GroupID: g.GroupID, UserID: admin.UserID, Role: "admin"})
+	g := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "g", Members: []int64{admin.UserID, member.UserID}})
+	fntest.Must[group.Empty](t, e, "group.role.set", owner, group.RoleReq{GroupID: g.GroupID, UserID: admin.UserID, Role: "admin"})
 	sendG := func(c endpoint.Caller, id string) message.SendResp {
-		return must2[message.SendResp](t, e, "msg.send", c, message.SendReq{ConvID: g.ConvID, ClientMsgID: id, Type: "text", Content: text(id)})
+		return fntest.Must[message.SendResp](t, e, "msg.send", c, message.SendReq{ConvID: g.ConvID, ClientMsgID: id, Type: "text", Content: text(id)})
 	}
 	byMember, byAdmin, byAdmin2, byOwner := sendG(member, "x1"), sendG(admin, "x2"), sendG(admin, "x4"), sendG(owner, "x3")
 	for _, m := range []message.SendResp{byMember, byAdmin, byAdmin2, byOwner} {
@@ -133,8 +126,8 @@ func TestGroupRecallByAdmin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := call[message.RecallResp](t, e, "msg.recall", tt.by, message.RecallReq{MsgRef: message.MsgRef{ID: tt.msg.ID}})
-			wantCode(t, err, tt.want)
+			_, err := fntest.Call[message.RecallResp](t, e, "msg.recall", tt.by, message.RecallReq{MsgRef: message.MsgRef{ID: tt.msg.ID}})
+			fntest.WantCode(t, err, tt.want)
 		})
 	}
 }
@@ -145,9 +138,9 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	owner, _ := fntest.User(t, e, "owner", "d")
 	member, _ := fntest.User(t, e, "member", "d")
 	outsider, _ := fntest.User(t, e, "outsider", "d")
-	g := must2[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "g", Members: []int64{member.UserID}})
+	g := fntest.Must[group.Info](t, e, "group.create", owner, group.CreateReq{Name: "g", Members: []int64{member.UserID}})
 	rich := func(v message.RichContent) json.RawMessage { b, _ := json.Marshal(v); return b }
-	first := must2[message.SendResp](t, e, "msg.send", member, message.SendReq{ConvID: g.ConvID, ClientMsgID: "q", Type: "text", Content: text("quote me")})
+	first := fntest.Must[message.SendResp](t, e, "msg.send", member, message.SendReq{ConvID: g.ConvID, ClientMsgID: "q", Type: "text", Content: text("quote me")})
 	tests := []struct {
 		name    string
 		by      endpoint.Caller
@@ -163,59 +156,50 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := call[message.SendResp](t, e, "msg.send", tt.by, message.SendReq{ConvID: g.ConvID, ClientMsgID: fmt.Sprint("r", i), Type: "rich", Content: rich(tt.content)})
-			wantCode(t, err, tt.want)
+			_, err := fntest.Call[message.SendResp](t, e, "msg.send", tt.by, message.SendReq{ConvID: g.ConvID, ClientMsgID: fmt.Sprint("r", i), Type: "rich", Content: rich(tt.content)})
+			fntest.WantCode(t, err, tt.want)
 		})
 	}
 
 	// Reactions: idempotent both ways, aggregated in history with "me".
 	ref := message.MsgRef{ID: first.ID}
 	for range 2 {
-		must2[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+		fntest.Must[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍"})
 	}
-	ev := must2[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "👍"})
-	must2[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "🎉"})
+	ev := fntest.Must[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.Must[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "🎉"})
 	if ev.Count != 2 {
 		t.Fatalf("👍 count %d", ev.Count)
 	}
-	h := must2[message.HistoryResp](t, e, "msg.history", owner, message.HistoryReq{ConvID: g.ConvID, After: first.Seq - 1, Limit: 1})
+	h := fntest.Must[message.HistoryResp](t, e, "msg.history", owner, message.HistoryReq{ConvID: g.ConvID, After: first.Seq - 1, Limit: 1})
 	if got := fmt.Sprint(h.Messages[0].Reactions); got != "[{👍 2 true} {🎉 1 false}]" {
 		t.Fatalf("reactions %s", got)
 	}
-	if ev := must2[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍", Remove: true}); ev.Count != 1 {
+	if ev := fntest.Must[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍", Remove: true}); ev.Count != 1 {
 		t.Fatalf("after removing, count %d", ev.Count)
 	}
-	_, err := call[message.ReactionEvent](t, e, "msg.react", outsider, message.ReactReq{MsgRef: ref, Emoji: "👍"})
-	wantCode(t, err, imerr.Forbidden)
-	_, err = call[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "two words"})
-	wantCode(t, err, imerr.BadRequest)
+	_, err := fntest.Call[message.ReactionEvent](t, e, "msg.react", outsider, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	_, err = fntest.Call[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "two words"})
+	fntest.WantCode(t, err, imerr.BadRequest)
 
 	// Typing: relayed once per throttle window, never stored, not in large groups.
 	memberInbox, _ := e.NC.SubscribeSync(subject.Deliver(member.UserID))
-	if r := must2[message.TypingResp](t, e, "msg.typing", owner, message.TypingReq{ConvID: g.ConvID}); !r.Sent {
+	if r := fntest.Must[message.TypingResp](t, e, "msg.typing", owner, message.TypingReq{ConvID: g.ConvID}); !r.Sent {
 		t.Fatal("first typing not sent")
 	}
-	if r := must2[message.TypingResp](t, e, "msg.typing", owner, message.TypingReq{ConvID: g.ConvID}); r.Sent {
+	if r := fntest.Must[message.TypingResp](t, e, "msg.typing", owner, message.TypingReq{ConvID: g.ConvID}); r.Sent {
 		t.Fatal("typing not throttled")
 	}
 	expectEvent(t, memberInbox, "typing")
 	for _, u := range fntest.SeedUsers(t, e, "extra", 3) {
-		must2[group.InviteResp](t, e, "group.invite", owner, group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{u}})
+		fntest.Must[group.InviteResp](t, e, "group.invite", owner, group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{u}})
 	}
-	if r := must2[message.TypingResp](t, e, "msg.typing", member, message.TypingReq{ConvID: g.ConvID}); r.Sent {
+	if r := fntest.Must[message.TypingResp](t, e, "msg.typing", member, message.TypingReq{ConvID: g.ConvID}); r.Sent {
 		t.Fatal("typing sent in a group above the size limit")
 	}
-	_, err = call[message.TypingResp](t, e, "msg.typing", outsider, message.TypingReq{ConvID: g.ConvID})
-	wantCode(t, err, imerr.Forbidden)
-}
-
-func must2[Resp any](t *testing.T, e *testenv.Env, op string, c endpoint.Caller, req any) Resp {
-	t.Helper()
-	r, err := call[Resp](t, e, op, c, req)
-	if err != nil {
-		t.Fatalf("%s: %v", op, err)
-	}
-	return r
+	_, err = fntest.Call[message.TypingResp](t, e, "msg.typing", outsider, message.TypingReq{ConvID: g.ConvID})
+	fntest.WantCode(t, err, imerr.Forbidden)
 }
 
 func expectEvent(t *testing.T, sub *nats.Subscription, event string) {

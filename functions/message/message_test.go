@@ -1,7 +1,6 @@
 package message_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -18,13 +17,6 @@ import (
 	"natter/shared/wire"
 )
 
-func call[Resp any](tb testing.TB, e *testenv.Env, op string, c endpoint.Caller, req any) (Resp, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return endpoint.Call[Resp](ctx, e.NC, op, c, req)
-}
-
 func text(s string) json.RawMessage {
 	b, _ := json.Marshal(message.TextContent{Text: s})
 	return b
@@ -32,18 +24,11 @@ func text(s string) json.RawMessage {
 
 func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, to int64, cid, body string) message.SendResp {
 	tb.Helper()
-	r, err := call[message.SendResp](tb, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: cid, Type: message.TypeText, Content: text(body)})
+	r, err := fntest.Call[message.SendResp](tb, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: cid, Type: message.TypeText, Content: text(body)})
 	if err != nil {
 		tb.Fatalf("send %s: %v", cid, err)
 	}
 	return r
-}
-
-func must(t *testing.T, e *testenv.Env, op string, c endpoint.Caller, req any) {
-	t.Helper()
-	if _, err := call[json.RawMessage](t, e, op, c, req); err != nil {
-		t.Fatalf("%s: %v", op, err)
-	}
 }
 
 func countRows(t *testing.T, e *testenv.Env) int {
@@ -196,7 +181,7 @@ func TestHistoryAndSync(t *testing.T) {
 	var got []int64
 	before := int64(0)
 	for {
-		h, err := call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: ab, Before: before, Limit: 50})
+		h, err := fntest.Call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: ab, Before: before, Limit: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,11 +196,11 @@ func TestHistoryAndSync(t *testing.T) {
 	if len(got) != 120 || got[0] != 120 || got[119] != 1 {
 		t.Fatalf("walked back %d messages: first %d last %d", len(got), got[0], got[len(got)-1])
 	}
-	fwd, err := call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: 100, Limit: 10})
+	fwd, err := fntest.Call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: 100, Limit: 10})
 	if err != nil || len(fwd.Messages) != 10 || fwd.Messages[0].Seq != 101 || !fwd.HasMore {
 		t.Fatalf("after 100: %d messages, has_more %v, %v", len(fwd.Messages), fwd.HasMore, err)
 	}
-	_, err = call[message.HistoryResp](t, e, "msg.history", carol, message.HistoryReq{ConvID: ab})
+	_, err = fntest.Call[message.HistoryResp](t, e, "msg.history", carol, message.HistoryReq{ConvID: ab})
 	if imerr.CodeOf(err) != imerr.Forbidden {
 		t.Fatalf("carol reading alice/bob: %v, want forbidden", err)
 	}
@@ -224,7 +209,7 @@ func TestHistoryAndSync(t *testing.T) {
 	cursors := map[string]int64{ab: 70}
 	seen := map[string][]int64{}
 	for range 10 {
-		s, err := call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors, Limit: 40})
+		s, err := fntest.Call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors, Limit: 40})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +227,7 @@ func TestHistoryAndSync(t *testing.T) {
 	if len(seen[ab]) != 50 || seen[ab][0] != 71 || seen[ab][49] != 120 || len(seen[cb]) != 7 || seen[cb][0] != 1 {
 		t.Fatalf("synced ab %v cb %v", seen[ab], seen[cb])
 	}
-	s, err := call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors})
+	s, err := fntest.Call[message.SyncResp](t, e, "msg.sync", bob, message.SyncReq{Cursors: cursors})
 	if err != nil || len(s.Conversations) != 0 || s.HasMore {
 		t.Fatalf("sync when caught up: %+v %v", s, err)
 	}
@@ -257,7 +242,7 @@ func TestSendBadInput(t *testing.T) {
 	dave, _ := fntest.User(t, e, "dave", "d1")
 	fntest.Befriend(t, e, alice, bob)
 	fntest.Befriend(t, e, alice, dave)
-	must(t, e, "block.add", dave, map[string]int64{"user_id": alice.UserID})
+	fntest.Must[json.RawMessage](t, e, "block.add", dave, map[string]int64{"user_id": alice.UserID})
 	send(t, e, alice, bob.UserID, "seed", "x")
 	ab := fmt.Sprintf("d:%d:%d", alice.UserID, bob.UserID)
 	rich := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
@@ -292,7 +277,7 @@ func TestSendBadInput(t *testing.T) {
 			if _, ok := tt.req.(message.HistoryReq); ok {
 				op = "msg.history"
 			}
-			_, err := call[map[string]any](t, e, op, tt.c, tt.req)
+			_, err := fntest.Call[map[string]any](t, e, op, tt.c, tt.req)
 			if got := imerr.CodeOf(err); got != tt.want {
 				t.Fatalf("error %v, want %s", err, tt.want)
 			}
@@ -302,12 +287,12 @@ func TestSendBadInput(t *testing.T) {
 		t.Fatalf("bad input stored something: %d rows", n)
 	}
 	// A valid rich message is stored as validated (unknown fields dropped).
-	r, err := call[message.SendResp](t, e, "msg.send", alice, map[string]any{"to": bob.UserID, "client_msg_id": "rich1", "type": "rich",
+	r, err := fntest.Call[message.SendResp](t, e, "msg.send", alice, map[string]any{"to": bob.UserID, "client_msg_id": "rich1", "type": "rich",
 		"content": map[string]any{"text": "hello @bob", "spans": []any{map[string]any{"start": 0, "end": 5, "style": "bold"}}, "mentions": []int64{bob.UserID}, "evil": "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: r.ConvID, After: r.Seq - 1})
+	h, err := fntest.Call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: r.ConvID, After: r.Seq - 1})
 	if err != nil || len(h.Messages) != 1 || strings.Contains(string(h.Messages[0].Content), "evil") || h.Messages[0].Type != "rich" {
 		t.Fatalf("rich stored as %+v %v", h.Messages, err)
 	}
