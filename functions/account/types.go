@@ -2,6 +2,7 @@ package account
 
 import (
 	"errors"
+	"natter/shared/validate"
 	"regexp"
 	"time"
 	"unicode/utf8"
@@ -9,7 +10,6 @@ import (
 
 var (
 	usernameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
-	deviceRe   = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 	platforms  = map[string]bool{"": true, "ios": true, "android": true, "web": true, "desktop": true, "mac": true, "windows": true, "linux": true}
 )
 
@@ -34,7 +34,7 @@ func (r *RegisterReq) Validate() error {
 	if err := validPassword(r.Password); err != nil {
 		return err
 	}
-	return validText("nickname", r.Nickname, maxNickname)
+	return validate.Text("nickname", r.Nickname, maxNickname)
 }
 
 type RegisterResp struct {
@@ -55,8 +55,8 @@ func (r *LoginReq) Validate() error {
 	if r.Password == "" || len(r.Password) > maxPassword {
 		return errors.New("password required")
 	}
-	if !deviceRe.MatchString(r.DeviceID) {
-		return errors.New("device_id: 1-64 letters, digits, '_', '.', ':' or '-'")
+	if err := validate.Token("device_id", r.DeviceID); err != nil {
+		return err
 	}
 	if !platforms[r.Platform] {
 		return errors.New("platform: one of ios, android, web, desktop, mac, windows, linux")
@@ -124,7 +124,7 @@ func (r *UpdateProfileReq) Validate() error {
 		max  int
 	}{{"nickname", r.Nickname, maxNickname}, {"avatar", r.Avatar, maxAvatar}, {"bio", r.Bio, maxBio}} {
 		if f.v != nil {
-			if err := validText(f.name, *f.v, f.max); err != nil {
+			if err := validate.Text(f.name, *f.v, f.max); err != nil {
 				return err
 			}
 		}
@@ -153,16 +153,6 @@ type DevicesResp struct {
 func validPassword(p string) error {
 	if n := utf8.RuneCountInString(p); n < minPassword || len(p) > maxPassword {
 		return errors.New("password: 8-128 characters")
-	}
-	return nil
-}
-
-func validText(name, s string, maxRunes int) error {
-	if !utf8.ValidString(s) {
-		return errors.New(name + ": invalid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > maxRunes {
-		return errors.New(name + ": too long")
 	}
 	return nil
 }

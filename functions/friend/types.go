@@ -2,8 +2,8 @@ package friend
 
 import (
 	"errors"
+	"natter/shared/validate"
 	"time"
-	"unicode/utf8"
 )
 
 // Request statuses, and the extra answer of friend.request between friends.
@@ -47,7 +47,7 @@ func (r *RequestReq) Validate() error {
 	if r.To <= 0 {
 		return errors.New("to: a user id is required")
 	}
-	return validText("message", r.Message, maxRequestMessage)
+	return validate.Text("message", r.Message, maxRequestMessage)
 }
 
 // RequestResp answers friend.request. Status is pending, accepted (the target had
@@ -176,7 +176,7 @@ func (r *RemarkReq) Validate() error {
 	if r.UserID <= 0 {
 		return errors.New("user_id required")
 	}
-	return validText("remark", r.Remark, maxRemark)
+	return validate.Text("remark", r.Remark, maxRemark)
 }
 
 type Block struct {
@@ -245,15 +245,5 @@ type (
 		CreatedAt int64  `json:"created_at"`
 	}
 )
-
-func validText(name, s string, maxRunes int) error {
-	if !utf8.ValidString(s) {
-		return errors.New(name + ": invalid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > maxRunes {
-		return errors.New(name + ": too long")
-	}
-	return nil
-}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -2,8 +2,7 @@ package group
 
 import (
 	"errors"
-	"regexp"
-	"unicode/utf8"
+	"natter/shared/validate"
 )
 
 // Join policies.
@@ -14,8 +13,7 @@ const (
 )
 
 var (
-	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-	policies   = map[string]bool{PolicyOpen: true, PolicyApproval: true, PolicyInvite: true}
+	policies = map[string]bool{PolicyOpen: true, PolicyApproval: true, PolicyInvite: true}
 )
 
 const (
@@ -39,8 +37,10 @@ type CreateReq struct {
 }
 
 func (r *CreateReq) Validate() error {
-	if r.ClientID != "" && !clientIDRe.MatchString(r.ClientID) {
-		return errors.New("client_id: 1-64 letters, digits, '_', '.', ':' or '-'")
+	if r.ClientID != "" {
+		if err := validate.Token("client_id", r.ClientID); err != nil {
+			return err
+		}
 	}
 	if r.Name == "" {
 		return errors.New("name required")
@@ -48,13 +48,13 @@ func (r *CreateReq) Validate() error {
 	if r.JoinPolicy != "" && !policies[r.JoinPolicy] {
 		return errors.New("join_policy: open, approval or invite")
 	}
-	if err := validText("name", r.Name, maxName); err != nil {
+	if err := validate.Text("name", r.Name, maxName); err != nil {
 		return err
 	}
-	if err := validText("avatar", r.Avatar, maxAvatar); err != nil {
+	if err := validate.Text("avatar", r.Avatar, maxAvatar); err != nil {
 		return err
 	}
-	if err := validText("intro", r.Intro, maxIntro); err != nil {
+	if err := validate.Text("intro", r.Intro, maxIntro); err != nil {
 		return err
 	}
 	return validUsers("members", r.Members)
@@ -109,7 +109,7 @@ func (r *UpdateReq) Validate() error {
 		max  int
 	}{{"name", r.Name, maxName}, {"avatar", r.Avatar, maxAvatar}, {"intro", r.Intro, maxIntro}} {
 		if f.v != nil {
-			if err := validText(f.name, *f.v, f.max); err != nil {
+			if err := validate.Text(f.name, *f.v, f.max); err != nil {
 				return err
 			}
 		}
@@ -243,7 +243,7 @@ func (r *JoinReq) Validate() error {
 	if err := validGroup(r.GroupID); err != nil {
 		return err
 	}
-	return validText("message", r.Message, maxJoinMsg)
+	return validate.Text("message", r.Message, maxJoinMsg)
 }
 
 type JoinResp struct {
@@ -295,13 +295,13 @@ func (r *AnnounceReq) Validate() error {
 	if err := validGroup(r.GroupID); err != nil {
 		return err
 	}
-	if !clientIDRe.MatchString(r.ClientID) {
-		return errors.New("client_id: 1-64 letters, digits, '_', '.', ':' or '-'")
+	if err := validate.Token("client_id", r.ClientID); err != nil {
+		return err
 	}
 	if r.Text == "" {
 		return errors.New("text required")
 	}
-	return validText("text", r.Text, maxAnnounce)
+	return validate.Text("text", r.Text, maxAnnounce)
 }
 
 type Announcement struct {
@@ -349,16 +349,6 @@ func validUsers(field string, ids []int64) error {
 		if id <= 0 {
 			return errors.New(field + ": invalid user id")
 		}
-	}
-	return nil
-}
-
-func validText(name, s string, maxRunes int) error {
-	if !utf8.ValidString(s) {
-		return errors.New(name + ": invalid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > maxRunes {
-		return errors.New(name + ": too long")
 	}
 	return nil
 }

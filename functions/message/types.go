@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"natter/shared/validate"
 	"unicode/utf8"
 )
 
@@ -43,8 +43,6 @@ const (
 	TypeSystem = "system"
 )
 
-var clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-
 // SendReq is msg.send. Exactly one of To (a user, for 1:1) and ConvID is set.
 type SendReq struct {
 	To          int64           `json:"to,omitempty"`
@@ -61,8 +59,8 @@ func (r *SendReq) Validate() error {
 	if r.To < 0 {
 		return errors.New("to: invalid user id")
 	}
-	if !clientIDRe.MatchString(r.ClientMsgID) {
-		return errors.New("client_msg_id: 1-64 letters, digits, '_', '.', ':' or '-'")
+	if err := validate.Token("client_msg_id", r.ClientMsgID); err != nil {
+		return err
 	}
 	if len(r.Content) == 0 {
 		return errors.New("content required")
@@ -122,7 +120,7 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		if err := strictDecode(raw, &c); err != nil {
 			return nil, nil, err
 		}
-		if err := validText(c.Text, maxRunes); err != nil {
+		if err := validContentText(c.Text, maxRunes); err != nil {
 			return nil, nil, err
 		}
 		b, err := json.Marshal(c)
@@ -132,7 +130,7 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		if err := strictDecode(raw, &c); err != nil {
 			return nil, nil, err
 		}
-		if err := validText(c.Text, maxRunes); err != nil {
+		if err := validContentText(c.Text, maxRunes); err != nil {
 			return nil, nil, err
 		}
 		n := utf8.RuneCountInString(c.Text)
@@ -174,17 +172,11 @@ func strictDecode(raw json.RawMessage, v any) error {
 	return nil
 }
 
-func validText(s string, maxRunes int) error {
+func validContentText(s string, maxRunes int) error {
 	if s == "" {
 		return errors.New("content.text: empty")
 	}
-	if !utf8.ValidString(s) {
-		return errors.New("content.text: invalid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > maxRunes {
-		return fmt.Errorf("content.text: over %d characters", maxRunes)
-	}
-	return nil
+	return validate.Text("content.text", s, maxRunes)
 }
 
 // HistoryReq pages one conversation by seq: Before (exclusive) walks back from the
