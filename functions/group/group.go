@@ -215,7 +215,7 @@ func (s *Service) publish(ctx context.Context, c endpoint.Caller, m message.Mess
 		logging.From(ctx).Error().Err(err).Msg("encode system message")
 		return
 	}
-	s.fan.ToConversation(ctx, m.ConvID, frame, c.ConnID)
+	s.fan.ToConversation(ctx, m.ConvID, -1, frame, c.ConnID)
 	if len(gone) > 0 {
 		s.fan.ToUsers(gone, frame, "")
 	}
@@ -249,7 +249,7 @@ func (s *Service) addMembers(ctx context.Context, tx *sql.Tx, g row, users []int
 	if err := insertMembers(ctx, tx, g.id, fresh, perm.Member, by, minSeq); err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count + ? WHERE id = ?", len(fresh), g.id); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count + ?, members_version = members_version + 1 WHERE id = ?", len(fresh), g.id); err != nil {
 		return nil, fmt.Errorf("count members: %w", err)
 	}
 	return fresh, nil
@@ -339,7 +339,7 @@ func removeMember(ctx context.Context, tx *sql.Tx, group, user int64) (bool, err
 	if _, err := tx.ExecContext(ctx, "DELETE FROM conversation_members WHERE user_id = ? AND conv_id = ?", user, message.GroupConv(group)); err != nil {
 		return false, fmt.Errorf("remove conversation member: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count - 1 WHERE id = ?", group); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count - 1, members_version = members_version + 1 WHERE id = ?", group); err != nil {
 		return false, fmt.Errorf("count members: %w", err)
 	}
 	return true, nil

@@ -77,6 +77,7 @@ type standing struct {
 	mutedUntil time.Time
 	muteAll    bool
 	dismissed  bool
+	version    int64 // chat_groups.members_version: keys the fan-out member cache
 }
 
 var errNotMember = imerr.New(imerr.Forbidden, "not a member of this conversation")
@@ -92,12 +93,12 @@ func (s *Service) standingIn(ctx context.Context, c endpoint.Caller, conv parsed
 	}
 	var st standing
 	var muted sql.NullTime
-	err := s.db.QueryRowContext(ctx, `SELECT cm.min_seq, gm.role, gm.muted_until, g.mute_all, g.dismissed_at IS NOT NULL
+	err := s.db.QueryRowContext(ctx, `SELECT cm.min_seq, gm.role, gm.muted_until, g.mute_all, g.dismissed_at IS NOT NULL, g.members_version
 		FROM group_members gm
 		JOIN chat_groups g ON g.id = gm.group_id
 		JOIN conversation_members cm ON cm.user_id = gm.user_id AND cm.conv_id = ?
 		WHERE gm.group_id = ? AND gm.user_id = ?`, conv.id, conv.group, c.UserID).
-		Scan(&st.minSeq, &st.role, &muted, &st.muteAll, &st.dismissed)
+		Scan(&st.minSeq, &st.role, &muted, &st.muteAll, &st.dismissed, &st.version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return standing{}, errNotMember
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,24 +19,39 @@ import (
 // members. A frame is encoded once by the caller and published as is to every
 // member. Group fan-out runs on background goroutines so that a send's reply does
 // not wait for thousands of publishes; jobs are sharded by conversation, so the
-// pushes of one conversation leave this process in seq order.
+// pushes of one conversation leave this process in seq order. Member lists are
+// cached per conversation under the group's members_version, which the send path
+// reads with the sender's standing: a membership change makes the next message
+// reload the list, and no message costs a 5,000-row read otherwise.
 type Fanout struct {
 	db     *sql.DB
 	nc     *nats.Conn
 	log    zerolog.Logger
 	shards []chan fanJob
 	seed   maphash.Seed
+
+	mu      sync.Mutex
+	members map[string]memberList
 }
+
+type memberList struct {
+	version int64
+	users   []int64
+}
+
+// maxCachedLists bounds the member-list cache; past it the cache starts over.
+const maxCachedLists = 10000
 
 type fanJob struct {
 	conv     string
+	version  int64
 	frame    []byte
 	skipConn string
 }
 
 // NewFanout starts workers goroutines that live until ctx ends.
 func NewFanout(ctx context.Context, d *sql.DB, nc *nats.Conn, log zerolog.Logger, workers int) *Fanout {
-	f := &Fanout{db: d, nc: nc, log: log, seed: maphash.MakeSeed()}
+	f := &Fanout{db: d, nc: nc, log: log, seed: maphash.MakeSeed(), members: map[string]memberList{}}
 	for range max(workers, 1) {
 		ch := make(chan fanJob, 1024)
 		f.shards = append(f.shards, ch)
@@ -71,10 +87,11 @@ func (f *Fanout) ToUsers(users []int64, frame []byte, skipConn string) {
 }
 
 // ToConversation queues frame for every current member of the (group)
-// conversation. When the shard's queue is full it publishes inline, slowing the
-// sender instead of dropping pushes.
-func (f *Fanout) ToConversation(ctx context.Context, conv string, frame []byte, skipConn string) {
-	j := fanJob{conv: conv, frame: frame, skipConn: skipConn}
+// conversation. version is the group's members_version as the caller read it, or
+// -1 when unknown (the list is then read fresh). When the shard's queue is full it
+// publishes inline, slowing the sender instead of dropping pushes.
+func (f *Fanout) ToConversation(ctx context.Context, conv string, version int64, frame []byte, skipConn string) {
+	j := fanJob{conv: conv, version: version, frame: frame, skipConn: skipConn}
 	shard := f.shards[maphash.String(f.seed, conv)%uint64(len(f.shards))]
 	select {
 	case shard <- j:
@@ -86,22 +103,55 @@ func (f *Fanout) ToConversation(ctx context.Context, conv string, frame []byte, 
 }
 
 func (f *Fanout) toConversation(ctx context.Context, j fanJob) error {
-	rows, err := f.db.QueryContext(ctx, "SELECT user_id FROM conversation_members WHERE conv_id = ?", j.conv)
+	users, err := f.memberList(ctx, j.conv, j.version)
 	if err != nil {
-		return fmt.Errorf("members of %s: %w", j.conv, err)
+		return err
 	}
-	defer rows.Close()
 	h := skipHeader(j.skipConn)
-	for rows.Next() {
-		var u int64
-		if err := rows.Scan(&u); err != nil {
-			return err
-		}
+	for _, u := range users {
 		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: j.frame, Header: h}); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
-	return rows.Err()
+	return nil
+}
+
+// memberList returns the conversation's members, from the cache when it holds
+// this version.
+func (f *Fanout) memberList(ctx context.Context, conv string, version int64) ([]int64, error) {
+	if version >= 0 {
+		f.mu.Lock()
+		l, ok := f.members[conv]
+		f.mu.Unlock()
+		if ok && l.version == version {
+			return l.users, nil
+		}
+	}
+	rows, err := f.db.QueryContext(ctx, "SELECT user_id FROM conversation_members WHERE conv_id = ?", conv)
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", conv, err)
+	}
+	defer rows.Close()
+	var users []int64
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if version >= 0 {
+		f.mu.Lock()
+		if len(f.members) >= maxCachedLists {
+			clear(f.members)
+		}
+		f.members[conv] = memberList{version: version, users: users}
+		f.mu.Unlock()
+	}
+	return users, nil
 }
 
 func skipHeader(conn string) nats.Header {

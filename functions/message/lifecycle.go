@@ -104,7 +104,7 @@ func (s *Service) recall(ctx context.Context, c endpoint.Caller, r RecallReq) (R
 	if err != nil {
 		return RecallResp{}, fmt.Errorf("recall: %w", err)
 	}
-	s.push(ctx, c, conv, "msg.recalled", map[string]any{"conv_id": conv.id, "seq": m.Seq, "by": c.UserID, "mod": out.Mod})
+	s.push(ctx, c, conv, st.version, "msg.recalled", map[string]any{"conv_id": conv.id, "seq": m.Seq, "by": c.UserID, "mod": out.Mod})
 	return out, nil
 }
 
@@ -186,13 +186,13 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (Messa
 	if err != nil {
 		return Message{}, err
 	}
-	s.push(ctx, c, conv, "msg.edited", m)
+	s.push(ctx, c, conv, st.version, "msg.edited", m)
 	return m, nil
 }
 
 // react adds or removes the caller's emoji on a message; idempotent both ways.
 func (s *Service) react(ctx context.Context, c endpoint.Caller, r ReactReq) (ReactionEvent, error) {
-	conv, _, m, err := s.target(ctx, c, r.MsgRef)
+	conv, st, m, err := s.target(ctx, c, r.MsgRef)
 	if err != nil {
 		return ReactionEvent{}, err
 	}
@@ -242,7 +242,7 @@ func (s *Service) react(ctx context.Context, c endpoint.Caller, r ReactReq) (Rea
 		return ReactionEvent{}, fmt.Errorf("react: %w", err)
 	}
 	if changed {
-		s.push(ctx, c, conv, "msg.reaction", ev)
+		s.push(ctx, c, conv, st.version, "msg.reaction", ev)
 	}
 	return ev, nil
 }
@@ -328,7 +328,8 @@ func (s *Service) typing(ctx context.Context, c endpoint.Caller, r TypingReq) (T
 	if err != nil {
 		return TypingResp{}, err
 	}
-	if _, err := s.standingIn(ctx, c, conv); err != nil {
+	st, err := s.standingIn(ctx, c, conv)
+	if err != nil {
 		return TypingResp{}, err
 	}
 	if conv.kind == kindGroup {
@@ -354,13 +355,13 @@ func (s *Service) typing(ctx context.Context, c endpoint.Caller, r TypingReq) (T
 	if conv.kind == kindDirect {
 		s.fan.ToUsers([]int64{conv.peer(c.UserID)}, frame, "")
 	} else {
-		s.fan.ToConversation(ctx, conv.id, frame, c.ConnID)
+		s.fan.ToConversation(ctx, conv.id, st.version, frame, c.ConnID)
 	}
 	return TypingResp{Sent: true}, nil
 }
 
 // push sends an event about conv to its members' devices (not the calling one).
-func (s *Service) push(ctx context.Context, c endpoint.Caller, conv parsedConv, event string, data any) {
+func (s *Service) push(ctx context.Context, c endpoint.Caller, conv parsedConv, version int64, event string, data any) {
 	frame, err := wire.EncodePush(event, data)
 	if err != nil {
 		logging.From(ctx).Error().Err(err).Str("event", event).Msg("encode push")
@@ -370,7 +371,7 @@ func (s *Service) push(ctx context.Context, c endpoint.Caller, conv parsedConv, 
 		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, c.ConnID)
 		return
 	}
-	s.fan.ToConversation(ctx, conv.id, frame, c.ConnID)
+	s.fan.ToConversation(ctx, conv.id, version, frame, c.ConnID)
 }
 
 func placeholders(n int) string {

@@ -66,7 +66,7 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	}
 	// Also on a retry: the first attempt may have stored the message and died before
 	// pushing; clients drop what they already hold by seq.
-	s.deliver(ctx, c, conv, m)
+	s.deliver(ctx, c, conv, st, m)
 	return SendResp{ConvID: m.ConvID, Seq: m.Seq, ID: m.ID, SentAt: m.SentAt, Duplicate: dup}, nil
 }
 
@@ -89,7 +89,7 @@ func (s *Service) maySend(ctx context.Context, c endpoint.Caller, conv parsedCon
 
 // deliver encodes the msg.new frame once and publishes it to the members' delivery
 // subjects; the sending connection is skipped (it has the reply).
-func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedConv, m Message) {
+func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedConv, st standing, m Message) {
 	frame, err := wire.EncodePush("msg.new", m)
 	if err != nil {
 		logging.From(ctx).Error().Err(err).Msg("encode push")
@@ -99,7 +99,7 @@ func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedCon
 		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, c.ConnID)
 		return
 	}
-	s.fan.ToConversation(ctx, conv.id, frame, c.ConnID)
+	s.fan.ToConversation(ctx, conv.id, st.version, frame, c.ConnID)
 }
 
 // checkRich validates what the server relies on in rich content: mentioned users
