@@ -57,6 +57,10 @@ type Config struct {
 	// pushes beyond it are dropped (and counted) rather than buffered without bound.
 	// Clients recover dropped pushes by seq through history/sync.
 	SendQueue int `env:"SEND_QUEUE" envDefault:"256"`
+	// TouchInterval is how often the edge tells the account domain which
+	// connections it still holds (session.touch); connections of an edge that stops
+	// touching them stop counting as online after ACCOUNT_PRESENCE_STALE.
+	TouchInterval time.Duration `env:"TOUCH_INTERVAL" envDefault:"60s"`
 	// DeliverBuffer is the capacity of the channel that carries delivery messages
 	// from NATS to the dispatcher.
 	DeliverBuffer int `env:"DELIVER_BUFFER" envDefault:"65536"`
@@ -73,6 +77,7 @@ func (c Config) withDefaults() Config {
 	c.Parallel = cmp.Or(c.Parallel, 8)
 	c.SendQueue = cmp.Or(c.SendQueue, 256)
 	c.DeliverBuffer = cmp.Or(c.DeliverBuffer, 1<<16)
+	c.TouchInterval = cmp.Or(c.TouchInterval, time.Minute)
 	return c
 }
 
@@ -165,9 +170,10 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		cancel()
 		return nil, err
 	}
-	g.loops.Add(3)
+	g.loops.Add(4)
 	go func() { defer g.loops.Done(); g.hub.dispatch(g.stop) }()
 	go func() { defer g.loops.Done(); g.heartbeat() }()
+	go func() { defer g.loops.Done(); g.touch() }()
 	go func() { defer g.loops.Done(); g.followRevocations() }()
 	return g, nil
 }

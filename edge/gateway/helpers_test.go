@@ -83,11 +83,12 @@ type disconnectCall struct {
 type stub struct {
 	connects    chan connectCall
 	disconnects chan disconnectCall
+	touches     chan wire.TouchReq
 }
 
 func startStub(t *testing.T) *stub {
 	t.Helper()
-	s := &stub{connects: make(chan connectCall, 256), disconnects: make(chan disconnectCall, 256)}
+	s := &stub{connects: make(chan connectCall, 256), disconnects: make(chan disconnectCall, 256), touches: make(chan wire.TouchReq, 256)}
 	echoFn := func(_ context.Context, c endpoint.Caller, data json.RawMessage) (echo, error) {
 		return echo{User: c.UserID, Device: c.DeviceID, Session: c.SessionID, Role: c.Role, Conn: c.ConnID, Req: c.RequestID, Data: data}, nil
 	}
@@ -101,6 +102,10 @@ func startStub(t *testing.T) *stub {
 		}),
 		endpoint.Handle("session.disconnect", func(_ context.Context, c endpoint.Caller, r wire.DisconnectReq) (struct{}, error) {
 			s.disconnects <- disconnectCall{c, r.ConnID}
+			return struct{}{}, nil
+		}),
+		endpoint.Handle("session.touch", func(_ context.Context, _ endpoint.Caller, r wire.TouchReq) (struct{}, error) {
+			s.touches <- r
 			return struct{}{}, nil
 		}),
 		endpoint.Handle("msg.send", echoFn),

@@ -375,6 +375,36 @@ func (g *Gateway) heartbeat() {
 	}
 }
 
+// touch tells the account domain every TouchInterval which connections this edge
+// still holds, in batches of wire.MaxTouch, so that the connections of an edge
+// that died stop counting as online and against the device limit.
+func (g *Gateway) touch() {
+	t := time.NewTicker(g.cfg.TouchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+			var conns []wire.TouchConn
+			g.hub.each(func(c *conn) {
+				conns = append(conns, wire.TouchConn{UserID: c.claims.UserID, ConnID: c.id})
+			})
+			for start := 0; start < len(conns); start += wire.MaxTouch {
+				body, err := json.Marshal(wire.TouchReq{EdgeID: g.cfg.ID, Conns: conns[start:min(start+wire.MaxTouch, len(conns))]})
+				if err != nil {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RequestTimeout)
+				if _, err := endpoint.Request(ctx, g.nc, "session.touch", endpoint.Caller{RequestID: g.newID(&g.reqSeq)}, body); err != nil {
+					g.log.Warn().Err(err).Int("conns", len(conns)).Msg("session.touch failed")
+				}
+				cancel()
+			}
+		}
+	}
+}
+
 // authenticate checks an access token: signature, expiry, and that its session
 // was not revoked.
 func (g *Gateway) authenticate(token string) (auth.Claims, *imerr.Error) {

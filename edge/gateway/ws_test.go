@@ -455,3 +455,28 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("connections = %v", got)
 	}
 }
+
+// TestTouch: the edge reports the connections it holds, so a dead edge's
+// connections stop counting as online.
+func TestTouch(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.TouchInterval = 50 * time.Millisecond })
+	uid := newUser()
+	c := f.dial(t, uid, "s1")
+	conn := c.connID(t)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case r := <-f.stub.touches:
+			if r.EdgeID != f.gw.ID() {
+				t.Fatalf("touch from edge %q", r.EdgeID)
+			}
+			for _, tc := range r.Conns {
+				if tc.UserID == uid && tc.ConnID == conn {
+					return
+				}
+			}
+		case <-deadline:
+			t.Fatal("the connection was never touched")
+		}
+	}
+}

@@ -30,8 +30,11 @@ type Config struct {
 	// DevicePolicy says what happens when one more device connects than MaxDevices:
 	// "kick_oldest" closes the longest-connected other device, "refuse" rejects the
 	// new one with conflict.
-	DevicePolicy string        `env:"DEVICE_POLICY" envDefault:"kick_oldest"`
-	RefreshTTL   time.Duration `env:"-"`
+	DevicePolicy string `env:"DEVICE_POLICY" envDefault:"kick_oldest"`
+	// PresenceStale is how long a connection counts as live without a
+	// session.touch from its edge (edges touch every minute).
+	PresenceStale time.Duration `env:"PRESENCE_STALE" envDefault:"3m"`
+	RefreshTTL    time.Duration `env:"-"`
 }
 
 // Deps are what the domain needs; main wires them.
@@ -62,6 +65,9 @@ func New(d Deps) *Service {
 	if cfg.DevicePolicy == "" {
 		cfg.DevicePolicy = "kick_oldest"
 	}
+	if cfg.PresenceStale <= 0 {
+		cfg.PresenceStale = 3 * time.Minute
+	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
@@ -80,6 +86,7 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("account.devices", s.devices),
 		endpoint.Handle("session.connect", s.connect),
 		endpoint.Handle("session.disconnect", s.disconnect),
+		endpoint.Handle("session.touch", s.touch),
 	}
 }
 

@@ -1,6 +1,8 @@
 package account_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +211,48 @@ func expectKick(t *testing.T, sub *nats.Subscription, conn string) {
 	if m.Header.Get(wire.HeaderControl) != wire.ControlKick || m.Header.Get(wire.HeaderConn) != conn {
 		t.Fatalf("got control %q conn %q, want kick %s", m.Header.Get(wire.HeaderControl), m.Header.Get(wire.HeaderConn), conn)
 	}
+}
+
+// TestStaleConnections: connections of an edge that stopped touching them stop
+// counting against the device limit and as online; touched ones stay.
+func TestStaleConnections(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse", PresenceStale: 400 * time.Millisecond}})
+	d1, _ := fntest.User(t, e, "alice", "d1")
+	d2, _ := fntest.Login(t, e, "alice", "d2")
+	d3, _ := fntest.Login(t, e, "alice", "d3")
+	connect := func(c endpoint.Caller, conn string) error {
+		_, err := fntest.Call[wire.ConnectResp](t, e, "session.connect", c, wire.ConnectReq{ConnID: conn, EdgeID: "e1"})
+		return err
+	}
+	touch := func(conns ...wire.TouchConn) {
+		fntest.Must[account.Empty](t, e, "session.touch", endpoint.Caller{}, wire.TouchReq{EdgeID: "e1", Conns: conns})
+	}
+	if err := connect(d1, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(d2, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	fntest.WantCode(t, connect(d3, "c3"), imerr.Conflict)
+	// c2's edge keeps touching it; c1's edge died.
+	for range 3 {
+		time.Sleep(200 * time.Millisecond)
+		touch(wire.TouchConn{UserID: d2.UserID, ConnID: "c2"}, wire.TouchConn{UserID: d2.UserID, ConnID: "gone"})
+	}
+	if err := connect(d3, "c3"); err != nil {
+		t.Fatalf("a dead edge's connection still blocks the limit: %v", err)
+	}
+	ds := fntest.Must[account.DevicesResp](t, e, "account.devices", d1, account.DevicesReq{})
+	for _, d := range ds.Devices {
+		if d.Online != (d.DeviceID != "d1") {
+			t.Fatalf("device %s online=%v", d.DeviceID, d.Online)
+		}
+	}
+	var n int64
+	if n = e.RDB.HLen(context.Background(), fmt.Sprintf("conns:%d", d1.UserID)).Val(); n != 2 {
+		t.Fatalf("%d entries, want 2 (the stale one dropped, the unknown one not created)", n)
+	}
+	_, err := fntest.Call[account.Empty](t, e, "session.touch", endpoint.Caller{}, wire.TouchReq{Conns: []wire.TouchConn{{UserID: 0, ConnID: "x"}}})
+	fntest.WantCode(t, err, imerr.BadRequest)
 }

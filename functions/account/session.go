@@ -19,32 +19,38 @@ import (
 )
 
 // A user's live connections are one Redis hash conns:<uid>, field conn id, value
-// "<device>|<edge>|<unix ms>". Presence is rebuildable state: if Redis loses it,
-// devices simply reconnect and register again.
+// "<device>|<edge>|<connected ms>|<seen ms>". Edges refresh "seen" with
+// session.touch every minute; an entry not seen for PresenceStale belongs to an
+// edge that died, and counts for nothing. Presence is rebuildable state: if Redis
+// loses it, devices reconnect and register again.
 //
-// connectScript registers ARGV conn atomically and applies the device limit:
-// another connection of the same device is replaced, and when more than
-// ARGV[max] distinct devices remain the policy either evicts the oldest other
-// devices' connections or refuses this one. It returns the evicted conn ids, or
-// {"refused"}.
+// connectScript registers ARGV conn atomically and applies the device limit: stale
+// entries are dropped, another connection of the same device is replaced, and when
+// more than ARGV[max] distinct devices remain the policy either evicts the oldest
+// other devices' connections or refuses this one. It returns the number of
+// devices then the evicted conn ids, or {"refused"}.
 var connectScript = redis.NewScript(`
 local key, conn, device, value = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local maxDevices, policy, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local maxDevices, policy, ttl, staleBefore = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local all = redis.call('HGETALL', key)
 local kicked = {}
-local devices = {}  -- device -> oldest ms
+local stale = {}
+local devices = {}  -- device -> oldest connect ms
 local owner = {}    -- conn -> device
 for i = 1, #all, 2 do
   local c, v = all[i], all[i+1]
-  local d, _, t = string.match(v, '^(.*)|(.*)|(%d+)$')
-  if d == device then
+  local d, _, t, seen = string.match(v, '^(.*)|(.*)|(%d+)|(%d+)$')
+  if d == nil or tonumber(seen) < staleBefore then
+    table.insert(stale, c)
+  elseif d == device then
     table.insert(kicked, c)
-  elseif d then
+  else
     owner[c] = d
     local ms = tonumber(t)
     if devices[d] == nil or ms < devices[d] then devices[d] = ms end
   end
 end
+for _, c in ipairs(stale) do redis.call('HDEL', key, c) end
 local n = 1
 for _ in pairs(devices) do n = n + 1 end
 if n > maxDevices and policy == 'refuse' then
@@ -64,14 +70,25 @@ end
 for _, c in ipairs(kicked) do redis.call('HDEL', key, c) end
 redis.call('HSET', key, conn, value)
 redis.call('EXPIRE', key, ttl)
-local count = 0
-for _ in pairs(devices) do count = count + 1 end
-table.insert(kicked, 1, tostring(count + 1))
+table.insert(kicked, 1, tostring(n))
 return kicked
 `)
 
-// presenceTTL bounds how long a user's connection hash outlives its last connect,
-// so connections of a crashed edge do not linger forever.
+// touchScript refreshes the "seen" time of the listed connections that still
+// exist (a connection closed meanwhile stays closed).
+var touchScript = redis.NewScript(`
+local key, now = KEYS[1], ARGV[1]
+for i = 2, #ARGV do
+  local v = redis.call('HGET', key, ARGV[i])
+  if v then
+    local head = string.match(v, '^(.*|.*|%d+)|%d+$')
+    if head then redis.call('HSET', key, ARGV[i], head .. '|' .. now) end
+  end
+end
+return 0
+`)
+
+// presenceTTL bounds how long a user's connection hash outlives its last connect.
 const presenceTTL = 24 * time.Hour
 
 func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.ConnectReq) (wire.ConnectResp, error) {
@@ -95,9 +112,12 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 	if banned {
 		return wire.ConnectResp{}, imerr.New(imerr.Forbidden, "account banned")
 	}
-	value := c.DeviceID + "|" + r.EdgeID + "|" + strconv.FormatInt(s.now().UnixMilli(), 10)
+	now := s.now()
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	value := c.DeviceID + "|" + r.EdgeID + "|" + ms + "|" + ms
 	res, err := connectScript.Run(ctx, s.rdb, []string{userKey(c.UserID)},
-		r.ConnID, c.DeviceID, value, s.cfg.MaxDevices, s.cfg.DevicePolicy, int(presenceTTL.Seconds())).StringSlice()
+		r.ConnID, c.DeviceID, value, s.cfg.MaxDevices, s.cfg.DevicePolicy, int(presenceTTL.Seconds()),
+		now.Add(-s.cfg.PresenceStale).UnixMilli()).StringSlice()
 	if err != nil {
 		return wire.ConnectResp{}, fmt.Errorf("register connection: %w", err)
 	}
@@ -120,8 +140,8 @@ func (s *Service) kick(uid int64, conn, reason string) {
 }
 
 func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.DisconnectReq) (Empty, error) {
-	if r.ConnID == "" {
-		return Empty{}, imerr.New(imerr.BadRequest, "conn_id required")
+	if r.ConnID == "" || c.UserID == 0 {
+		return Empty{}, imerr.New(imerr.BadRequest, "conn_id and caller required")
 	}
 	if err := s.rdb.HDel(ctx, userKey(c.UserID), r.ConnID).Err(); err != nil {
 		return Empty{}, fmt.Errorf("unregister connection: %w", err)
@@ -129,16 +149,46 @@ func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.Disc
 	return Empty{}, nil
 }
 
-// onlineDevices returns the device ids with a live connection.
+// touch refreshes the connections an edge still holds, one pipelined script call
+// per user.
+func (s *Service) touch(ctx context.Context, _ endpoint.Caller, r wire.TouchReq) (Empty, error) {
+	if len(r.Conns) > wire.MaxTouch {
+		return Empty{}, imerr.New(imerr.TooLarge, "at most %d connections per touch", wire.MaxTouch)
+	}
+	byUser := map[int64][]any{}
+	for _, c := range r.Conns {
+		if c.UserID <= 0 || c.ConnID == "" {
+			return Empty{}, imerr.New(imerr.BadRequest, "conns: user and conn id required")
+		}
+		byUser[c.UserID] = append(byUser[c.UserID], c.ConnID)
+	}
+	now := s.now().UnixMilli()
+	pipe := s.rdb.Pipeline()
+	for uid, conns := range byUser {
+		touchScript.Eval(ctx, pipe, []string{userKey(uid)}, append([]any{now}, conns...)...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Empty{}, fmt.Errorf("touch connections: %w", err)
+	}
+	return Empty{}, nil
+}
+
+// onlineDevices returns the device ids with a live (recently seen) connection.
 func (s *Service) onlineDevices(ctx context.Context, uid int64) (map[string]bool, error) {
 	vals, err := s.rdb.HVals(ctx, userKey(uid)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
+	staleBefore := s.now().Add(-s.cfg.PresenceStale).UnixMilli()
 	out := make(map[string]bool, len(vals))
 	for _, v := range vals {
-		d, _, _ := strings.Cut(v, "|")
-		out[d] = true
+		parts := strings.Split(v, "|")
+		if len(parts) != 4 {
+			continue
+		}
+		if seen, err := strconv.ParseInt(parts[3], 10, 64); err == nil && seen >= staleBefore {
+			out[parts[0]] = true
+		}
 	}
 	return out, nil
 }

@@ -170,14 +170,11 @@ func call(ctx context.Context, ep Endpoint, c Caller, data []byte) (out []byte, 
 	return ep.handle(ctx, c, data)
 }
 
+// checkAccess refuses user ops without a caller. Public ops need none, and
+// internal ops come only from edges (NATS permissions) and check what they need.
 func checkAccess(o op.Op, c Caller) error {
-	switch o.Access {
-	case op.Public:
-		return nil
-	default: // User and Internal ops act for an authenticated user
-		if c.UserID == 0 {
-			return imerr.New(imerr.Unauthorized, "login required")
-		}
-		return nil
+	if o.Access == op.User && c.UserID == 0 {
+		return imerr.New(imerr.Unauthorized, "login required")
 	}
+	return nil
 }

@@ -62,6 +62,7 @@ var All = []Op{
 	{Name: "account.devices", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}/devices", Ints: []string{"user_id"}}}},
 	{Name: "session.connect", Service: SvcAccount, Access: Internal},
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
+	{Name: "session.touch", Service: SvcAccount, Access: Internal},
 
 	{Name: "account.privacy.get", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/me/privacy"}}},
 	{Name: "account.privacy.set", Service: SvcFriend, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/me/privacy"}}},

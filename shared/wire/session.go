@@ -17,6 +17,23 @@ type ConnectResp struct {
 	Devices int `json:"devices"`
 }
 
+// TouchReq is the body of session.touch: an edge tells, every minute or so, which
+// connections it still holds, so that connections of an edge that died stop
+// counting as online (and against the device limit) a few minutes later.
+type TouchReq struct {
+	EdgeID string      `json:"edge_id"`
+	Conns  []TouchConn `json:"conns"`
+}
+
+// TouchConn names one live connection.
+type TouchConn struct {
+	UserID int64  `json:"u"`
+	ConnID string `json:"c"`
+}
+
+// MaxTouch is how many connections one session.touch carries at most.
+const MaxTouch = 1000
+
 // DisconnectReq is the body of session.disconnect, sent by the edge when a
 // connection closes.
 type DisconnectReq struct {
