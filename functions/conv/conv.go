@@ -287,7 +287,7 @@ func (s *Service) read(ctx context.Context, c endpoint.Caller, r ReadReq) (State
 	s.toOwnDevices(ctx, c, "conv.updated", st)
 	if peer, ok := directPeer(r.ConvID, c.UserID); ok {
 		if frame, err := wire.EncodePush("msg.read", map[string]any{"conv_id": r.ConvID, "user_id": c.UserID, "seq": st.ReadSeq}); err == nil {
-			s.fan.ToUsers([]int64{peer}, frame, "")
+			s.fan.ToUsers([]int64{peer}, frame, message.Origin{})
 		}
 	}
 	return st, nil
@@ -299,7 +299,7 @@ func (s *Service) toOwnDevices(ctx context.Context, c endpoint.Caller, event str
 		logging.From(ctx).Error().Err(err).Msg("encode push")
 		return
 	}
-	s.fan.ToUsers([]int64{c.UserID}, frame, c.ConnID)
+	s.fan.ToUsers([]int64{c.UserID}, frame, message.OriginOf(c))
 }
 
 // directPeer returns the other user of a "d:<a>:<b>" conversation.

@@ -215,9 +215,9 @@ func (s *Service) publish(ctx context.Context, c endpoint.Caller, m message.Mess
 		logging.From(ctx).Error().Err(err).Msg("encode system message")
 		return
 	}
-	s.fan.ToConversation(ctx, m.ConvID, -1, frame, c.ConnID)
+	s.fan.ToConversation(ctx, m.ConvID, -1, frame, message.OriginOf(c))
 	if len(gone) > 0 {
-		s.fan.ToUsers(gone, frame, "")
+		s.fan.ToUsers(gone, frame, message.Origin{})
 	}
 }
 

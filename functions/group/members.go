@@ -292,7 +292,7 @@ func (s *Service) join(ctx context.Context, c endpoint.Caller, r JoinReq) (JoinR
 	if len(admins) > 0 {
 		frame, err := wire.EncodePush("group.join.requested", JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID, Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()})
 		if err == nil {
-			s.fan.ToUsers(admins, frame, "")
+			s.fan.ToUsers(admins, frame, message.Origin{})
 		} else {
 			logging.From(ctx).Error().Err(err).Msg("encode join request")
 		}
@@ -379,7 +379,7 @@ func (s *Service) respond(ctx context.Context, c endpoint.Caller, r RespondReq) 
 	}
 	if requester != 0 {
 		if frame, err := wire.EncodePush("group.join.answered", map[string]any{"group_id": r.GroupID, "request_id": r.RequestID, "status": out.Status}); err == nil {
-			s.fan.ToUsers([]int64{requester}, frame, "")
+			s.fan.ToUsers([]int64{requester}, frame, message.Origin{})
 		}
 	}
 	return out, nil

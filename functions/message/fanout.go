@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"natter/shared/endpoint"
 	"natter/shared/subject"
 	"natter/shared/wire"
 )
@@ -43,10 +44,29 @@ type memberList struct {
 const maxCachedLists = 10000
 
 type fanJob struct {
-	conv     string
-	version  int64
-	frame    []byte
-	skipConn string
+	conv    string
+	version int64
+	frame   []byte
+	from    Origin
+}
+
+// Origin is the connection a push comes from: it has the reply already, so the
+// edge skips it. Only the publish to its user's subject carries the header that
+// says so. The zero Origin skips nothing.
+type Origin struct {
+	User int64
+	Conn string
+}
+
+// OriginOf is the connection that made the call c.
+func OriginOf(c endpoint.Caller) Origin { return Origin{User: c.UserID, Conn: c.ConnID} }
+
+// header returns the skip header for a publish to user, or nil.
+func (o Origin) header(user int64) nats.Header {
+	if o.Conn == "" || user != o.User {
+		return nil
+	}
+	return nats.Header{wire.HeaderSkipConn: []string{o.Conn}}
 }
 
 // NewFanout starts workers goroutines that live until ctx ends.
@@ -76,10 +96,9 @@ func (f *Fanout) run(ctx context.Context, jobs <-chan fanJob) {
 }
 
 // ToUsers publishes frame to each user's delivery subject now.
-func (f *Fanout) ToUsers(users []int64, frame []byte, skipConn string) {
-	h := skipHeader(skipConn)
+func (f *Fanout) ToUsers(users []int64, frame []byte, from Origin) {
 	for _, u := range users {
-		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: frame, Header: h}); err != nil {
+		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: frame, Header: from.header(u)}); err != nil {
 			// At most once by design: the recipient catches up by seq through sync.
 			f.log.Warn().Err(err).Int64("to", u).Msg("push failed")
 		}
@@ -90,8 +109,8 @@ func (f *Fanout) ToUsers(users []int64, frame []byte, skipConn string) {
 // conversation. version is the group's members_version as the caller read it, or
 // -1 when unknown (the list is then read fresh). When the shard's queue is full it
 // publishes inline, slowing the sender instead of dropping pushes.
-func (f *Fanout) ToConversation(ctx context.Context, conv string, version int64, frame []byte, skipConn string) {
-	j := fanJob{conv: conv, version: version, frame: frame, skipConn: skipConn}
+func (f *Fanout) ToConversation(ctx context.Context, conv string, version int64, frame []byte, from Origin) {
+	j := fanJob{conv: conv, version: version, frame: frame, from: from}
 	shard := f.shards[maphash.String(f.seed, conv)%uint64(len(f.shards))]
 	select {
 	case shard <- j:
@@ -107,9 +126,8 @@ func (f *Fanout) toConversation(ctx context.Context, j fanJob) error {
 	if err != nil {
 		return err
 	}
-	h := skipHeader(j.skipConn)
 	for _, u := range users {
-		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: j.frame, Header: h}); err != nil {
+		if err := f.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: j.frame, Header: j.from.header(u)}); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
@@ -152,11 +170,4 @@ func (f *Fanout) memberList(ctx context.Context, conv string, version int64) ([]
 		f.mu.Unlock()
 	}
 	return users, nil
-}
-
-func skipHeader(conn string) nats.Header {
-	if conn == "" {
-		return nil
-	}
-	return nats.Header{wire.HeaderSkipConn: []string{conn}}
 }

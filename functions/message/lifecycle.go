@@ -353,9 +353,9 @@ func (s *Service) typing(ctx context.Context, c endpoint.Caller, r TypingReq) (T
 		return TypingResp{}, err
 	}
 	if conv.kind == kindDirect {
-		s.fan.ToUsers([]int64{conv.peer(c.UserID)}, frame, "")
+		s.fan.ToUsers([]int64{conv.peer(c.UserID)}, frame, Origin{})
 	} else {
-		s.fan.ToConversation(ctx, conv.id, st.version, frame, c.ConnID)
+		s.fan.ToConversation(ctx, conv.id, st.version, frame, OriginOf(c))
 	}
 	return TypingResp{Sent: true}, nil
 }
@@ -368,10 +368,10 @@ func (s *Service) push(ctx context.Context, c endpoint.Caller, conv parsedConv, 
 		return
 	}
 	if conv.kind == kindDirect {
-		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, c.ConnID)
+		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, OriginOf(c))
 		return
 	}
-	s.fan.ToConversation(ctx, conv.id, version, frame, c.ConnID)
+	s.fan.ToConversation(ctx, conv.id, version, frame, OriginOf(c))
 }
 
 func placeholders(n int) string {

@@ -96,10 +96,10 @@ func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedCon
 		return
 	}
 	if conv.kind == kindDirect {
-		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, c.ConnID)
+		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, OriginOf(c))
 		return
 	}
-	s.fan.ToConversation(ctx, conv.id, st.version, frame, c.ConnID)
+	s.fan.ToConversation(ctx, conv.id, st.version, frame, OriginOf(c))
 }
 
 // checkRich validates what the server relies on in rich content: mentioned users
