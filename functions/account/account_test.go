@@ -217,7 +217,7 @@ func expectKick(t *testing.T, sub *nats.Subscription, conn string) {
 // counting against the device limit and as online; touched ones stay.
 func TestStaleConnections(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse", PresenceStale: 400 * time.Millisecond}})
+	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse", PresenceStale: time.Second}})
 	d1, _ := fntest.User(t, e, "alice", "d1")
 	d2, _ := fntest.Login(t, e, "alice", "d2")
 	d3, _ := fntest.Login(t, e, "alice", "d3")
@@ -236,8 +236,8 @@ func TestStaleConnections(t *testing.T) {
 	}
 	fntest.WantCode(t, connect(d3, "c3"), imerr.Conflict)
 	// c2's edge keeps touching it; c1's edge died.
-	for range 3 {
-		time.Sleep(200 * time.Millisecond)
+	for range 4 {
+		time.Sleep(300 * time.Millisecond)
 		touch(wire.TouchConn{UserID: d2.UserID, ConnID: "c2"}, wire.TouchConn{UserID: d2.UserID, ConnID: "gone"})
 	}
 	if err := connect(d3, "c3"); err != nil {
