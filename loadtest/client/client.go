@@ -37,11 +37,18 @@ type Options struct {
 	URL      string // ws://host:port/ws
 	Token    string
 	Platform string
-	// Pushes is the capacity of the push channel; when it is full the oldest
-	// waiting push is kept and new ones are counted in Dropped.
+	// Pushes is the capacity of the push channel (0: 1024); when it is full the
+	// oldest waiting push is kept and new ones are counted in Dropped. A load run
+	// holding thousands of idle sessions sets it small: the buffer is allocated
+	// up front.
 	Pushes int
 	// Dialer lets a load run pick its source address; nil uses the default.
 	Dialer gws.Dialer
+	// OnPush, when set, sees every push first, on the connection's read goroutine
+	// and with the time the frame was read; event and data are valid only during
+	// the call. Returning true consumes the push; false sends it on to Pushes. The
+	// load generator reads its measurements here without decoding or queueing.
+	OnPush func(event, data []byte, at time.Time) bool
 }
 
 // Client is one WebSocket session.
@@ -53,10 +60,18 @@ type Client struct {
 	closeMu sync.Mutex
 	err     error
 
+	onPush  func(event, data []byte, at time.Time) bool
 	mu      sync.Mutex
-	pending map[string]chan frame
+	pending map[string]waiter
 	nextID  atomic.Uint64
 	Dropped atomic.Int64
+}
+
+// waiter is a request waiting for its reply: a Call blocked on ch, or a Go
+// callback.
+type waiter struct {
+	ch chan frame
+	fn func(json.RawMessage, error)
 }
 
 type frame struct {
@@ -101,7 +116,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		q.Set("platform", o.Platform)
 	}
 	u.RawQuery = q.Encode()
-	c := &Client{pushes: make(chan Push, max(o.Pushes, 1024)), closed: make(chan struct{}), pending: map[string]chan frame{}}
+	capacity := o.Pushes
+	if capacity <= 0 {
+		capacity = 1024
+	}
+	c := &Client{pushes: make(chan Push, capacity), closed: make(chan struct{}), pending: map[string]waiter{}, onPush: o.OnPush}
 	opt := &gws.ClientOption{Addr: u.String(), RequestHeader: http.Header{}, NewDialer: func() (gws.Dialer, error) {
 		if o.Dialer != nil {
 			return o.Dialer, nil
@@ -130,35 +149,129 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 // OnMessage routes a frame to its caller or the push channel.
 func (c *Client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
-	var f frame
-	if err := json.Unmarshal(m.Bytes(), &f); err != nil {
+	at := time.Now()
+	b := m.Bytes()
+	if ev, data, ok := splitPush(b); ok {
+		if c.onPush != nil && c.onPush(ev, data, at) {
+			return
+		}
+		c.queuePush(Push{Event: string(ev), Data: bytes.Clone(data), At: at})
 		return
 	}
-	if f.Event != "" {
-		p := Push{Event: f.Event, Data: bytes.Clone(f.Data), At: time.Now()}
-		select {
-		case c.pushes <- p:
-		default:
-			c.Dropped.Add(1)
+	f, ok := splitReplyOK(b)
+	if !ok {
+		if err := json.Unmarshal(b, &f); err != nil {
+			return
 		}
+	}
+	if f.Event != "" {
+		if c.onPush != nil && c.onPush([]byte(f.Event), f.Data, at) {
+			return
+		}
+		c.queuePush(Push{Event: f.Event, Data: bytes.Clone(f.Data), At: at})
 		return
 	}
 	c.mu.Lock()
-	ch := c.pending[f.ID]
+	w, found := c.pending[f.ID]
 	delete(c.pending, f.ID)
 	c.mu.Unlock()
-	if ch != nil {
-		f.Data = bytes.Clone(f.Data)
-		ch <- f
+	if !found {
+		return
+	}
+	if w.fn != nil {
+		if !f.OK {
+			w.fn(nil, replyError(f))
+			return
+		}
+		w.fn(f.Data, nil) // valid during the call only
+		return
+	}
+	f.Data = bytes.Clone(f.Data)
+	w.ch <- f
+}
+
+func (c *Client) queuePush(p Push) {
+	select {
+	case c.pushes <- p:
+	default:
+		c.Dropped.Add(1)
 	}
 }
 
-// OnClose records why the session ended.
+// splitPush recognises the edge's push encoding, {"event":"E","data":...},
+// without decoding it.
+func splitPush(b []byte) (event, data []byte, ok bool) {
+	const head = `{"event":"`
+	if !bytes.HasPrefix(b, []byte(head)) || b[len(b)-1] != '}' {
+		return nil, nil, false
+	}
+	rest := b[len(head):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return nil, nil, false
+	}
+	event, rest = rest[:end], rest[end+1:]
+	const mid = `,"data":`
+	if !bytes.HasPrefix(rest, []byte(mid)) {
+		return nil, nil, false
+	}
+	return event, rest[len(mid) : len(rest)-1], true
+}
+
+// splitReplyOK recognises the edge's success reply, {"id":"X","ok":true[,"data":...]}
+// (wire.AppendReplyOK), without decoding it; anything else takes the JSON path.
+func splitReplyOK(b []byte) (frame, bool) {
+	const head = `{"id":"`
+	if !bytes.HasPrefix(b, []byte(head)) || b[len(b)-1] != '}' {
+		return frame{}, false
+	}
+	rest := b[len(head):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return frame{}, false
+	}
+	id, rest := rest[:end], rest[end+1:]
+	const ok, data = `,"ok":true`, `,"data":`
+	if !bytes.HasPrefix(rest, []byte(ok)) {
+		return frame{}, false
+	}
+	rest = rest[len(ok):]
+	f := frame{ID: string(id), OK: true}
+	switch {
+	case len(rest) == 1:
+	case bytes.HasPrefix(rest, []byte(data)):
+		f.Data = rest[len(data) : len(rest)-1]
+	default:
+		return frame{}, false
+	}
+	return f, true
+}
+
+func replyError(f frame) error {
+	if f.Error == nil {
+		return errors.New("error reply without error")
+	}
+	return f.Error
+}
+
+// OnClose records why the session ended and fails the Go callbacks still waiting.
 func (c *Client) OnClose(_ *gws.Conn, err error) {
 	c.closeMu.Lock()
 	c.err = err
 	c.closeMu.Unlock()
 	close(c.closed)
+	c.mu.Lock()
+	var fns []func(json.RawMessage, error)
+	for id, w := range c.pending {
+		if w.fn != nil {
+			fns = append(fns, w.fn)
+			delete(c.pending, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(nil, fmt.Errorf("connection closed: %w", err))
+	}
 }
 
 // Call sends op with data and decodes the reply's data into out (when not nil). An
@@ -173,22 +286,22 @@ func (c *Client) Call(ctx context.Context, op string, data, out any) error {
 
 // CallRaw is Call returning the reply's data undecoded.
 func (c *Client) CallRaw(ctx context.Context, op string, data any) (json.RawMessage, error) {
-	id := strconv.FormatUint(c.nextID.Add(1), 36)
-	req := wire.Request{ID: id, Op: op}
+	var raw json.RawMessage
 	if data != nil {
 		b, err := json.Marshal(data)
 		if err != nil {
 			return nil, err
 		}
-		req.Data = b
+		raw = b
 	}
-	b, err := json.Marshal(req)
+	id := c.newID()
+	b, err := json.Marshal(wire.Request{ID: id, Op: op, Data: raw})
 	if err != nil {
 		return nil, err
 	}
 	ch := make(chan frame, 1)
 	c.mu.Lock()
-	c.pending[id] = ch
+	c.pending[id] = waiter{ch: ch}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -201,10 +314,7 @@ func (c *Client) CallRaw(ctx context.Context, op string, data any) (json.RawMess
 	select {
 	case f := <-ch:
 		if !f.OK {
-			if f.Error == nil {
-				return nil, fmt.Errorf("%s: error reply without error", op)
-			}
-			return nil, f.Error
+			return nil, replyError(f) // *imerr.Error, as documented on Call
 		}
 		return f.Data, nil
 	case <-c.closed:
@@ -212,6 +322,49 @@ func (c *Client) CallRaw(ctx context.Context, op string, data any) (json.RawMess
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%s: %w", op, ctx.Err())
 	}
+}
+
+func (c *Client) newID() string { return strconv.FormatUint(c.nextID.Add(1), 36) }
+
+// Go sends op with data (already JSON, or nil) without waiting: done is called
+// once with the reply's data (valid only during the call) or an error, on the
+// connection's read goroutine, so it must not block. A session that closes fails
+// its waiting callbacks. There is no timeout: the edge answers every request
+// within its own request timeout. The frame is built by appending, not by
+// encoding/json: this is the load generator's send path.
+func (c *Client) Go(op string, data []byte, done func(json.RawMessage, error)) error {
+	id := c.newID()
+	b := make([]byte, 0, len(id)+len(op)+len(data)+32)
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, id)
+	b = append(b, `,"op":`...)
+	b = strconv.AppendQuote(b, op)
+	if len(data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	}
+	b = append(b, '}')
+	c.mu.Lock()
+	c.pending[id] = waiter{fn: done}
+	c.mu.Unlock()
+	if err := c.sock.WriteMessage(gws.OpcodeText, b); err != nil {
+		c.mu.Lock()
+		_, still := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if !still { // OnClose already failed it
+			return nil
+		}
+		return fmt.Errorf("%s: write: %w", op, err)
+	}
+	return nil
+}
+
+// InFlight is how many requests wait for their reply.
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
 }
 
 // WriteRaw sends a frame as is (for tests of bad input).

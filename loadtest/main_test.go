@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"natter/edge/gateway"
+	"natter/functions/fntest"
+	"natter/loadtest/report"
+	"natter/shared/testenv"
+)
+
+// TestSmoke runs every scenario tiny against the whole stack in-process (real
+// NATS, Redis and MariaDB, the functions and an edge), through the command's own
+// flag parsing, and checks that the numbers add up and the files are written. It
+// measures nothing: benchmarks are run by hand (loadtest/README.md).
+func TestSmoke(t *testing.T) {
+	e := testenv.Start(t)
+	signer := fntest.Start(t, e, fntest.Options{})
+	gw, err := gateway.New(gateway.Config{RateLimit: -1}, gateway.Deps{NC: e.Connect(t), Signer: signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+		srv.Close()
+	})
+	out := t.TempDir()
+	base := []string{"-edges", srv.URL, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
+
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, r *report.Result)
+	}{
+		{"direct", []string{"direct", "-users", "4", "-rate", "40", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			if c["sent"] == 0 || c["acked"] != c["sent"] || c["delivered"] != c["acked"] || len(r.Errors) > 0 {
+				t.Errorf("sent %d, acked %d, delivered %d, errors %v", c["sent"], c["acked"], c["delivered"], r.Errors)
+			}
+			noLoss(t, r)
+			if r.Latency["e2e"].Count != c["delivered"] || r.Latency["ack"].Count != c["acked"] {
+				t.Errorf("latency samples %+v for counts %v", r.Latency, c)
+			}
+		}},
+		{"direct step", []string{"direct", "-users", "4", "-rate", "20", "-step", "-step-duration", "400ms", "-step-factor", "2", "-max-rate", "40", "-bound", "5s", "-step-on", "p95"}, func(t *testing.T, r *report.Result) {
+			if len(r.Steps) != 2 || !r.Steps[0].Held || !r.Steps[1].Held || r.Values["highest_rate_held_per_s"] != 40 {
+				t.Errorf("steps %+v, highest %v", r.Steps, r.Values["highest_rate_held_per_s"])
+			}
+			noLoss(t, r)
+		}},
+		{"group", []string{"group", "-members", "12", "-online", "6", "-senders", "2", "-rate", "10", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			if c["acked"] == 0 || c["acked"] != c["sent"] || c["delivered"] != 5*c["acked"] || c["expected_deliveries"] != c["delivered"] {
+				t.Errorf("sent %d, acked %d, delivered %d (want 5 per message)", c["sent"], c["acked"], c["delivered"])
+			}
+			noLoss(t, r)
+		}},
+		{"connect", []string{"connect", "-conns", "6", "-ramp", "100", "-heartbeat", "300ms", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			if c["opened"] != 6 || c["held_at_end"] != 6 || c["failed"] != 0 || c["pings"] == 0 || len(r.Errors) > 0 {
+				t.Errorf("counts %v, errors %v", c, r.Errors)
+			}
+			if r.Values["edge_pid"] != float64(os.Getpid()) || r.Values["edges_connections_total"] < 6 {
+				t.Errorf("edge values %v", r.Values)
+			}
+		}},
+		{"catchup", []string{"catchup", "-messages", "300", "-convs", "5", "-held", "3", "-repeat", "2", "-limit", "100", "-cleanup"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			if c["messages"] != 600 || c["incomplete_runs"] != 0 || c["duplicated"] != 0 || c["sync_calls"] < 6 || r.Latency["catchup"].Count != 2 {
+				t.Errorf("counts %v, notes %v", c, r.Notes)
+			}
+			// -cleanup took the run's rows away again.
+			prefix := r.Params["prefix"].(string)
+			var users, msgs int
+			if err := e.DB.QueryRow("SELECT COUNT(*) FROM users WHERE username LIKE ?", prefix+"%").Scan(&users); err != nil {
+				t.Fatal(err)
+			}
+			dev := r.Params["device_user_id"].(int64)
+			if err := e.DB.QueryRow("SELECT COUNT(*) FROM messages WHERE conv_id LIKE ?", fmt.Sprintf("d:%d:%%", dev)).Scan(&msgs); err != nil {
+				t.Fatal(err)
+			}
+			if users != 0 || msgs != 0 {
+				t.Errorf("after -cleanup: %d users and %d seeded messages left", users, msgs)
+			}
+		}},
+		{"api", []string{"api", "-users", "20", "-convs", "4", "-messages", "5", "-rate", "40", "-concurrency", "4", "-duration", "1s", "-mix", "login=1,conv.list=5,msg.history=5"}, func(t *testing.T, r *report.Result) {
+			all := r.Latency["all"]
+			if all.Count == 0 || all.Count != r.Counts["requests"] || len(r.Errors) > 0 {
+				t.Errorf("requests %d, latency samples %d, errors %v", r.Counts["requests"], all.Count, r.Errors)
+			}
+			if r.Latency["conv.list"].Count+r.Latency["msg.history"].Count+r.Latency["login"].Count != all.Count {
+				t.Errorf("per-op samples do not add up: %+v", r.Latency)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			o, err := run(t.Context(), append(append([]string{tt.args[0]}, base...), tt.args[1:]...), &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "== "+tt.args[0]) || !strings.Contains(stdout.String(), "latency (ms)") {
+				t.Errorf("table:\n%s", stdout.String())
+			}
+			var back report.Result
+			b, err := os.ReadFile(o.JSON)
+			if err != nil || json.Unmarshal(b, &back) != nil || back.Scenario != tt.args[0] {
+				t.Fatalf("JSON file %s: %v", o.JSON, err)
+			}
+			page, err := os.ReadFile(o.HTML)
+			if err != nil || !bytes.Contains(page, []byte("<svg")) || bytes.Contains(page, []byte("<script")) {
+				t.Fatalf("HTML file %s: %v", o.HTML, err)
+			}
+			tt.check(t, o.Result)
+			if t.Failed() || testing.Verbose() {
+				t.Logf("table:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func noLoss(t *testing.T, r *report.Result) {
+	t.Helper()
+	c := r.Counts
+	if c["lost"] != 0 || c["duplicated"] != 0 || c["push_missing"] != 0 || c["foreign_pushes"] != 0 || c["ack_duplicate"] != 0 {
+		t.Errorf("lost %d, duplicated %d, push missing %d, foreign %d, ack duplicates %d",
+			c["lost"], c["duplicated"], c["push_missing"], c["foreign_pushes"], c["ack_duplicate"])
+	}
+}
+
+func TestRefusesOtherHosts(t *testing.T) {
+	for _, args := range [][]string{
+		{"direct", "-edges", "http://10.0.0.1:8080"},
+		{"direct", "-edges", "http://example.com"},
+		{"api", "-mysql-dsn", "root@tcp(192.168.1.5:3306)/natter"},
+		{"connect", "-src", "10.1.1.1"},
+	} {
+		var out bytes.Buffer
+		_, err := run(t.Context(), append(args, "-timeout", "5s"), &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
