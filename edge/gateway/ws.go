@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,7 @@ type conn struct {
 	platform string
 	sock     *gws.Conn
 	limiter  *rate.Limiter
+	slot     int          // which heartbeat tick pings it (connections spread over the interval)
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
 	queued   atomic.Int64 // push frames waiting in sock's write queue
 }
@@ -138,7 +140,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, imerr.New(imerr.BadRequest, "platform too long"))
 		return
 	}
-	c := &conn{g: g, id: g.newID(&g.connSeq), claims: claims, platform: platform}
+	n := g.connSeq.Add(1)
+	c := &conn{g: g, id: g.prefix + "-" + strconv.FormatUint(n, 36), slot: int(n % heartbeatSlots), claims: claims, platform: platform}
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
 	}
@@ -350,18 +353,26 @@ func (g *Gateway) refuse(c *conn, id, label string, e *imerr.Error, start time.T
 	g.m.observe("ws", label, e, time.Since(start))
 }
 
-// heartbeat pings every connection each HeartbeatInterval and closes (3002) those
-// silent for longer than HeartbeatTimeout. One loop serves all connections.
+// heartbeatSlots spreads pings over the interval: each tick pings one slot's
+// connections, so 20,000 connections do not all get (and answer) a ping at once.
+const heartbeatSlots = 30
+
+// heartbeat pings every connection once per HeartbeatInterval and closes (3002)
+// those silent for longer than HeartbeatTimeout. One loop serves all connections.
 func (g *Gateway) heartbeat() {
-	t := time.NewTicker(g.cfg.HeartbeatInterval)
+	t := time.NewTicker(g.cfg.HeartbeatInterval / heartbeatSlots)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-g.stop:
 			return
 		case now := <-t.C:
+			slot := tick % heartbeatSlots
 			deadline := now.Add(-g.cfg.HeartbeatTimeout).UnixNano()
 			g.hub.each(func(c *conn) {
+				if c.slot != slot {
+					return
+				}
 				if c.lastSeen.Load() < deadline {
 					c.closeAsync(wire.CloseHeartbeat, "heartbeat timeout")
 					return

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -54,6 +55,9 @@ type Service struct {
 	signer *auth.Signer
 	cfg    Config
 	now    func() time.Time
+	// hashing bounds concurrent argon2id work: each hash takes ~20-40 ms of CPU
+	// and 19 MiB, and a burst of logins must not starve every other request.
+	hashing chan struct{}
 }
 
 // New returns the account service.
@@ -71,7 +75,8 @@ func New(d Deps) *Service {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
-	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, cfg: cfg, now: time.Now}
+	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, cfg: cfg, now: time.Now,
+		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -91,7 +96,10 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 }
 
 func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq) (RegisterResp, error) {
-	hash := HashPassword(r.Password)
+	var hash string
+	if err := s.argon(ctx, func() { hash = HashPassword(r.Password) }); err != nil {
+		return RegisterResp{}, err
+	}
 	nick := r.Nickname
 	if nick == "" {
 		nick = r.Username
@@ -101,7 +109,9 @@ func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq
 		// A retried register (same username and password) gets its first answer.
 		id, existing, lerr := s.lookupUser(ctx, r.Username)
 		if lerr == nil {
-			if ok, _ := checkPassword(existing.hash, r.Password); ok {
+			var ok bool
+			_ = s.argon(ctx, func() { ok, _ = checkPassword(existing.hash, r.Password) })
+			if ok {
 				return RegisterResp{UserID: id}, nil
 			}
 		}
@@ -136,13 +146,16 @@ var errBadCredentials = imerr.New(imerr.Unauthorized, "wrong username or passwor
 func (s *Service) login(ctx context.Context, _ endpoint.Caller, r LoginReq) (Tokens, error) {
 	id, u, err := s.lookupUser(ctx, r.Username)
 	if errors.Is(err, sql.ErrNoRows) {
-		_, _ = checkPassword(dummyHash, r.Password)
+		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
 		return Tokens{}, errBadCredentials
 	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("lookup user: %w", err)
 	}
-	ok, err := checkPassword(u.hash, r.Password)
+	var ok bool
+	if aerr := s.argon(ctx, func() { ok, err = checkPassword(u.hash, r.Password) }); aerr != nil {
+		return Tokens{}, aerr
+	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("user %d: %w", id, err)
 	}
@@ -336,3 +349,15 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 }
 
 func userKey(uid int64) string { return "conns:" + strconv.FormatInt(uid, 10) }
+
+// argon runs fn (password hashing) when a hashing slot is free.
+func (s *Service) argon(ctx context.Context, fn func()) error {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return imerr.Wrap(imerr.Unavailable, ctx.Err(), "busy: try again")
+	}
+	defer func() { <-s.hashing }()
+	fn()
+	return nil
+}

@@ -2,7 +2,6 @@ package message
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,23 +10,29 @@ import (
 	"natter/shared/db"
 )
 
-// Group commit for the send path. Concurrent Appends queue here; each writer
-// goroutine takes whatever is queued (up to batchMax, never waiting for more) and
-// stores it in one transaction of five statements however many messages and
-// conversations it holds: bump every conversation's seq with one UPDATE, read the
-// new tops back, insert all messages with one multi-row INSERT, move the senders'
-// read cursors with one UPDATE, commit. Under light load a batch is one message
-// and nothing waits; under heavy load batches grow on their own while the previous
-// transaction runs. Anything unusual (a retried client_msg_id already stored, a
-// conversation without its row, a deadlock) falls back to the one-message path,
-// which handles it.
+// Group commit for the send path. Concurrent Appends queue here. One collector
+// forms batches: it takes the first queued message, then whatever else arrives
+// within Linger (up to batchMax), and hands the batch to one of the writers. A
+// writer stores a batch in one transaction of five statements however many
+// messages and conversations it holds: bump every conversation's seq with one
+// UPDATE, read the new tops back, insert all messages with one multi-row INSERT,
+// move the senders' read cursors with one UPDATE, commit. Then, still in commit
+// order, it runs each message's after-commit callback (the send path's pushes), so
+// a conversation's pushes leave in seq order. Anything unusual (a retried
+// client_msg_id already stored, a conversation without its row, a deadlock) falls
+// back to the one-message path, which handles it.
 
 const batchMax = 128
 
+// AfterCommit runs once a message is stored (dup: it was stored before, by an
+// earlier attempt), on the goroutine that committed it, before Append returns.
+type AfterCommit func(m *Message, dup bool)
+
 type appendReq struct {
-	ctx  context.Context
-	m    *Message
-	done chan appendRes
+	ctx   context.Context
+	m     *Message
+	after AfterCommit
+	done  chan appendRes
 }
 
 type appendRes struct {
@@ -35,17 +40,29 @@ type appendRes struct {
 	err error
 }
 
-// Start runs writers batch writers until ctx ends. Without Start, Append writes
-// each message in its own transaction.
-func (s *Store) Start(ctx context.Context, writers int) {
+// Start runs the collector and writers batch writers until ctx ends; linger is how
+// long a batch waits for company. Without Start, Append writes each message in its
+// own transaction.
+func (s *Store) Start(ctx context.Context, writers int, linger time.Duration) {
 	s.queue = make(chan *appendReq, batchMax*max(writers, 1))
+	batches := make(chan []*appendReq, max(writers, 1))
+	go s.collect(ctx, batches, linger)
 	for range max(writers, 1) {
-		go s.writer(ctx)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-batches:
+					s.writeBatch(ctx, b)
+				}
+			}
+		}()
 	}
 }
 
-func (s *Store) enqueue(ctx context.Context, m *Message) (bool, error) {
-	r := &appendReq{ctx: ctx, m: m, done: make(chan appendRes, 1)}
+func (s *Store) enqueue(ctx context.Context, m *Message, after AfterCommit) (bool, error) {
+	r := &appendReq{ctx: ctx, m: m, after: after, done: make(chan appendRes, 1)}
 	select {
 	case s.queue <- r:
 	case <-ctx.Done():
@@ -61,15 +78,31 @@ func (s *Store) enqueue(ctx context.Context, m *Message) (bool, error) {
 	}
 }
 
-func (s *Store) writer(ctx context.Context) {
-	batch := make([]*appendReq, 0, batchMax)
+// collect forms batches: the first queued message opens one, which closes after
+// linger or at batchMax messages.
+func (s *Store) collect(ctx context.Context, out chan<- []*appendReq, linger time.Duration) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		batch = batch[:0]
+		var batch []*appendReq
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-s.queue:
-			batch = append(batch, r)
+			batch = append(make([]*appendReq, 0, 16), r)
+		}
+		if linger > 0 {
+			timer.Reset(linger)
+		fill:
+			for len(batch) < batchMax {
+				select {
+				case r := <-s.queue:
+					batch = append(batch, r)
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
 		}
 	drain:
 		for len(batch) < batchMax {
@@ -80,7 +113,11 @@ func (s *Store) writer(ctx context.Context) {
 				break drain
 			}
 		}
-		s.writeBatch(ctx, batch)
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -105,18 +142,22 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 		uniq = append(uniq, r)
 	}
 	results := make(map[*appendReq]appendRes, len(uniq))
-	if len(uniq) == 1 {
-		r := uniq[0]
-		dup, err := s.appendOne(r.ctx, r.m, Mentions{})
+	one := func(r *appendReq) {
+		dup, err := s.appendOne(r.ctx, r.m, Mentions{}, r.after)
 		results[r] = appendRes{dup, err}
+	}
+	if len(uniq) == 1 {
+		one(uniq[0])
 	} else if err := s.insertBatch(ctx, uniq); err != nil {
 		for _, r := range uniq { // the slow path sorts out whatever went wrong
-			dup, err := s.appendOne(r.ctx, r.m, Mentions{})
-			results[r] = appendRes{dup, err}
+			one(r)
 		}
 	} else {
 		for _, r := range uniq {
 			results[r] = appendRes{}
+			if r.after != nil {
+				r.after(r.m, false)
+			}
 		}
 	}
 	for _, r := range uniq {
@@ -147,7 +188,7 @@ func (s *Store) insertBatch(ctx context.Context, batch []*appendReq) error {
 
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tx, err := s.db.BeginTx(tctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	tx, err := s.db.BeginTx(tctx, nil) // READ COMMITTED per session (db.Open)
 	if err != nil {
 		return err
 	}

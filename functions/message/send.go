@@ -47,11 +47,15 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	}
 
 	m := Message{ConvID: conv.id, Sender: c.UserID, ClientMsgID: r.ClientMsgID, Type: r.Type, Content: content}
-	dup, err := s.store.Append(ctx, &m, mentions)
+	// Pushes go out from the goroutine that committed, in commit order. A retry
+	// pushes again: the first attempt may have stored the message and died before
+	// pushing; clients drop what they already hold by seq.
+	push := func(m *Message, _ bool) { s.deliver(ctx, c, conv, st, *m) }
+	dup, err := s.store.Append(ctx, &m, mentions, push)
 	if errors.Is(err, ErrNoConversation) && conv.kind == kindDirect {
 		// First message of a 1:1 conversation: create it, then store as usual.
 		if err = s.store.createDirect(ctx, conv); err == nil {
-			dup, err = s.store.Append(ctx, &m, mentions)
+			dup, err = s.store.Append(ctx, &m, mentions, push)
 		}
 	}
 	if errors.Is(err, ErrNoConversation) {
@@ -64,9 +68,6 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 		}
 		return SendResp{}, fmt.Errorf("store message: %w", err)
 	}
-	// Also on a retry: the first attempt may have stored the message and died before
-	// pushing; clients drop what they already hold by seq.
-	s.deliver(ctx, c, conv, st, m)
 	return SendResp{ConvID: m.ConvID, Seq: m.Seq, ID: m.ID, SentAt: m.SentAt, Duplicate: dup}, nil
 }
 

@@ -40,15 +40,22 @@ var errRetried = errors.New("client_msg_id already stored")
 // Hot path: one transaction of three round trips (bump the seq, insert, commit). The
 // seq bump takes the conversation row lock, so seqs are gap-free and increase in
 // commit order; a duplicate client_msg_id rolls the bump back.
-func (s *Store) Append(ctx context.Context, m *Message, mentions Mentions) (dup bool, err error) {
+//
+// after, when not nil, runs right after the commit and before Append returns.
+func (s *Store) Append(ctx context.Context, m *Message, mentions Mentions, after AfterCommit) (dup bool, err error) {
 	if s.queue != nil && !mentions.All && len(mentions.Users) == 0 {
-		return s.enqueue(ctx, m) // group commit (batch.go)
+		return s.enqueue(ctx, m, after) // group commit (batch.go)
 	}
-	return s.appendOne(ctx, m, mentions)
+	return s.appendOne(ctx, m, mentions, after)
 }
 
 // appendOne stores one message in its own transaction.
-func (s *Store) appendOne(ctx context.Context, m *Message, mentions Mentions) (dup bool, err error) {
+func (s *Store) appendOne(ctx context.Context, m *Message, mentions Mentions, after AfterCommit) (dup bool, err error) {
+	defer func() {
+		if err == nil && after != nil {
+			after(m, dup)
+		}
+	}()
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		err := s.appendTx(ctx, tx, m, mentions)
 		if db.IsDuplicate(err) {

@@ -79,7 +79,7 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)
 		if d.Message.Writers > 0 {
-			d.Store.Start(ctx, d.Message.Writers)
+			d.Store.Start(ctx, d.Message.Writers, d.Message.BatchLinger)
 		}
 	}
 	if d.Fanout == nil {

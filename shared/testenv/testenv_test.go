@@ -23,3 +23,17 @@ func TestStart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReadCommitted(t *testing.T) {
+	e := Start(t)
+	var name, level string
+	for _, v := range []string{"transaction_isolation", "tx_isolation"} {
+		if err := e.DB.QueryRow("SELECT @@" + v).Scan(&level); err == nil {
+			name = v
+			break
+		}
+	}
+	if level != "READ-COMMITTED" {
+		t.Fatalf("@@%s = %q, want READ-COMMITTED on every pooled connection", name, level)
+	}
+}
