@@ -221,6 +221,35 @@ func (s *Service) publish(ctx context.Context, c endpoint.Caller, m message.Mess
 	}
 }
 
+// change is how every group change runs: fn makes the change inside a transaction
+// (after taking the group's row lock through actor, target or lockGroup) and
+// returns what happened. The event is written as a system message of the group in
+// the same transaction and pushed after the commit; users who left or were kicked
+// get it too. fn returns a nil event for a change that changes nothing (a retry).
+func (s *Service) change(ctx context.Context, c endpoint.Caller, group int64, fn func(tx *sql.Tx) (*SystemEvent, error)) error {
+	var sys message.Message
+	var gone []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sys, gone = message.Message{}, nil
+		ev, err := fn(tx)
+		if err != nil || ev == nil {
+			return err
+		}
+		if ev.Event == EvtKicked || ev.Event == EvtLeft {
+			gone = ev.Users
+		}
+		sys, err = s.appendSystem(ctx, tx, group, *ev)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if sys.Seq > 0 {
+		s.publish(ctx, c, sys, gone...)
+	}
+	return nil
+}
+
 // addMembers adds users (existing, not yet members) to group g inside tx, enforcing
 // the member cap, and returns who was added. minSeq hides earlier history from them
 // unless the group shows history to newcomers.

@@ -131,51 +131,43 @@ func (s *Service) get(ctx context.Context, c endpoint.Caller, r GroupReq) (Info,
 func (s *Service) update(ctx context.Context, c endpoint.Caller, r UpdateReq) (Info, error) {
 	var g row
 	var role perm.Role
-	var sys message.Message
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		var err error
 		if g, role, err = actor(ctx, tx, r.GroupID, c); err != nil {
-			return err
+			return nil, err
 		}
 		if err := perm.Check(perm.UpdateInfo, role, nil, false); err != nil {
-			return err
+			return nil, err
 		}
 		changes := map[string]any{}
-		set := func(name string, v any) {
-			if v != nil {
-				changes[name] = v
-			}
-		}
 		if r.Name != nil {
-			set("name", *r.Name)
+			changes["name"] = *r.Name
 		}
 		if r.Avatar != nil {
-			set("avatar", *r.Avatar)
+			changes["avatar"] = *r.Avatar
 		}
 		if r.Intro != nil {
-			set("intro", *r.Intro)
+			changes["intro"] = *r.Intro
 		}
 		if r.JoinPolicy != nil {
-			set("join_policy", *r.JoinPolicy)
+			changes["join_policy"] = *r.JoinPolicy
 		}
 		if r.HistoryVisible != nil {
-			set("history_visible", *r.HistoryVisible)
+			changes["history_visible"] = *r.HistoryVisible
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE chat_groups SET name = COALESCE(?, name), avatar = COALESCE(?, avatar), intro = COALESCE(?, intro),
 			join_policy = COALESCE(?, join_policy), history_visible = COALESCE(?, history_visible) WHERE id = ?`,
 			r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, r.GroupID); err != nil {
-			return err
+			return nil, err
 		}
-		if sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtUpdated, Actor: c.UserID, Changes: changes}); err != nil {
-			return err
+		if g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", r.GroupID)); err != nil {
+			return nil, err
 		}
-		g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", r.GroupID))
-		return err
+		return &SystemEvent{Event: EvtUpdated, Actor: c.UserID, Changes: changes}, nil
 	})
 	if err != nil {
 		return Info{}, err
 	}
-	s.publish(ctx, c, sys)
 	return g.info(&role), nil
 }
 
@@ -183,96 +175,66 @@ func (s *Service) update(ctx context.Context, c endpoint.Caller, r UpdateReq) (I
 // readable and offline devices learn of it through sync; every later change or
 // message is refused.
 func (s *Service) dismiss(ctx context.Context, c endpoint.Caller, r GroupReq) (Empty, error) {
-	var sys message.Message
-	already := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, err := lockGroup(ctx, tx, r.GroupID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		role, ok, err := roleOf(ctx, tx, r.GroupID, c.UserID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
-			return errNotMember
+			return nil, errNotMember
 		}
-		if err := perm.Check(perm.Dismiss, role, nil, false); err != nil {
-			return err
-		}
-		if g.dismissed {
-			already = true // a retry
-			return nil
+		if err := perm.Check(perm.Dismiss, role, nil, false); err != nil || g.dismissed {
+			return nil, err // dismissed already: a retry
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET dismissed_at = ? WHERE id = ?", s.now(), r.GroupID); err != nil {
-			return err
+			return nil, err
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtDismissed, Actor: c.UserID})
-		return err
+		return &SystemEvent{Event: EvtDismissed, Actor: c.UserID}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	if !already {
-		s.publish(ctx, c, sys)
-	}
-	return Empty{}, nil
 }
 
 func (s *Service) muteAll(ctx context.Context, c endpoint.Caller, r MuteAllReq) (Empty, error) {
-	var sys message.Message
-	changed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, role, err := actor(ctx, tx, r.GroupID, c)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := perm.Check(perm.MuteAll, role, nil, false); err != nil {
-			return err
+		if err := perm.Check(perm.MuteAll, role, nil, false); err != nil || g.muteAll == r.Muted {
+			return nil, err
 		}
-		if g.muteAll == r.Muted {
-			return nil
-		}
-		changed = true
 		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET mute_all = ? WHERE id = ?", r.Muted, r.GroupID); err != nil {
-			return err
+			return nil, err
 		}
 		muted := r.Muted
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtMutedAll, Actor: c.UserID, Muted: &muted})
-		return err
+		return &SystemEvent{Event: EvtMutedAll, Actor: c.UserID, Muted: &muted}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	if changed {
-		s.publish(ctx, c, sys)
-	}
-	return Empty{}, nil
 }
 
 func (s *Service) announce(ctx context.Context, c endpoint.Caller, r AnnounceReq) (Announcement, error) {
-	var sys message.Message
 	var a Announcement
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		_, role, err := actor(ctx, tx, r.GroupID, c)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := perm.Check(perm.Announce, role, nil, false); err != nil {
-			return err
+			return nil, err
 		}
 		now := s.now().UTC().Truncate(time.Millisecond)
 		res, err := tx.ExecContext(ctx, "INSERT INTO group_announcements (group_id, author_id, text, client_id, created_at) VALUES (?, ?, ?, ?, ?)",
 			r.GroupID, c.UserID, r.Text, r.ClientID, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a = Announcement{AuthorID: c.UserID, Text: r.Text, CreatedAt: now.UnixMilli()}
 		if a.ID, err = res.LastInsertId(); err != nil {
-			return err
+			return nil, err
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtAnnounced, Actor: c.UserID, Text: r.Text})
-		return err
+		return &SystemEvent{Event: EvtAnnounced, Actor: c.UserID, Text: r.Text}, nil
 	})
 	if db.IsDuplicate(err) {
 		// A retried announce: the first one stands.
@@ -280,12 +242,10 @@ func (s *Service) announce(ctx context.Context, c endpoint.Caller, r AnnounceReq
 		err = s.db.QueryRowContext(ctx, "SELECT id, text, created_at FROM group_announcements WHERE group_id = ? AND author_id = ? AND client_id = ?",
 			r.GroupID, c.UserID, r.ClientID).Scan(&a.ID, &a.Text, &at)
 		a.AuthorID, a.CreatedAt = c.UserID, at.UnixMilli()
-		return a, err
 	}
 	if err != nil {
 		return Announcement{}, err
 	}
-	s.publish(ctx, c, sys)
 	return a, nil
 }
 

@@ -17,29 +17,24 @@ import (
 
 func (s *Service) invite(ctx context.Context, c endpoint.Caller, r UsersReq) (InviteResp, error) {
 	var added []int64
-	var sys message.Message
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, role, err := actor(ctx, tx, r.GroupID, c)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// Open groups let any member invite; otherwise the table's rule applies.
 		if g.policy != PolicyOpen {
 			if err := perm.Check(perm.Invite, role, nil, false); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if added, err = s.addMembers(ctx, tx, g, r.UserIDs, c.UserID); err != nil || len(added) == 0 {
-			return err
+			return nil, err // everyone was in already: a retry
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added})
-		return err
+		return &SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added}, nil
 	})
 	if err != nil {
 		return InviteResp{}, err
-	}
-	if len(added) > 0 {
-		s.publish(ctx, c, sys)
 	}
 	return InviteResp{Added: orEmpty(added)}, nil
 }
@@ -104,198 +99,143 @@ func target(ctx context.Context, tx *sql.Tx, group int64, c endpoint.Caller, use
 }
 
 func (s *Service) kick(ctx context.Context, c endpoint.Caller, r MemberReq) (Empty, error) {
-	var sys message.Message
-	removed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if r.UserID == c.UserID {
-			return perm.Check(perm.Kick, perm.Owner, nil, true)
-		}
+	if r.UserID == c.UserID {
+		return Empty{}, perm.Check(perm.Kick, perm.Owner, nil, true)
+	}
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		if _, _, _, err := target(ctx, tx, r.GroupID, c, r.UserID, perm.Kick); err != nil {
-			return err
+			return nil, err
 		}
-		var err error
-		if removed, err = removeMember(ctx, tx, r.GroupID, r.UserID); err != nil || !removed {
-			return err
+		if removed, err := removeMember(ctx, tx, r.GroupID, r.UserID); err != nil || !removed {
+			return nil, err
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtKicked, Actor: c.UserID, Users: []int64{r.UserID}})
-		return err
+		return &SystemEvent{Event: EvtKicked, Actor: c.UserID, Users: []int64{r.UserID}}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	if removed {
-		s.publish(ctx, c, sys, r.UserID)
-	}
-	return Empty{}, nil
 }
 
 func (s *Service) leave(ctx context.Context, c endpoint.Caller, r GroupReq) (Empty, error) {
-	var sys message.Message
-	removed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, err := lockGroup(ctx, tx, r.GroupID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		role, ok, err := roleOf(ctx, tx, r.GroupID, c.UserID)
 		if err != nil || !ok {
-			return err // leaving a group you are not in is a no-op (a retry)
+			return nil, err // leaving a group you are not in is a no-op (a retry)
 		}
 		if err := perm.Check(perm.Leave, role, nil, false); err != nil {
-			return err
+			return nil, err
 		}
-		if removed, err = removeMember(ctx, tx, r.GroupID, c.UserID); err != nil || !removed || g.dismissed {
-			return err
+		if removed, err := removeMember(ctx, tx, r.GroupID, c.UserID); err != nil || !removed || g.dismissed {
+			return nil, err
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtLeft, Actor: c.UserID, Users: []int64{c.UserID}})
-		return err
+		return &SystemEvent{Event: EvtLeft, Actor: c.UserID, Users: []int64{c.UserID}}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	if removed && sys.Seq > 0 {
-		s.publish(ctx, c, sys, c.UserID)
-	}
-	return Empty{}, nil
 }
 
 func (s *Service) setRole(ctx context.Context, c endpoint.Caller, r RoleReq) (Empty, error) {
 	want, _ := perm.ParseRole(r.Role)
-	var sys message.Message
-	changed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		_, _, trole, err := target(ctx, tx, r.GroupID, c, r.UserID, perm.SetRole)
 		if err != nil || trole == want {
-			return err
+			return nil, err
 		}
-		changed = true
 		if _, err := tx.ExecContext(ctx, "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?", want, r.GroupID, r.UserID); err != nil {
-			return err
+			return nil, err
 		}
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtRole, Actor: c.UserID, Users: []int64{r.UserID}, Role: want.String()})
-		return err
+		return &SystemEvent{Event: EvtRole, Actor: c.UserID, Users: []int64{r.UserID}, Role: want.String()}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	if changed {
-		s.publish(ctx, c, sys)
-	}
-	return Empty{}, nil
 }
 
 func (s *Service) transfer(ctx context.Context, c endpoint.Caller, r MemberReq) (Empty, error) {
-	var sys message.Message
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		if _, _, _, err := target(ctx, tx, r.GroupID, c, r.UserID, perm.Transfer); err != nil {
-			return err
+			return nil, err
 		}
 		// The old owner stays on as an admin.
-		if _, err := tx.ExecContext(ctx, "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?", perm.Admin, r.GroupID, c.UserID); err != nil {
-			return err
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?", []any{perm.Admin, r.GroupID, c.UserID}},
+			{"UPDATE group_members SET role = ?, muted_until = NULL WHERE group_id = ? AND user_id = ?", []any{perm.Owner, r.GroupID, r.UserID}},
+			{"UPDATE chat_groups SET owner_id = ? WHERE id = ?", []any{r.UserID, r.GroupID}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+				return nil, err
+			}
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE group_members SET role = ?, muted_until = NULL WHERE group_id = ? AND user_id = ?", perm.Owner, r.GroupID, r.UserID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET owner_id = ? WHERE id = ?", r.UserID, r.GroupID); err != nil {
-			return err
-		}
-		var err error
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtTransferred, Actor: c.UserID, Users: []int64{r.UserID}})
-		return err
+		return &SystemEvent{Event: EvtTransferred, Actor: c.UserID, Users: []int64{r.UserID}}, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	s.publish(ctx, c, sys)
-	return Empty{}, nil
 }
 
 func (s *Service) mute(ctx context.Context, c endpoint.Caller, r MuteReq) (Empty, error) {
-	var sys message.Message
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return Empty{}, s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		if _, _, _, err := target(ctx, tx, r.GroupID, c, r.UserID, perm.MuteMember); err != nil {
-			return err
+			return nil, err
 		}
 		var until sql.NullTime
-		ev := SystemEvent{Event: EvtMuted, Actor: c.UserID, Users: []int64{r.UserID}}
+		ev := &SystemEvent{Event: EvtMuted, Actor: c.UserID, Users: []int64{r.UserID}}
 		if r.Seconds > 0 {
 			until = sql.NullTime{Time: s.now().UTC().Add(time.Duration(r.Seconds) * time.Second).Truncate(time.Millisecond), Valid: true}
 			ev.Until = until.Time.UnixMilli()
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE group_members SET muted_until = ? WHERE group_id = ? AND user_id = ?", until, r.GroupID, r.UserID); err != nil {
-			return err
+			return nil, err
 		}
-		var err error
-		sys, err = s.appendSystem(ctx, tx, r.GroupID, ev)
-		return err
+		return ev, nil
 	})
-	if err != nil {
-		return Empty{}, err
-	}
-	s.publish(ctx, c, sys)
-	return Empty{}, nil
 }
 
 func (s *Service) join(ctx context.Context, c endpoint.Caller, r JoinReq) (JoinResp, error) {
 	var out JoinResp
-	var sys message.Message
 	var admins []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
+		out, admins = JoinResp{}, nil
 		g, err := lockGroup(ctx, tx, r.GroupID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if g.dismissed {
-			return imerr.New(imerr.Forbidden, "this group was dismissed")
+			return nil, imerr.New(imerr.Forbidden, "this group was dismissed")
 		}
-		if _, ok, err := roleOf(ctx, tx, r.GroupID, c.UserID); err != nil {
-			return err
-		} else if ok {
+		if _, ok, err := roleOf(ctx, tx, r.GroupID, c.UserID); err != nil || ok {
 			out.Status = "joined" // already a member: a retry
-			return nil
+			return nil, err
 		}
 		switch g.policy {
 		case PolicyOpen:
 			added, err := s.addMembers(ctx, tx, g, []int64{c.UserID}, c.UserID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			out.Status = "joined"
-			sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added})
-			return err
+			return &SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added}, nil
 		case PolicyApproval:
 			if g.count >= g.max {
-				return imerr.New(imerr.Conflict, "the group is full: %d of %d members", g.count, g.max)
+				return nil, imerr.New(imerr.Conflict, "the group is full: %d of %d members", g.count, g.max)
 			}
 			// One request row per (group, user): asking again re-opens it.
 			if _, err := tx.ExecContext(ctx, `INSERT INTO group_join_requests (group_id, user_id, message) VALUES (?, ?, ?)
 				ON DUPLICATE KEY UPDATE message = VALUES(message), status = 'pending', handled_by = 0`, r.GroupID, c.UserID, r.Message); err != nil {
-				return err
+				return nil, err
 			}
 			if err := tx.QueryRowContext(ctx, "SELECT id FROM group_join_requests WHERE group_id = ? AND user_id = ?", r.GroupID, c.UserID).Scan(&out.RequestID); err != nil {
-				return err
+				return nil, err
 			}
 			out.Status = "pending"
 			admins, err = queryIDs(ctx, tx, "SELECT user_id FROM group_members WHERE group_id = ? AND role IN ", "", []int64{int64(perm.Admin), int64(perm.Owner)}, r.GroupID)
-			return err
+			return nil, err
 		default:
-			return imerr.New(imerr.Forbidden, "this group is invite-only")
+			return nil, imerr.New(imerr.Forbidden, "this group is invite-only")
 		}
 	})
 	if err != nil {
 		return JoinResp{}, err
 	}
-	if sys.Seq > 0 {
-		s.publish(ctx, c, sys)
-	}
 	if len(admins) > 0 {
-		frame, err := wire.EncodePush("group.join.requested", JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID, Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()})
-		if err == nil {
-			s.fan.ToUsers(admins, frame, message.Origin{})
-		} else {
-			logging.From(ctx).Error().Err(err).Msg("encode join request")
-		}
+		s.notify(ctx, admins, "group.join.requested", JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID,
+			Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()})
 	}
 	return out, nil
 }
@@ -333,56 +273,56 @@ func (s *Service) joinRequests(ctx context.Context, c endpoint.Caller, r GroupRe
 
 func (s *Service) respond(ctx context.Context, c endpoint.Caller, r RespondReq) (RespondResp, error) {
 	var out RespondResp
-	var sys message.Message
 	var requester int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, role, err := actor(ctx, tx, r.GroupID, c)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := perm.Check(perm.ReviewJoin, role, nil, false); err != nil {
-			return err
+			return nil, err
 		}
 		var status string
 		err = tx.QueryRowContext(ctx, "SELECT user_id, status FROM group_join_requests WHERE id = ? AND group_id = ? FOR UPDATE", r.RequestID, r.GroupID).Scan(&requester, &status)
 		if errors.Is(err, sql.ErrNoRows) {
-			return imerr.New(imerr.NotFound, "join request not found")
+			return nil, imerr.New(imerr.NotFound, "join request not found")
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if status != "pending" {
-			out.Status = status // already handled: answer as before
-			return nil
+		if out.Status = status; status != "pending" {
+			return nil, nil // already handled: answer as before
 		}
+		var ev *SystemEvent
 		out.Status = "rejected"
 		if r.Accept {
 			out.Status = "accepted"
 			added, err := s.addMembers(ctx, tx, g, []int64{requester}, c.UserID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(added) > 0 {
-				if sys, err = s.appendSystem(ctx, tx, r.GroupID, SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added}); err != nil {
-					return err
-				}
+				ev = &SystemEvent{Event: EvtJoined, Actor: c.UserID, Users: added}
 			}
 		}
 		_, err = tx.ExecContext(ctx, "UPDATE group_join_requests SET status = ?, handled_by = ? WHERE id = ?", out.Status, c.UserID, r.RequestID)
-		return err
+		return ev, err
 	})
 	if err != nil {
 		return RespondResp{}, err
 	}
-	if sys.Seq > 0 {
-		s.publish(ctx, c, sys)
-	}
-	if requester != 0 {
-		if frame, err := wire.EncodePush("group.join.answered", map[string]any{"group_id": r.GroupID, "request_id": r.RequestID, "status": out.Status}); err == nil {
-			s.fan.ToUsers([]int64{requester}, frame, message.Origin{})
-		}
-	}
+	s.notify(ctx, []int64{requester}, "group.join.answered", map[string]any{"group_id": r.GroupID, "request_id": r.RequestID, "status": out.Status})
 	return out, nil
+}
+
+// notify pushes an event that is not part of the conversation to a few users.
+func (s *Service) notify(ctx context.Context, users []int64, event string, data any) {
+	frame, err := wire.EncodePush(event, data)
+	if err != nil {
+		logging.From(ctx).Error().Err(err).Str("event", event).Msg("encode push")
+		return
+	}
+	s.fan.ToUsers(users, frame, message.Origin{})
 }
 
 func orEmpty(ids []int64) []int64 {
