@@ -2,21 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"natter/edge/gateway"
+	"natter/edge/stacktest"
 	"natter/functions/fntest"
 	"natter/loadtest/report"
-	"natter/shared/testenv"
 )
 
 // TestSmoke runs every scenario tiny against the whole stack in-process (real
@@ -24,19 +19,8 @@ import (
 // flag parsing, and checks that the numbers add up and the files are written. It
 // measures nothing: benchmarks are run by hand (loadtest/README.md).
 func TestSmoke(t *testing.T) {
-	e := testenv.Start(t)
-	signer := fntest.Start(t, e, fntest.Options{})
-	gw, err := gateway.New(gateway.Config{RateLimit: -1}, gateway.Deps{NC: e.Connect(t), Signer: signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-		srv.Close()
-	})
+	st := stacktest.Start(t, gateway.Config{RateLimit: -1}, fntest.Options{})
+	e, srv := st.Env, struct{ URL string }{st.Base}
 	out := t.TempDir()
 	base := []string{"-edges", srv.URL, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
 

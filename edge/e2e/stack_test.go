@@ -6,15 +6,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"natter/edge/gateway"
+	"natter/edge/stacktest"
 	"natter/functions/fntest"
 	"natter/loadtest/client"
 	"natter/shared/testenv"
@@ -28,20 +25,8 @@ type stack struct {
 
 func start(t *testing.T) *stack {
 	t.Helper()
-	e := testenv.Start(t)
-	signer := fntest.Start(t, e, fntest.Options{})
-	gw, err := gateway.New(gateway.Config{}, gateway.Deps{NC: e.Connect(t), Signer: signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-		srv.Close()
-	})
-	return &stack{env: e, ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", base: srv.URL}
+	st := stacktest.Start(t, gateway.Config{}, fntest.Options{})
+	return &stack{env: st.Env, ws: st.WS, base: st.Base}
 }
 
 var userSeq atomic.Int64
