@@ -20,9 +20,9 @@ import (
 // measures nothing: benchmarks are run by hand (loadtest/README.md).
 func TestSmoke(t *testing.T) {
 	st := stacktest.Start(t, gateway.Config{RateLimit: -1}, fntest.Options{})
-	e, srv := st.Env, struct{ URL string }{st.Base}
+	e := st.Env
 	out := t.TempDir()
-	base := []string{"-edges", srv.URL, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
+	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
 
 	tests := []struct {
 		name  string
