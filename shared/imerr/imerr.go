@@ -5,9 +5,12 @@ package imerr
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"syscall"
 )
 
 // Code is one of the documented error codes. The set is closed: clients switch on it.
@@ -102,6 +105,12 @@ func From(err error) *Error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return &Error{Code: Unavailable, Message: "request timed out", Cause: err}
+	}
+	// A store that cannot be reached is a retryable outage, not a bug: clients retry
+	// unavailable (writes are idempotent), not internal.
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, syscall.ECONNREFUSED) {
+		return &Error{Code: Unavailable, Message: "service temporarily unavailable", Cause: err}
 	}
 	return &Error{Code: Internal, Message: "internal error", Cause: err}
 }

@@ -3,7 +3,10 @@ package imerr
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"net"
+	"syscall"
 	"testing"
 )
 
@@ -17,6 +20,8 @@ func TestFrom(t *testing.T) {
 		{"wrapped", fmt.Errorf("ctx: %w", New(NotFound, "gone")), NotFound},
 		{"plain", sql.ErrConnDone, Internal},
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), Unavailable},
+		{"store down", fmt.Errorf("store message: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), Unavailable},
+		{"bad conn", fmt.Errorf("x: %w", driver.ErrBadConn), Unavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
