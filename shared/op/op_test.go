@@ -1,7 +1,9 @@
 package op
 
 import (
+	"os"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +33,19 @@ func TestTable(t *testing.T) {
 	}
 	if got := Must("account.profile.get").Endpoint(); got != "account_profile_get" {
 		t.Fatalf("endpoint = %q", got)
+	}
+}
+
+// TestDocumented keeps docs/protocol.md in step with the table: every op is named
+// there.
+func TestDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range All {
+		if !strings.Contains(string(doc), o.Name) {
+			t.Errorf("op %s is not in docs/protocol.md", o.Name)
+		}
 	}
 }
