@@ -122,7 +122,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		node = ids.RandomNode()
 	}
 	cfg.Account.RefreshTTL = cfg.Auth.RefreshTTL
-	eps, err := worker.Endpoints(ctx, cfg.Functions, worker.Deps{
+	// Background work (group-commit writers, fan-out) must outlive the signal: the
+	// requests still draining at shutdown need it. It stops after the drain.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend,
 	})
@@ -134,7 +138,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Requests run under their own context so that shutdown drains them instead of
 	// cancelling them mid-transaction.
-	srv, err := endpoint.Serve(context.WithoutCancel(ctx), nc, log, reg, cfg.Endpoint, eps)
+	srv, err := endpoint.Serve(bg, nc, log, reg, cfg.Endpoint, eps)
 	if err != nil {
 		return err
 	}
