@@ -126,16 +126,16 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	// requests still draining at shutdown need it. It stops after the drain.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
-		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log,
+		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend,
 	})
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Requests run under their own context so that shutdown drains them instead of
 	// cancelling them mid-transaction.
 	srv, err := endpoint.Serve(bg, nc, log, reg, cfg.Endpoint, eps)

@@ -2,10 +2,13 @@ package message
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"natter/shared/db"
 )
@@ -41,9 +44,24 @@ type appendRes struct {
 }
 
 // Start runs the collector and writers batch writers until ctx ends; linger is how
-// long a batch waits for company. Without Start, Append writes each message in its
-// own transaction.
-func (s *Store) Start(ctx context.Context, writers int, linger time.Duration) {
+// long a batch waits for company. Batch sizes are observed in
+// natter_message_batch_size on reg (which may be nil). Without Start, Append writes
+// each message in its own transaction.
+func (s *Store) Start(ctx context.Context, writers int, linger time.Duration, reg prometheus.Registerer) {
+	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "natter", Subsystem: "message", Name: "batch_size",
+		Help:    "Messages stored per group-commit transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	})
+	if reg != nil {
+		if err := reg.Register(sizes); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				sizes = are.ExistingCollector.(prometheus.Histogram)
+			}
+		}
+	}
+	s.batchSize = sizes
 	s.queue = make(chan *appendReq, batchMax*max(writers, 1))
 	batches := make(chan []*appendReq, max(writers, 1))
 	go s.collect(ctx, batches, linger)
@@ -128,6 +146,7 @@ type msgKey struct {
 }
 
 func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
+	s.batchSize.Observe(float64(len(batch)))
 	// A retry racing its original inside one batch: store it once, answer both.
 	primary := make(map[msgKey]*appendReq, len(batch))
 	var uniq []*appendReq

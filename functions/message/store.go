@@ -10,16 +10,19 @@ import (
 
 	"natter/shared/db"
 	"natter/shared/ids"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Store appends messages to conversations. It is the only writer of messages and of
 // conversations.last_seq: user sends go through Append, and the group domain writes
 // its system messages through AppendTx inside its own transactions.
 type Store struct {
-	db    *sql.DB
-	ids   *ids.Generator
-	now   func() time.Time
-	queue chan *appendReq // set by Start: Append goes through the batch writers
+	db        *sql.DB
+	ids       *ids.Generator
+	now       func() time.Time
+	queue     chan *appendReq // set by Start: Append goes through the batch writers
+	batchSize prometheus.Histogram
 }
 
 // NewStore returns a Store.

@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -32,6 +33,7 @@ type Deps struct {
 	Signer  *auth.Signer
 	IDs     *ids.Generator
 	Log     zerolog.Logger
+	Metrics prometheus.Registerer // may be nil
 	Account account.Config
 	Message message.Config
 	Group   group.Config
@@ -79,7 +81,7 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)
 		if d.Message.Writers > 0 {
-			d.Store.Start(ctx, d.Message.Writers, d.Message.BatchLinger)
+			d.Store.Start(ctx, d.Message.Writers, d.Message.BatchLinger, d.Metrics)
 		}
 	}
 	if d.Fanout == nil {
