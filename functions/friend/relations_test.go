@@ -69,6 +69,14 @@ func TestCanMessage(t *testing.T) {
 			}
 
 			err := rel.CanMessage(context.Background(), from.UserID, to.UserID)
+			// The batch form answers the same, pair by pair.
+			many, qerr := rel.CanMessageMany(context.Background(), []int64{from.UserID, from.UserID}, []int64{to.UserID, 999999})
+			if qerr != nil || len(many) != 2 || imerr.CodeOf(many[0]) != imerr.CodeOf(err) || imerr.CodeOf(many[1]) != imerr.NotFound {
+				t.Fatalf("CanMessageMany = %v, %v; CanMessage = %v", many, qerr, err)
+			}
+			if err != nil && imerr.From(many[0]).Message != imerr.From(err).Message {
+				t.Fatalf("CanMessageMany says %q, CanMessage %q", imerr.From(many[0]).Message, imerr.From(err).Message)
+			}
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("CanMessage = %v, want allowed", err)

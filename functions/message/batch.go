@@ -32,10 +32,10 @@ const batchMax = 128
 type AfterCommit func(m *Message, dup bool)
 
 type appendReq struct {
-	ctx   context.Context
-	m     *Message
-	after AfterCommit
-	done  chan appendRes
+	ctx  context.Context
+	m    *Message
+	o    AppendOptions
+	done chan appendRes
 }
 
 type appendRes struct {
@@ -43,11 +43,22 @@ type appendRes struct {
 	err error
 }
 
-// Start runs the collector and writers batch writers until ctx ends; linger is how
-// long a batch waits for company. Batch sizes are observed in
-// natter_message_batch_size on reg (which may be nil). Without Start, Append writes
-// each message in its own transaction.
-func (s *Store) Start(ctx context.Context, writers int, linger time.Duration, reg prometheus.Registerer) {
+// BatchConfig configures the group-commit writers.
+type BatchConfig struct {
+	Writers int           // transactions in flight
+	Linger  time.Duration // how long a batch waits for company
+	// Metrics receives natter_message_batch_size; may be nil.
+	Metrics prometheus.Registerer
+	// Check, when set, answers AppendOptions.CheckPeer for a whole batch in one
+	// round trip (the 1:1 block and privacy rules); refused sends are not stored.
+	Check PairCheck
+}
+
+// Start runs the collector and c.Writers batch writers until ctx ends. Without
+// Start, Append writes each message in its own transaction.
+func (s *Store) Start(ctx context.Context, c BatchConfig) {
+	writers, linger, reg := c.Writers, c.Linger, c.Metrics
+	s.check = c.Check
 	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "natter", Subsystem: "message", Name: "batch_size",
 		Help:    "Messages stored per group-commit transaction.",
@@ -79,8 +90,8 @@ func (s *Store) Start(ctx context.Context, writers int, linger time.Duration, re
 	}
 }
 
-func (s *Store) enqueue(ctx context.Context, m *Message, after AfterCommit) (bool, error) {
-	r := &appendReq{ctx: ctx, m: m, after: after, done: make(chan appendRes, 1)}
+func (s *Store) enqueue(ctx context.Context, m *Message, o AppendOptions) (bool, error) {
+	r := &appendReq{ctx: ctx, m: m, o: o, done: make(chan appendRes, 1)}
 	select {
 	case s.queue <- r:
 	case <-ctx.Done():
@@ -147,6 +158,9 @@ type msgKey struct {
 
 func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 	s.batchSize.Observe(float64(len(batch)))
+	if batch = s.checkPeers(ctx, batch); len(batch) == 0 {
+		return
+	}
 	// A retry racing its original inside one batch: store it once, answer both.
 	primary := make(map[msgKey]*appendReq, len(batch))
 	var uniq []*appendReq
@@ -162,7 +176,9 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 	}
 	results := make(map[*appendReq]appendRes, len(uniq))
 	one := func(r *appendReq) {
-		dup, err := s.appendOne(r.ctx, r.m, Mentions{}, r.after)
+		o := r.o
+		o.CheckPeer = 0 // checked with the batch
+		dup, err := s.appendOne(r.ctx, r.m, o)
 		results[r] = appendRes{dup, err}
 	}
 	if len(uniq) == 1 {
@@ -174,8 +190,8 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 	} else {
 		for _, r := range uniq {
 			results[r] = appendRes{}
-			if r.after != nil {
-				r.after(r.m, false)
+			if r.o.After != nil {
+				r.o.After(r.m, false)
 			}
 		}
 	}
@@ -190,6 +206,47 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 		}
 		d[0].done <- res
 	}
+}
+
+// checkPeers asks the PairCheck about every send of the batch that wants it, in
+// one call, answers the refused ones and returns the rest.
+func (s *Store) checkPeers(ctx context.Context, batch []*appendReq) []*appendReq {
+	if s.check == nil {
+		return batch
+	}
+	var from, to []int64
+	var asked []*appendReq
+	for _, r := range batch {
+		if r.o.CheckPeer != 0 {
+			from, to, asked = append(from, r.m.Sender), append(to, r.o.CheckPeer), append(asked, r)
+		}
+	}
+	if len(asked) == 0 {
+		return batch
+	}
+	errs, err := s.check(ctx, from, to)
+	refused := make(map[*appendReq]bool, len(asked))
+	for i, r := range asked {
+		switch {
+		case err != nil:
+			r.done <- appendRes{err: err}
+		case errs[i] != nil:
+			r.done <- appendRes{err: errs[i]}
+		default:
+			continue
+		}
+		refused[r] = true
+	}
+	if len(refused) == 0 {
+		return batch
+	}
+	kept := batch[:0:0]
+	for _, r := range batch {
+		if !refused[r] {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
 
 // insertBatch stores every message of batch in one transaction, or none of them.

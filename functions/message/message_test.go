@@ -302,3 +302,41 @@ func TestSendBadInput(t *testing.T) {
 		t.Fatalf("rich stored as %+v %v", h.Messages, err)
 	}
 }
+
+// TestBlocksAndPrivacyOnEveryPath: the 1:1 rules hold whether sends go through the
+// group-commit batch (checked a batch at a time), the one-message path (sends with
+// mentions), or a worker without batching (checked in the handler).
+func TestBlocksAndPrivacyOnEveryPath(t *testing.T) {
+	for _, writers := range []int{4, -1} {
+		t.Run(fmt.Sprint("writers=", writers), func(t *testing.T) {
+			e := testenv.Start(t)
+			fntest.Start(t, e, fntest.Options{Message: message.Config{Writers: writers}})
+			alice, _ := fntest.User(t, e, "alice", "a")
+			bob, _ := fntest.User(t, e, "bob", "b")
+			carol, _ := fntest.User(t, e, "carol", "c")
+			fntest.Befriend(t, e, alice, bob)
+			plain := func(from endpoint.Caller, to int64, id string) error {
+				_, err := fntest.Call[message.SendResp](t, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: id, Type: "text", Content: text("hi")})
+				return err
+			}
+			mention := func(from endpoint.Caller, to int64, id string) error {
+				c, _ := json.Marshal(message.RichContent{Text: "hey", Mentions: []int64{to}})
+				_, err := fntest.Call[message.SendResp](t, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: id, Type: "rich", Content: c})
+				return err
+			}
+			for name, send := range map[string]func(endpoint.Caller, int64, string) error{"plain": plain, "mention": mention} {
+				fntest.WantCode(t, send(alice, bob.UserID, name+"1"), "")
+				fntest.WantCode(t, send(carol, alice.UserID, name+"2"), imerr.Forbidden) // strangers: friends-only privacy
+				fntest.WantCode(t, send(alice, 999999, name+"3"), imerr.NotFound)
+			}
+			fntest.Must[json.RawMessage](t, e, "block.add", bob, map[string]int64{"user_id": alice.UserID})
+			for name, send := range map[string]func(endpoint.Caller, int64, string) error{"plain": plain, "mention": mention} {
+				fntest.WantCode(t, send(alice, bob.UserID, name+"4"), imerr.Forbidden)
+				fntest.WantCode(t, send(bob, alice.UserID, name+"5"), imerr.Forbidden) // "unblock first"
+			}
+			if n := countRows(t, e); n != 2 {
+				t.Fatalf("%d messages stored, want the two allowed ones", n)
+			}
+		})
+	}
+}

@@ -36,7 +36,17 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	if err != nil {
 		return SendResp{}, err
 	}
-	if err := s.maySend(ctx, c, conv, st); err != nil {
+	var checkPeer int64
+	if conv.kind == kindDirect && s.friends != nil {
+		// Blocks and privacy: asked with the rest of the send's batch when the store
+		// can, otherwise here.
+		if s.store.ChecksPeers() {
+			checkPeer = conv.peer(c.UserID)
+		} else if err := s.friends.CanMessage(ctx, c.UserID, conv.peer(c.UserID)); err != nil {
+			return SendResp{}, err
+		}
+	}
+	if err := s.maySend(conv, st); err != nil {
 		return SendResp{}, err
 	}
 	var mentions Mentions
@@ -50,12 +60,13 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	// Pushes go out from the goroutine that committed, in commit order. A retry
 	// pushes again: the first attempt may have stored the message and died before
 	// pushing; clients drop what they already hold by seq.
-	push := func(m *Message, _ bool) { s.deliver(ctx, c, conv, st, *m) }
-	dup, err := s.store.Append(ctx, &m, mentions, push)
+	opts := AppendOptions{Mentions: mentions, CheckPeer: checkPeer,
+		After: func(m *Message, _ bool) { s.deliver(ctx, c, conv, st, *m) }}
+	dup, err := s.store.Append(ctx, &m, opts)
 	if errors.Is(err, ErrNoConversation) && conv.kind == kindDirect {
 		// First message of a 1:1 conversation: create it, then store as usual.
 		if err = s.store.createDirect(ctx, conv); err == nil {
-			dup, err = s.store.Append(ctx, &m, mentions, push)
+			dup, err = s.store.Append(ctx, &m, opts)
 		}
 	}
 	if errors.Is(err, ErrNoConversation) {
@@ -71,13 +82,10 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	return SendResp{ConvID: m.ConvID, Seq: m.Seq, ID: m.ID, SentAt: m.SentAt, Duplicate: dup}, nil
 }
 
-// maySend applies blocks and privacy (1:1) or roles and mutes (groups).
-func (s *Service) maySend(ctx context.Context, c endpoint.Caller, conv parsedConv, st standing) error {
+// maySend applies a group's roles and mutes (1:1 rules are blocks and privacy).
+func (s *Service) maySend(conv parsedConv, st standing) error {
 	if conv.kind == kindDirect {
-		if s.friends == nil {
-			return nil
-		}
-		return s.friends.CanMessage(ctx, c.UserID, conv.peer(c.UserID))
+		return nil
 	}
 	if st.dismissed {
 		return imerr.New(imerr.Forbidden, "this group was dismissed")

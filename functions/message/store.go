@@ -22,6 +22,7 @@ type Store struct {
 	ids       *ids.Generator
 	now       func() time.Time
 	queue     chan *appendReq // set by Start: Append goes through the batch writers
+	check     PairCheck       // set by Start: 1:1 sends are checked a batch at a time
 	batchSize prometheus.Histogram
 }
 
@@ -43,24 +44,49 @@ var errRetried = errors.New("client_msg_id already stored")
 // Hot path: one transaction of three round trips (bump the seq, insert, commit). The
 // seq bump takes the conversation row lock, so seqs are gap-free and increase in
 // commit order; a duplicate client_msg_id rolls the bump back.
-//
-// after, when not nil, runs right after the commit and before Append returns.
-func (s *Store) Append(ctx context.Context, m *Message, mentions Mentions, after AfterCommit) (dup bool, err error) {
-	if s.queue != nil && !mentions.All && len(mentions.Users) == 0 {
-		return s.enqueue(ctx, m, after) // group commit (batch.go)
+func (s *Store) Append(ctx context.Context, m *Message, o AppendOptions) (dup bool, err error) {
+	if s.queue != nil && !o.Mentions.All && len(o.Mentions.Users) == 0 {
+		return s.enqueue(ctx, m, o) // group commit (batch.go)
 	}
-	return s.appendOne(ctx, m, mentions, after)
+	return s.appendOne(ctx, m, o)
 }
 
+// AppendOptions are the extras of one Append.
+type AppendOptions struct {
+	Mentions Mentions
+	// After, when not nil, runs right after the commit and before Append returns.
+	After AfterCommit
+	// CheckPeer, when set, has the store ask its PairCheck (BatchConfig.Check)
+	// whether the sender may message this user, together with the rest of its batch.
+	CheckPeer int64
+}
+
+// PairCheck decides for the pairs (from[i], to[i]) at once whether each sender may
+// message its recipient; errs[i] refuses pair i, err is a failure of the check.
+type PairCheck func(ctx context.Context, from, to []int64) (errs []error, err error)
+
+// ChecksPeers reports whether Append applies AppendOptions.CheckPeer; when it does
+// not, the caller checks itself.
+func (s *Store) ChecksPeers() bool { return s.check != nil }
+
 // appendOne stores one message in its own transaction.
-func (s *Store) appendOne(ctx context.Context, m *Message, mentions Mentions, after AfterCommit) (dup bool, err error) {
+func (s *Store) appendOne(ctx context.Context, m *Message, o AppendOptions) (dup bool, err error) {
+	if o.CheckPeer != 0 && s.check != nil {
+		errs, err := s.check(ctx, []int64{m.Sender}, []int64{o.CheckPeer})
+		if err != nil {
+			return false, err
+		}
+		if errs[0] != nil {
+			return false, errs[0]
+		}
+	}
 	defer func() {
-		if err == nil && after != nil {
-			after(m, dup)
+		if err == nil && o.After != nil {
+			o.After(m, dup)
 		}
 	}()
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		err := s.appendTx(ctx, tx, m, mentions)
+		err := s.appendTx(ctx, tx, m, o.Mentions)
 		if db.IsDuplicate(err) {
 			return errRetried
 		}

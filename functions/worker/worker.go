@@ -40,8 +40,9 @@ type Deps struct {
 	Friend  friend.Config
 
 	// Built by Endpoints when nil; shared by the domains that write messages.
-	Store  *message.Store
-	Fanout *message.Fanout
+	Store     *message.Store
+	Fanout    *message.Fanout
+	Relations *friend.Relations
 }
 
 var domains = map[string]func(Deps) []endpoint.Endpoint{
@@ -52,7 +53,7 @@ var domains = map[string]func(Deps) []endpoint.Endpoint{
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Fanout: d.Fanout, Friends: friend.NewRelations(d.DB), Config: d.Message}).Endpoints()
+		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Fanout: d.Fanout, Friends: d.Relations, Config: d.Message}).Endpoints()
 	},
 	"conv": func(d Deps) []endpoint.Endpoint {
 		return conv.New(conv.Deps{DB: d.DB, Fanout: d.Fanout}).Endpoints()
@@ -78,10 +79,14 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	if len(names) == 0 {
 		names = Domains()
 	}
+	if d.Relations == nil {
+		d.Relations = friend.NewRelations(d.DB)
+	}
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)
 		if d.Message.Writers > 0 {
-			d.Store.Start(ctx, d.Message.Writers, d.Message.BatchLinger, d.Metrics)
+			d.Store.Start(ctx, message.BatchConfig{Writers: d.Message.Writers, Linger: d.Message.BatchLinger,
+				Metrics: d.Metrics, Check: d.Relations.CanMessageMany})
 		}
 	}
 	if d.Fanout == nil {
