@@ -19,7 +19,7 @@ import (
 // flag parsing, and checks that the numbers add up and the files are written. It
 // measures nothing: benchmarks are run by hand (loadtest/README.md).
 func TestSmoke(t *testing.T) {
-	st := stacktest.Start(t, gateway.Config{RateLimit: -1}, fntest.Options{})
+	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
 	e := st.Env
 	out := t.TempDir()
 	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}

@@ -25,7 +25,8 @@ type stack struct {
 
 func start(t *testing.T) *stack {
 	t.Helper()
-	st := stacktest.Start(t, gateway.Config{}, fntest.Options{})
+	// Tests register and log in many users from one address: no per-address limit.
+	st := stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1}, fntest.Options{})
 	return &stack{env: st.Env, ws: st.WS, base: st.Base}
 }
 

@@ -115,6 +115,15 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 		// A public op ignores a bad token: it acts for nobody then.
 	}
+	limited := !g.publicLimits.allow("ip:"+clientAddr(r), start)
+	if caller.UserID != 0 {
+		limited = !g.userLimits.allow("u:"+strconv.FormatInt(caller.UserID, 10), start)
+	}
+	if limited {
+		w.Header().Set("Retry-After", "1")
+		fail(imerr.New(imerr.RateLimited, "too many requests: slow down"))
+		return
+	}
 
 	data, berr := requestBody(w, r, rt)
 	if berr != nil {

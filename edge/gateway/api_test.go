@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"natter/edge/gateway"
 	"natter/shared/imerr"
 	"natter/shared/wire"
 )
@@ -151,5 +152,36 @@ func TestOperatorEndpoints(t *testing.T) {
 	}
 	if status, _, _ := f.httpDo(t, "GET", "/healthz", "", "", nil); status != http.StatusOK {
 		t.Fatalf("healthz when not ready: %d", status)
+	}
+}
+
+// TestHTTPRateLimits: unauthenticated calls are limited per client address, and
+// authenticated ones per user, with 429 rate_limited and Retry-After.
+func TestHTTPRateLimits(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) {
+		c.HTTPPublicLimit, c.HTTPPublicBurst = 0.1, 3
+		c.HTTPUserLimit, c.HTTPUserBurst = 0.1, 2
+	})
+	for i := range 3 {
+		if status, _, body := f.httpDo(t, "POST", "/api/v1/account.login", "", "", nil); status != 200 {
+			t.Fatalf("public call %d: %d %s", i, status, body)
+		}
+	}
+	status, hdr, body := f.httpDo(t, "POST", "/api/v1/account.login", "", "", nil)
+	if status != 429 || errorCode(t, body) != imerr.RateLimited || hdr.Get("Retry-After") == "" {
+		t.Fatalf("4th public call: %d %s", status, body)
+	}
+	// Users have their own buckets, whatever their address.
+	alice, bob := f.token(t, newUser(), "s1"), f.token(t, newUser(), "s2")
+	for i := range 2 {
+		if status, _, body := f.httpDo(t, "POST", "/api/v1/msg.send", alice, "", nil); status != 200 {
+			t.Fatalf("alice call %d: %d %s", i, status, body)
+		}
+	}
+	if status, _, _ := f.httpDo(t, "POST", "/api/v1/msg.send", alice, "", nil); status != 429 {
+		t.Fatalf("alice's 3rd call: %d", status)
+	}
+	if status, _, body := f.httpDo(t, "POST", "/api/v1/msg.send", bob, "", nil); status != 200 {
+		t.Fatalf("bob limited by alice: %d %s", status, body)
 	}
 }

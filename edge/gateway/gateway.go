@@ -50,6 +50,13 @@ type Config struct {
 	// with rate_limited. A negative RateLimit disables the limit.
 	RateLimit float64 `env:"RATE_LIMIT" envDefault:"50"`
 	RateBurst int     `env:"RATE_BURST" envDefault:"100"`
+	// HTTPUserLimit and HTTPUserBurst bound HTTP calls per user; HTTPPublicLimit and
+	// HTTPPublicBurst bound unauthenticated calls (login, register, refresh: argon2id
+	// makes them expensive) per client address. Negative: off.
+	HTTPUserLimit   float64 `env:"HTTP_USER_LIMIT" envDefault:"50"`
+	HTTPUserBurst   int     `env:"HTTP_USER_BURST" envDefault:"100"`
+	HTTPPublicLimit float64 `env:"HTTP_PUBLIC_LIMIT" envDefault:"5"`
+	HTTPPublicBurst int     `env:"HTTP_PUBLIC_BURST" envDefault:"30"`
 	// Parallel is how many requests of one WebSocket may be in flight; the next frame
 	// is read when one of them finishes.
 	Parallel int `env:"WS_PARALLEL" envDefault:"8"`
@@ -74,6 +81,10 @@ func (c Config) withDefaults() Config {
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, 10*time.Second)
 	c.RateLimit = cmp.Or(c.RateLimit, 50)
 	c.RateBurst = cmp.Or(c.RateBurst, 100)
+	c.HTTPUserLimit = cmp.Or(c.HTTPUserLimit, 50)
+	c.HTTPUserBurst = cmp.Or(c.HTTPUserBurst, 100)
+	c.HTTPPublicLimit = cmp.Or(c.HTTPPublicLimit, 5)
+	c.HTTPPublicBurst = cmp.Or(c.HTTPPublicBurst, 30)
 	c.Parallel = cmp.Or(c.Parallel, 8)
 	c.SendQueue = cmp.Or(c.SendQueue, 256)
 	c.DeliverBuffer = cmp.Or(c.DeliverBuffer, 1<<16)
@@ -108,6 +119,8 @@ type Gateway struct {
 	upgrader *gws.Upgrader
 	hub      *hub
 	rev      *revocations
+	// HTTP rate limits: per user, and per client address for unauthenticated calls.
+	userLimits, publicLimits *keyedLimiter
 
 	// prefix starts every connection and request id: the edge id plus a random
 	// boot tag, so ids stay unique across restarts of an edge with a fixed EDGE_ID.
@@ -157,6 +170,8 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	g.hub = newHub(d.NC, m, cfg.DeliverBuffer, g.log)
 	g.rev = newRevocations(cmp.Or(d.AccessTTL, 15*time.Minute))
+	g.userLimits = newKeyedLimiter(cfg.HTTPUserLimit, cfg.HTTPUserBurst)
+	g.publicLimits = newKeyedLimiter(cfg.HTTPPublicLimit, cfg.HTTPPublicBurst)
 	g.upgrader = gws.NewUpgrader(events{g}, &gws.ServerOption{
 		ParallelEnabled: true,
 		ParallelGolimit: cfg.Parallel,
