@@ -152,7 +152,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("metrics server")
 		}
 	}()
-	log.Info().Str("functions", strings.Join(cfg.Functions, ",")).Int("instances", cfg.Endpoint.Instances).
+	log.Info().Str("functions", strings.Join(cfg.Functions, ",")).Int("in_flight", cfg.Endpoint.InFlight).
 		Int("endpoints", len(eps)).Str("metrics", cfg.MetricsAddr).Msg("worker ready")
 
 	<-ctx.Done()

@@ -130,7 +130,7 @@ func startStub(t *testing.T) *stub {
 		}),
 	}
 	nc := env.Connect(t)
-	srv, err := endpoint.Serve(context.Background(), nc, zerolog.Nop(), nil, endpoint.Config{Instances: 2}, eps)
+	srv, err := endpoint.Serve(context.Background(), nc, zerolog.Nop(), nil, endpoint.Config{}, eps)
 	if err != nil {
 		t.Fatalf("serve stubs: %v", err)
 	}

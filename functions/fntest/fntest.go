@@ -35,8 +35,10 @@ var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, Refres
 type Options struct {
 	Account   account.Config
 	Message   message.Config
-	Group     group.Config
-	Instances int
+	Group   group.Config
+	// InFlight bounds the requests handled at once (endpoint.Config); 0 is the
+	// production default.
+	InFlight int
 }
 
 // Start serves every domain on e's NATS until tb ends, and returns the signer
@@ -64,11 +66,7 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	inst := o.Instances
-	if inst == 0 {
-		inst = 8
-	}
-	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{Instances: inst, Timeout: 10 * time.Second}, eps)
+	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{InFlight: o.InFlight, Timeout: 10 * time.Second}, eps)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -290,7 +290,7 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 // and exactly one friendship (two rows) results.
 func TestMutualRequestRace(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Instances: 16})
+	fntest.Start(t, e, fntest.Options{})
 	users := make([]endpoint.Caller, 7)
 	for i := range users {
 		users[i], _ = fntest.User(t, e, fmt.Sprintf("racer%d", i), "d")
@@ -347,7 +347,7 @@ func TestMutualRequestRace(t *testing.T) {
 // call succeeds, one friendship results, and the pushes go out once.
 func TestConcurrentAccept(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Instances: 16})
+	fntest.Start(t, e, fntest.Options{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	phone, _ := fntest.User(t, e, "bob", "phone")
 	laptop, _ := fntest.Login(t, e, "bob", "laptop")

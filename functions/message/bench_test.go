@@ -17,7 +17,7 @@ import (
 // spreads the load over 64 conversations the way real traffic does.
 func BenchmarkSend(b *testing.B) {
 	e := testenv.Start(b)
-	fntest.Start(b, e, fntest.Options{Instances: 32})
+	fntest.Start(b, e, fntest.Options{})
 	const users = 128
 	callers := make([]endpoint.Caller, users)
 	for i, id := range fntest.SeedUsers(b, e, "u", users) {
@@ -53,14 +53,15 @@ func BenchmarkSend(b *testing.B) {
 	})
 }
 
-// BenchmarkSendInstances shows why a worker registers each service several times:
-// micro serves one request at a time per endpoint subscription, so with one
-// instance a process handles one send at a time however many clients wait.
-func BenchmarkSendInstances(b *testing.B) {
-	for _, inst := range []int{1, 4, 16, 32} {
-		b.Run(fmt.Sprintf("instances=%d", inst), func(b *testing.B) {
+// BenchmarkSendInFlight shows why the adapter runs requests on their own
+// goroutines: micro serves one request at a time per endpoint subscription, so
+// with one in flight a process handles one send at a time however many clients
+// wait, and group commit has nothing to batch.
+func BenchmarkSendInFlight(b *testing.B) {
+	for _, inflight := range []int{1, 16, 256, 1024} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
 			e := testenv.Start(b)
-			fntest.Start(b, e, fntest.Options{Instances: inst})
+			fntest.Start(b, e, fntest.Options{InFlight: inflight})
 			const users = 64
 			callers := make([]endpoint.Caller, users)
 			for i, id := range fntest.SeedUsers(b, e, "u", users) {

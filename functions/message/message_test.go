@@ -93,7 +93,7 @@ func TestSendOrderIdempotenceAndPush(t *testing.T) {
 
 func TestConcurrentSendsGapFree(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Instances: 16})
+	fntest.Start(t, e, fntest.Options{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
 	fntest.Befriend(t, e, alice, bob)

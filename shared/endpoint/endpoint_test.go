@@ -3,7 +3,9 @@ package endpoint_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ func TestAdapter(t *testing.T) {
 		}
 		return echoResp{Text: r.Text, User: c.UserID, Req: c.RequestID}, nil
 	}
-	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{Instances: 2, Timeout: time.Second},
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{Timeout: time.Second},
 		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler), endpoint.Handle("account.register", handler)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,5 +98,73 @@ func TestAdapter(t *testing.T) {
 				t.Fatalf("reply %s", out)
 			}
 		})
+	}
+}
+
+// TestInFlight checks that one process handles requests of one op concurrently
+// (micro alone would serve them one at a time), never more than InFlight at once,
+// and that Stop waits for those in flight: each is answered.
+func TestInFlight(t *testing.T) {
+	e := testenv.Start(t)
+	const inFlight, calls = 4, 12
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	handler := func(ctx context.Context, _ endpoint.Caller, r echoReq) (echoResp, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return echoResp{Text: r.Text}, nil
+	}
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{InFlight: inFlight, Timeout: 5 * time.Second},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := endpoint.Call[echoResp](ctx, e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{Text: fmt.Sprint(i)})
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for running.Load() < inFlight && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a fifth to start, were the bound broken
+	if got := running.Load(); got != inFlight {
+		t.Fatalf("%d requests running at once, want %d", got, inFlight)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while requests were in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p != inFlight {
+		t.Fatalf("peak %d in flight, want %d", p, inFlight)
+	}
+	// The requests running at Stop were answered; the ones still queued in NATS
+	// were drained and answered too (the connection stays open here).
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatalf("request lost at Stop: %v", err)
+		}
 	}
 }

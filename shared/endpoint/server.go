@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,10 +23,12 @@ import (
 
 // Config sizes a Server.
 type Config struct {
-	// Instances is how many micro service instances of each domain this process
-	// registers. micro handles one request at a time per endpoint subscription, so
-	// this is the number of requests of one op that a process keeps in flight.
-	Instances int `env:"INSTANCES" envDefault:"16"`
+	// InFlight bounds the requests this process handles at once, across all its
+	// ops. micro calls a handler on its endpoint's subscription goroutine, one
+	// request at a time; the adapter hands each request to its own goroutine so
+	// that a send waiting for its group commit does not hold up the next one.
+	// When InFlight are running, the subscription waits (NATS buffers the rest).
+	InFlight int `env:"IN_FLIGHT" envDefault:"1024"`
 	// Timeout bounds one request.
 	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
 	Version string        `env:"VERSION" envDefault:"0.1.0"`
@@ -33,7 +36,33 @@ type Config struct {
 
 // Server hosts endpoints as micro services on one NATS connection.
 type Server struct {
-	svcs []micro.Service
+	svcs  []micro.Service
+	slots chan struct{} // one per request in flight
+
+	mu       sync.Mutex
+	stopping bool           // handlers run inline, so that draining waits for them
+	running  sync.WaitGroup // handlers started on their own goroutine
+}
+
+// dispatch runs h for req on its own goroutine, once a slot is free. Once Stop has
+// begun it runs h inline instead: requests still buffered in a draining
+// subscription are then answered before the NATS connection's drain completes.
+func (s *Server) dispatch(h micro.HandlerFunc) micro.HandlerFunc {
+	return func(req micro.Request) {
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			h(req)
+			return
+		}
+		s.running.Add(1)
+		s.mu.Unlock()
+		s.slots <- struct{}{}
+		go func() {
+			defer func() { <-s.slots; s.running.Done() }()
+			h(req)
+		}()
+	}
 }
 
 type metrics struct {
@@ -67,8 +96,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// Serve registers eps, grouped by their op's service, cfg.Instances times each, and
-// returns once they are subscribed. Requests run under ctx (cancelled on shutdown
+// Serve registers eps as one micro service per op service (queue group = service
+// name, so workers scale by running more processes), and returns once they are
+// subscribed. Requests run under ctx (cancelled on shutdown
 // after Stop has drained them). reg may be nil.
 func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer, cfg Config, eps []Endpoint) (*Server, error) {
 	m, err := newMetrics(reg)
@@ -83,44 +113,48 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 		}
 		byService[ep.Op.Service] = append(byService[ep.Op.Service], ep)
 	}
-	s := &Server{}
+	s := &Server{slots: make(chan struct{}, cmp.Or(cfg.InFlight, 1024))}
 	for _, name := range order {
-		for range max(cfg.Instances, 1) {
-			svc, err := micro.AddService(nc, micro.Config{
-				Name:        name,
-				Version:     cmp.Or(cfg.Version, "0.0.0"),
-				QueueGroup:  name,
-				Description: "natter " + name,
-			})
-			if err != nil {
+		svc, err := micro.AddService(nc, micro.Config{
+			Name:        name,
+			Version:     cmp.Or(cfg.Version, "0.0.0"),
+			QueueGroup:  name,
+			Description: "natter " + name,
+		})
+		if err != nil {
+			_ = s.Stop()
+			return nil, fmt.Errorf("add service %s: %w", name, err)
+		}
+		s.svcs = append(s.svcs, svc)
+		for _, ep := range byService[name] {
+			h := s.dispatch(adapt(ctx, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep))
+			if err := svc.AddEndpoint(ep.Op.Endpoint(), h, micro.WithEndpointSubject(ep.Op.Subject())); err != nil {
 				_ = s.Stop()
-				return nil, fmt.Errorf("add service %s: %w", name, err)
-			}
-			s.svcs = append(s.svcs, svc)
-			for _, ep := range byService[name] {
-				h := adapt(ctx, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep)
-				if err := svc.AddEndpoint(ep.Op.Endpoint(), micro.HandlerFunc(h), micro.WithEndpointSubject(ep.Op.Subject())); err != nil {
-					_ = s.Stop()
-					return nil, fmt.Errorf("add endpoint %s: %w", ep.Op.Name, err)
-				}
+				return nil, fmt.Errorf("add endpoint %s: %w", ep.Op.Name, err)
 			}
 		}
 	}
 	return s, nil
 }
 
-// Stop drains every service: in-flight requests finish, new ones go to other workers.
+// Stop drains every service (new requests go to other workers) and waits for the
+// requests in flight to be answered. Requests the subscriptions still hold are
+// answered inline while the caller drains the NATS connection.
 func (s *Server) Stop() error {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	var errs []error
 	for _, svc := range s.svcs {
 		if err := svc.Stop(); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	s.running.Wait()
 	return errors.Join(errs...)
 }
 
-func adapt(base context.Context, log zerolog.Logger, m *metrics, timeout time.Duration, ep Endpoint) func(micro.Request) {
+func adapt(base context.Context, log zerolog.Logger, m *metrics, timeout time.Duration, ep Endpoint) micro.HandlerFunc {
 	name := ep.Op.Name
 	hist := m.duration.WithLabelValues(name)
 	return func(req micro.Request) {
