@@ -33,8 +33,8 @@ var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, Refres
 
 // Options tune the functions under test.
 type Options struct {
-	Account   account.Config
-	Message   message.Config
+	Account account.Config
+	Message message.Config
 	Group   group.Config
 	// InFlight bounds the requests handled at once (endpoint.Config); 0 is the
 	// production default.
