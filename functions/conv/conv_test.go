@@ -53,7 +53,12 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	send(t, e, bob, message.SendReq{To: alice.UserID})
 	send(t, e, alice, message.SendReq{To: bob.UserID}) // alice's own reply: reads what came before
 	send(t, e, bob, message.SendReq{To: alice.UserID})
+	// The list orders by last message time (ms), then by id: let each of these
+	// conversations' last messages land in a later millisecond.
+	tick := func() { time.Sleep(2 * time.Millisecond) }
+	tick()
 	ac := send(t, e, carol, message.SendReq{To: alice.UserID}).ConvID
+	tick()
 	g := fntest.Must[group.Info](t, e, "group.create", carol, group.CreateReq{Name: "trio", Members: []int64{alice.UserID, bob.UserID}})
 	send(t, e, bob, message.SendReq{ConvID: g.ConvID, Type: message.TypeRich, Content: json.RawMessage(fmt.Sprintf(`{"text":"@alice look","mentions":[%d]}`, alice.UserID))})
 

@@ -36,6 +36,8 @@ type Options struct {
 	Account account.Config
 	Message message.Config
 	Group   group.Config
+	// Relations, when set, is the workers' send-permission cache (to look at it).
+	Relations *friend.Relations
 	// InFlight bounds the requests handled at once (endpoint.Config); 0 is the
 	// production default.
 	InFlight int
@@ -61,7 +63,7 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	tb.Cleanup(cancel)
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
 		DB: e.DB, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
-		Account: o.Account, Message: o.Message, Group: o.Group,
+		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -55,6 +55,7 @@ func (s *Service) blockAdd(ctx context.Context, c endpoint.Caller, r UserReq) (E
 	if err != nil {
 		return Empty{}, fmt.Errorf("block: %w", err)
 	}
+	s.changed(ctx, me, them)
 	return Empty{}, nil
 }
 
@@ -63,6 +64,7 @@ func (s *Service) blockRemove(ctx context.Context, c endpoint.Caller, r UserReq)
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?", c.UserID, r.UserID); err != nil {
 		return Empty{}, fmt.Errorf("unblock: %w", err)
 	}
+	s.changed(ctx, c.UserID, r.UserID)
 	return Empty{}, nil
 }
 

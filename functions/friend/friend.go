@@ -38,12 +38,16 @@ type Deps struct {
 	DB     *sql.DB
 	NC     *nats.Conn
 	Config Config
+	// Relations, when set, is this worker's send-permission cache: changes here
+	// forget its answers at once (other workers hear subject.EvtRelationsChanged).
+	Relations *Relations
 }
 
 // Service implements the friend, block and privacy endpoints.
 type Service struct {
 	db  *sql.DB
 	nc  *nats.Conn
+	rel *Relations
 	cfg Config
 	now func() time.Time
 }
@@ -57,7 +61,7 @@ func New(d Deps) *Service {
 	if c.MaxBlocks <= 0 {
 		c.MaxBlocks = 5000
 	}
-	return &Service{db: d.DB, nc: d.NC, cfg: c, now: time.Now}
+	return &Service{db: d.DB, nc: d.NC, rel: d.Relations, cfg: c, now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -116,6 +120,15 @@ func (s *Service) push(ctx context.Context, uid int64, skipConn, event string, d
 	if err := s.nc.PublishMsg(m); err != nil {
 		logging.From(ctx).Warn().Err(err).Int64("to", uid).Str("event", event).Msg("push failed")
 	}
+}
+
+// changed announces a committed change to what users may send each other:
+// this worker's cache forgets them now, every worker's once the event arrives.
+func (s *Service) changed(ctx context.Context, users ...int64) {
+	if s.rel != nil {
+		s.rel.Forget(users...)
+	}
+	s.publish(ctx, subject.EvtRelationsChanged, RelationsChanged{Users: users})
 }
 
 func (s *Service) publish(ctx context.Context, subj string, data any) {

@@ -105,6 +105,7 @@ func (s *Service) delete(ctx context.Context, c endpoint.Caller, r UserReq) (Emp
 		return Empty{}, fmt.Errorf("delete friend: %w", err)
 	}
 	if n > 0 {
+		s.changed(ctx, c.UserID, r.UserID)
 		s.push(ctx, c.UserID, c.ConnID, "friend.deleted", UserPush{UserID: r.UserID})
 	}
 	return Empty{}, nil

@@ -42,5 +42,6 @@ func (s *Service) privacySet(ctx context.Context, c endpoint.Caller, r PrivacySe
 	if err != nil {
 		return Privacy{}, fmt.Errorf("set privacy: %w", err)
 	}
+	s.changed(ctx, c.UserID)
 	return p, nil
 }

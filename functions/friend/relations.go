@@ -3,24 +3,75 @@ package friend
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"natter/shared/imerr"
+	"natter/shared/subject"
 )
 
 // Relations answers other domains' questions about the social graph. The message
-// domain asks CanMessage on every 1:1 send.
+// domain asks CanMessage on every 1:1 send, so answers are cached per pair (see
+// verdicts): a cached answer costs the send no database work at all.
 type Relations struct {
-	db   *sql.DB
-	mu   sync.Mutex
-	stmt atomic.Pointer[sql.Stmt]
+	db    *sql.DB
+	mu    sync.Mutex
+	stmt  atomic.Pointer[sql.Stmt]
+	cache *verdicts
+	now   func() time.Time
 }
 
+// Cache bounds: about 100 bytes an entry. The TTL only limits how long an answer
+// could outlive a change whose event this worker missed (a NATS outage).
+const (
+	verdictTTL        = time.Minute
+	maxVerdictEntries = 1 << 18
+)
+
 // NewRelations returns a Relations reading d.
-func NewRelations(d *sql.DB) *Relations { return &Relations{db: d} }
+func NewRelations(d *sql.DB) *Relations {
+	return &Relations{db: d, cache: newVerdicts(verdictTTL, maxVerdictEntries), now: time.Now}
+}
+
+// RelationsChanged is the body of subject.EvtRelationsChanged: a block,
+// friendship or privacy setting of these users changed.
+type RelationsChanged struct {
+	Users []int64 `json:"users"`
+}
+
+// Forget drops this worker's cached answers about users; the friend domain calls
+// it after each change it commits, then tells the other workers.
+func (r *Relations) Forget(users ...int64) { r.cache.forget(users...) }
+
+// Watch makes this worker Forget what other workers' changes announce, until ctx
+// ends.
+func (r *Relations) Watch(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.Subscribe(subject.EvtRelationsChanged, func(m *nats.Msg) {
+		var ev RelationsChanged
+		if json.Unmarshal(m.Data, &ev) == nil {
+			r.Forget(ev.Users...)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch relations: %w", err)
+	}
+	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
+	return nil
+}
+
+// cacheable: a missing user is not remembered (ids are not reused, but a miss for
+// one is cheap and rare).
+func cacheable(err error) bool {
+	var e *imerr.Error
+	return err == nil || (errors.As(err, &e) && e.Code == imerr.Forbidden)
+}
 
 // canMessageQuery answers everything CanMessage needs with five primary-key
 // lookups in one statement.
@@ -37,9 +88,14 @@ const canMessageQuery = `SELECT
 // or to takes messages from friends only (the default) and they are not friends,
 // so a blocked sender cannot tell a block from a privacy setting.
 //
-// Hot path (msg.send): one round trip running a prepared statement, no cache to
-// invalidate. See BenchmarkCanMessage.
+// Hot path (msg.send): the cached answer, else one round trip running a prepared
+// statement. See BenchmarkCanMessage.
 func (r *Relations) CanMessage(ctx context.Context, from, to int64) error {
+	now := r.now()
+	cached, ok, stamp := r.cache.get(from, to, now)
+	if ok {
+		return cached
+	}
 	st, err := r.prepared(ctx)
 	if err != nil {
 		return err
@@ -48,7 +104,11 @@ func (r *Relations) CanMessage(ctx context.Context, from, to int64) error {
 	if err := st.QueryRowContext(ctx, to, from, to, to, from, to, to, from).Scan(&exists, &blocking, &blockedBy, &open, &friends); err != nil {
 		return fmt.Errorf("can message: %w", err)
 	}
-	return verdict(to, exists, blocking, blockedBy, open, friends)
+	v := verdict(to, exists, blocking, blockedBy, open, friends)
+	if cacheable(v) {
+		r.cache.put(from, to, v, stamp, now)
+	}
+	return v
 }
 
 func verdict(to int64, exists, blocking, blockedBy, open, friends bool) error {
@@ -63,9 +123,10 @@ func verdict(to int64, exists, blocking, blockedBy, open, friends bool) error {
 	return nil
 }
 
-// CanMessageMany answers CanMessage for the pairs (from[i], to[i]) in one
-// statement: the group-commit writer asks it once per batch of 1:1 sends. errs[i]
-// is pair i's answer; err is a failure of the query itself.
+// CanMessageMany answers CanMessage for the pairs (from[i], to[i]): cached
+// answers, and one statement for the rest. The group-commit writer asks it once
+// per batch of 1:1 sends. errs[i] is pair i's answer; err is a failure of the
+// query itself.
 func (r *Relations) CanMessageMany(ctx context.Context, from, to []int64) (errs []error, err error) {
 	if len(from) != len(to) {
 		return nil, fmt.Errorf("can message: %d senders for %d recipients", len(from), len(to))
@@ -73,6 +134,38 @@ func (r *Relations) CanMessageMany(ctx context.Context, from, to []int64) (errs 
 	if len(from) == 0 {
 		return nil, nil
 	}
+	now := r.now()
+	errs = make([]error, len(from))
+	var missFrom, missTo []int64
+	var missAt []int
+	var stamps []stamp
+	for i := range from {
+		v, ok, st := r.cache.get(from[i], to[i], now)
+		if ok {
+			errs[i] = v
+			continue
+		}
+		missFrom, missTo = append(missFrom, from[i]), append(missTo, to[i])
+		missAt, stamps = append(missAt, i), append(stamps, st)
+	}
+	if len(missAt) == 0 {
+		return errs, nil
+	}
+	got, err := r.queryMany(ctx, missFrom, missTo)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range missAt {
+		errs[i] = got[j]
+		if cacheable(got[j]) {
+			r.cache.put(from[i], to[i], got[j], stamps[j], now)
+		}
+	}
+	return errs, nil
+}
+
+// queryMany reads the answers for the pairs (from[i], to[i]) in one statement.
+func (r *Relations) queryMany(ctx context.Context, from, to []int64) (errs []error, err error) {
 	var q strings.Builder
 	q.WriteString(`SELECT p.i,
 		EXISTS(SELECT 1 FROM users WHERE id = p.t),

@@ -3,7 +3,9 @@ package friend_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"natter/functions/fntest"
 	"natter/functions/friend"
@@ -16,10 +18,16 @@ import (
 // blocks either way, setting each state up through the ops on one pair of users.
 func TestCanMessage(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{})
+	// rel is the worker's own cache (the friend ops forget in it before they
+	// answer); other is another worker's, told by subject.EvtRelationsChanged.
+	rel := friend.NewRelations(e.DB)
+	fntest.Start(t, e, fntest.Options{Relations: rel})
+	other := friend.NewRelations(e.DB)
+	if err := other.Watch(t.Context(), e.NC); err != nil {
+		t.Fatal(err)
+	}
 	from, _ := fntest.User(t, e, "sender", "s1")
 	to, _ := fntest.User(t, e, "recipient", "r1")
-	rel := friend.NewRelations(e.DB)
 
 	const (
 		neutral = "you cannot message this user"
@@ -69,6 +77,22 @@ func TestCanMessage(t *testing.T) {
 			}
 
 			err := rel.CanMessage(context.Background(), from.UserID, to.UserID)
+			// Asked twice: the second answer comes from the cache, and matches.
+			if again := rel.CanMessage(context.Background(), from.UserID, to.UserID); imerr.CodeOf(again) != imerr.CodeOf(err) {
+				t.Fatalf("cached answer %v, first %v", again, err)
+			}
+			// Another worker agrees once the change events reach it.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				theirs := other.CanMessage(context.Background(), from.UserID, to.UserID)
+				if imerr.CodeOf(theirs) == imerr.CodeOf(err) && (err == nil || imerr.From(theirs).Message == imerr.From(err).Message) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("other worker still says %v, want %v", theirs, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 			// The batch form answers the same, pair by pair.
 			many, qerr := rel.CanMessageMany(context.Background(), []int64{from.UserID, from.UserID}, []int64{to.UserID, 999999})
 			if qerr != nil || len(many) != 2 || imerr.CodeOf(many[0]) != imerr.CodeOf(err) || imerr.CodeOf(many[1]) != imerr.NotFound {
@@ -92,8 +116,49 @@ func TestCanMessage(t *testing.T) {
 	fntest.WantCode(t, rel.CanMessage(context.Background(), from.UserID, 999999), imerr.NotFound)
 }
 
-// BenchmarkCanMessage measures the send path's relation check against MySQL: one
-// prepared statement, five primary-key lookups, one round trip.
+// TestCanMessageCache shows that answers are cached, so a change made behind the
+// friend domain's back (plain SQL) goes unseen until Forget, and that Forget
+// drops every answer involving the user.
+func TestCanMessageCache(t *testing.T) {
+	e := testenv.Start(t)
+	rel := friend.NewRelations(e.DB)
+	fntest.Start(t, e, fntest.Options{Relations: rel})
+	a, _ := fntest.User(t, e, "cache_a", "d")
+	b, _ := fntest.User(t, e, "cache_b", "d")
+	c, _ := fntest.User(t, e, "cache_c", "d")
+	befriend(t, e, a, b)
+	befriend(t, e, a, c)
+	ctx := context.Background()
+	for _, to := range []int64{b.UserID, c.UserID} {
+		if err := rel.CanMessage(ctx, a.UserID, to); err != nil {
+			t.Fatalf("friends: %v", err)
+		}
+	}
+	for _, blocker := range []int64{b.UserID, c.UserID} {
+		if _, err := e.DB.Exec("INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, NOW(3))", blocker, a.UserID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rel.CanMessage(ctx, a.UserID, b.UserID); err != nil {
+		t.Fatalf("cached answer changed without Forget: %v", err)
+	}
+	errs, err := rel.CanMessageMany(ctx, []int64{a.UserID}, []int64{c.UserID})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("cached batch answer changed without Forget: %v %v", errs, err)
+	}
+	rel.Forget(a.UserID) // both pairs involve a
+	fntest.WantCode(t, rel.CanMessage(ctx, a.UserID, b.UserID), imerr.Forbidden)
+	errs, err = rel.CanMessageMany(ctx, []int64{a.UserID, a.UserID}, []int64{c.UserID, b.UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fntest.WantCode(t, errs[0], imerr.Forbidden)
+	fntest.WantCode(t, errs[1], imerr.Forbidden)
+}
+
+// BenchmarkCanMessage measures the send path's relation check: cached, and
+// against MySQL (one prepared statement, five primary-key lookups, one round
+// trip) when every call first forgets the pair.
 func BenchmarkCanMessage(b *testing.B) {
 	e := testenv.Start(b)
 	fntest.Start(b, e, fntest.Options{})
@@ -111,9 +176,15 @@ func BenchmarkCanMessage(b *testing.B) {
 	}{
 		{"friends", alice, bob.UserID, true},
 		{"stranger", carol, bob.UserID, false},
+		{"friends/uncached", alice, bob.UserID, true},
+		{"stranger/uncached", carol, bob.UserID, false},
 	}
 	for _, bc := range cases {
+		uncached := strings.HasSuffix(bc.name, "/uncached")
 		check := func(b *testing.B) bool {
+			if uncached {
+				rel.Forget(bc.to)
+			}
 			err := rel.CanMessage(ctx, bc.from.UserID, bc.to)
 			if (err == nil) != bc.allowed {
 				b.Errorf("CanMessage = %v, want allowed=%v", err, bc.allowed)

@@ -203,6 +203,7 @@ func (s *Service) checkFriendCaps(ctx context.Context, tx *sql.Tx, me, them int6
 // added tells both sides of a new friendship; the caller's own connection has the
 // reply and is skipped.
 func (s *Service) added(ctx context.Context, c endpoint.Caller, other int64) {
+	s.changed(ctx, c.UserID, other)
 	s.push(ctx, other, "", "friend.added", UserPush{UserID: c.UserID})
 	s.push(ctx, c.UserID, c.ConnID, "friend.added", UserPush{UserID: other})
 }

@@ -47,7 +47,7 @@ type Deps struct {
 
 var domains = map[string]func(Deps) []endpoint.Endpoint{
 	"friend": func(d Deps) []endpoint.Endpoint {
-		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Config: d.Friend}).Endpoints()
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Config: d.Friend, Relations: d.Relations}).Endpoints()
 	},
 	"account": func(d Deps) []endpoint.Endpoint {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
@@ -81,6 +81,11 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	}
 	if d.Relations == nil {
 		d.Relations = friend.NewRelations(d.DB)
+		if d.NC != nil {
+			if err := d.Relations.Watch(ctx, d.NC); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)

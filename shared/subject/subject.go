@@ -30,5 +30,9 @@ const (
 	EvtSessionRevoked = EventPrefix + "session.revoked"
 )
 
+// EvtRelationsChanged is published after a block, friendship or privacy change
+// commits; workers drop their cached send permissions for the users it names.
+const EvtRelationsChanged = EventPrefix + "relations.changed"
+
 // EvtFriendRequestSent is published when a friend request is sent or re-sent.
 const EvtFriendRequestSent = EventPrefix + "friend.request.sent"
