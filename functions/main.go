@@ -104,6 +104,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	// The group-commit writers send each batch as one multi-statement script.
+	scripts, err := db.OpenScripts(ctx, config.MySQL{DSN: cfg.MySQL.DSN,
+		MaxOpenConns: 2 * max(cfg.Message.Writers, 1), MaxIdleConns: 2 * max(cfg.Message.Writers, 1)})
+	if err != nil {
+		return err
+	}
+	defer scripts.Close()
 	rdb, err := cache.Open(ctx, cfg.Redis)
 	if err != nil {
 		return err
@@ -129,7 +136,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
-		DB: d, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
+		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend,
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/config"
+	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
@@ -53,7 +54,7 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
 	if o.Message.Writers == 0 {
-		o.Message.Writers = 4 // as in production: sends go through group commit
+		o.Message.Writers = 2 // as in production: sends go through group commit
 	}
 	log := zerolog.Nop()
 	if testing.Verbose() {
@@ -61,8 +62,13 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
+	scripts, err := db.OpenScripts(ctx, config.MySQL{DSN: e.MySQL.DSN, MaxOpenConns: 8, MaxIdleConns: 8})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = scripts.Close() })
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
-		DB: e.DB, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
+		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
 	})
 	if err != nil {

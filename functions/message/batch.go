@@ -2,28 +2,30 @@ package message
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"natter/shared/db"
 )
 
-// Group commit for the send path. Concurrent Appends queue here. One collector
-// forms batches: it takes the first queued message, then whatever else arrives
-// within Linger (up to batchMax), and hands the batch to one of the writers. A
-// writer stores a batch in one transaction of five statements however many
-// messages and conversations it holds: bump every conversation's seq with one
-// UPDATE, read the new tops back, insert all messages with one multi-row INSERT,
-// move the senders' read cursors with one UPDATE, commit. Then, still in commit
-// order, it runs each message's after-commit callback (the send path's pushes), so
-// a conversation's pushes leave in seq order. Anything unusual (a retried
-// client_msg_id already stored, a conversation without its row, a deadlock) falls
-// back to the one-message path, which handles it.
+// Group commit for the send path. Conversations are spread over Writers shards
+// by a hash of their id; each shard is one goroutine that forms a batch (the
+// first queued message, then whatever else arrives within Linger, up to
+// batchMax) and stores it in one transaction, sent as one script in one round
+// trip however many messages and conversations it holds (see insertBatch).
+// Meanwhile the next batch queues. A conversation's sends all go through one
+// shard, so concurrent transactions never wait for each other's conversation
+// rows, and its pushes, run after each commit in batch order, leave in seq order.
+// Anything unusual (a retried client_msg_id already stored, a conversation
+// without its row, a deadlock) falls back to the one-message path, which handles
+// it.
 
 const batchMax = 128
 
@@ -52,13 +54,20 @@ type BatchConfig struct {
 	// Check, when set, answers AppendOptions.CheckPeer for a whole batch in one
 	// round trip (the 1:1 block and privacy rules); refused sends are not stored.
 	Check PairCheck
+	// Scripts is a pool of the same database that allows multi-statement
+	// scripts (db.OpenScripts): each batch is one.
+	Scripts *sql.DB
 }
 
-// Start runs the collector and c.Writers batch writers until ctx ends. Without
-// Start, Append writes each message in its own transaction.
+// Start runs c.Writers batch writers until ctx ends. Without Start, Append writes
+// each message in its own transaction.
 func (s *Store) Start(ctx context.Context, c BatchConfig) {
 	writers, linger, reg := c.Writers, c.Linger, c.Metrics
 	s.check = c.Check
+	s.scripts = c.Scripts
+	if s.scripts == nil {
+		panic("message: BatchConfig.Scripts is required (db.OpenScripts)")
+	}
 	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "natter", Subsystem: "message", Name: "batch_size",
 		Help:    "Messages stored per group-commit transaction.",
@@ -73,18 +82,17 @@ func (s *Store) Start(ctx context.Context, c BatchConfig) {
 		}
 	}
 	s.batchSize = sizes
-	s.queue = make(chan *appendReq, batchMax*max(writers, 1))
-	batches := make(chan []*appendReq, max(writers, 1))
-	go s.collect(ctx, batches, linger)
+	s.seed = maphash.MakeSeed()
 	for range max(writers, 1) {
+		q := make(chan *appendReq, 4*batchMax)
+		s.queues = append(s.queues, q)
 		go func() {
 			for {
-				select {
-				case <-ctx.Done():
+				batch := collect(ctx, q, linger)
+				if batch == nil {
 					return
-				case b := <-batches:
-					s.writeBatch(ctx, b)
 				}
+				s.writeBatch(ctx, batch)
 			}
 		}()
 	}
@@ -92,8 +100,9 @@ func (s *Store) Start(ctx context.Context, c BatchConfig) {
 
 func (s *Store) enqueue(ctx context.Context, m *Message, o AppendOptions) (bool, error) {
 	r := &appendReq{ctx: ctx, m: m, o: o, done: make(chan appendRes, 1)}
+	q := s.queues[maphash.String(s.seed, m.ConvID)%uint64(len(s.queues))]
 	select {
-	case s.queue <- r:
+	case q <- r:
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
@@ -107,47 +116,38 @@ func (s *Store) enqueue(ctx context.Context, m *Message, o AppendOptions) (bool,
 	}
 }
 
-// collect forms batches: the first queued message opens one, which closes after
-// linger or at batchMax messages.
-func (s *Store) collect(ctx context.Context, out chan<- []*appendReq, linger time.Duration) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		var batch []*appendReq
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-s.queue:
-			batch = append(make([]*appendReq, 0, 16), r)
-		}
-		if linger > 0 {
-			timer.Reset(linger)
-		fill:
-			for len(batch) < batchMax {
-				select {
-				case r := <-s.queue:
-					batch = append(batch, r)
-				case <-timer.C:
-					break fill
-				}
-			}
-			timer.Stop()
-		}
-	drain:
+// collect forms a batch from q: the first queued message opens it, and it
+// closes after linger or at batchMax messages. nil once ctx ends.
+func collect(ctx context.Context, q <-chan *appendReq, linger time.Duration) []*appendReq {
+	var batch []*appendReq
+	select {
+	case <-ctx.Done():
+		return nil
+	case r := <-q:
+		batch = append(make([]*appendReq, 0, 16), r)
+	}
+	if linger > 0 {
+		timer := time.NewTimer(linger)
+		defer timer.Stop()
+	fill:
 		for len(batch) < batchMax {
 			select {
-			case r := <-s.queue:
+			case r := <-q:
 				batch = append(batch, r)
-			default:
-				break drain
+			case <-timer.C:
+				break fill
 			}
 		}
+	}
+	for len(batch) < batchMax {
 		select {
-		case out <- batch:
-		case <-ctx.Done():
-			return
+		case r := <-q:
+			batch = append(batch, r)
+		default:
+			return batch
 		}
 	}
+	return batch
 }
 
 type msgKey struct {
@@ -181,9 +181,7 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 		dup, err := s.appendOne(r.ctx, r.m, o)
 		results[r] = appendRes{dup, err}
 	}
-	if len(uniq) == 1 {
-		one(uniq[0])
-	} else if err := s.insertBatch(ctx, uniq); err != nil {
+	if err := s.insertBatch(ctx, uniq); err != nil {
 		for _, r := range uniq { // the slow path sorts out whatever went wrong
 			one(r)
 		}
@@ -249,7 +247,14 @@ func (s *Store) checkPeers(ctx context.Context, batch []*appendReq) []*appendReq
 	return kept
 }
 
-// insertBatch stores every message of batch in one transaction, or none of them.
+// insertBatch stores every message of batch in one transaction, or none of them,
+// in one round trip: a multi-statement script (BatchConfig.Scripts) that opens
+// the transaction, bumps every conversation's seq, inserts the messages with
+// their seqs computed from the bumped tops, moves the senders' read cursors,
+// reads the tops back and commits. Each message's seq is top - off, off being
+// how many later messages of its conversation the batch holds. Should any
+// statement fail (a stored client_msg_id, a conversation without its row: its
+// seq comes out NULL), the rest do not run and the transaction is rolled back.
 func (s *Store) insertBatch(ctx context.Context, batch []*appendReq) error {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	count := map[string]int64{}
@@ -262,103 +267,118 @@ func (s *Store) insertBatch(ctx context.Context, batch []*appendReq) error {
 	}
 	slices.Sort(convs) // one lock order for every batch
 
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	tx, err := s.db.BeginTx(tctx, nil) // READ COMMITTED per session (db.Open)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-
 	var q strings.Builder
-	args := make([]any, 0, 3*len(convs)+1)
-	q.WriteString("UPDATE conversations SET last_seq = last_seq + CASE id")
+	args := make([]any, 0, 4*len(convs)+10*len(batch)+2)
+	q.WriteString("START TRANSACTION;\nUPDATE conversations SET last_seq = last_seq + CASE id")
 	for _, c := range convs {
 		q.WriteString(" WHEN ? THEN ?")
 		args = append(args, c, count[c])
 	}
-	q.WriteString(" END, last_msg_at = ? WHERE id IN (" + placeholders(len(convs)) + ")")
+	q.WriteString(" END, last_msg_at = ? WHERE id IN (" + placeholders(len(convs)) + ");\n")
 	args = append(args, now)
 	for _, c := range convs {
 		args = append(args, c)
 	}
-	res, err := tx.ExecContext(tctx, q.String(), args...)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n != int64(len(convs)) {
-		return ErrNoConversation
-	}
-	rows, err := tx.QueryContext(tctx, "SELECT id, last_seq FROM conversations WHERE id IN ("+placeholders(len(convs))+")", args[len(args)-len(convs):]...)
-	if err != nil {
-		return err
-	}
-	next := make(map[string]int64, len(convs))
-	for rows.Next() {
-		var id string
-		var top int64
-		if err := rows.Scan(&id, &top); err != nil {
-			rows.Close()
-			return err
-		}
-		next[id] = top - count[id] + 1
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
 
-	q.Reset()
 	q.WriteString("INSERT INTO messages (" + insertColumns + ") VALUES ")
-	margs := make([]any, 0, 8*len(batch))
 	type cursor struct {
 		user int64
 		conv string
 	}
-	reads := map[cursor]int64{}
+	left := maps.Clone(count)   // messages of each conversation still to come
+	reads := map[cursor]int64{} // sender's last message: its off
+	offs := make([]int64, len(batch))
 	for i, r := range batch {
 		m := r.m
-		m.Seq = next[m.ConvID]
-		next[m.ConvID]++
+		left[m.ConvID]--
+		offs[i] = left[m.ConvID]
 		m.ID = s.ids.Next()
 		m.SentAt = now.UnixMilli()
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString("(?,?,?,?,?,?,?,?)")
-		margs = append(margs, m.ConvID, m.Seq, m.ID, m.Sender, m.ClientMsgID, m.Type, []byte(m.Content), now)
-		reads[cursor{m.Sender, m.ConvID}] = max(reads[cursor{m.Sender, m.ConvID}], m.Seq)
+		q.WriteString("(?,(SELECT last_seq FROM conversations WHERE id = ?)-?,?,?,?,?,?,?)")
+		args = append(args, m.ConvID, m.ConvID, offs[i], m.ID, m.Sender, m.ClientMsgID, m.Type, []byte(m.Content), now)
+		reads[cursor{m.Sender, m.ConvID}] = offs[i] // later messages have smaller offs
 	}
-	if _, err := tx.ExecContext(tctx, q.String(), margs...); err != nil {
-		return err // a stored client_msg_id (db.IsDuplicate) among them, most likely
-	}
+	q.WriteString(";\n")
 
 	// Senders have read up to their own messages (see appendTx).
-	q.Reset()
-	q.WriteString("UPDATE conversation_members SET read_seq = GREATEST(read_seq, CASE")
-	cargs := make([]any, 0, 5*len(reads))
+	q.WriteString("UPDATE conversation_members m JOIN conversations c ON c.id = m.conv_id SET m.read_seq = GREATEST(m.read_seq, c.last_seq - CASE")
 	keys := make([]cursor, 0, len(reads))
-	for k, seq := range reads {
-		q.WriteString(" WHEN user_id = ? AND conv_id = ? THEN ?")
-		cargs = append(cargs, k.user, k.conv, seq)
+	for k, off := range reads {
+		q.WriteString(" WHEN m.user_id = ? AND m.conv_id = ? THEN ?")
+		args = append(args, k.user, k.conv, off)
 		keys = append(keys, k)
 	}
-	q.WriteString(" ELSE read_seq END) WHERE (user_id, conv_id) IN (")
+	q.WriteString(" END) WHERE (m.user_id, m.conv_id) IN (")
 	for i, k := range keys {
 		if i > 0 {
 			q.WriteByte(',')
 		}
 		q.WriteString("(?,?)")
-		cargs = append(cargs, k.user, k.conv)
+		args = append(args, k.user, k.conv)
 	}
-	q.WriteByte(')')
-	if _, err := tx.ExecContext(tctx, q.String(), cargs...); err != nil {
-		return fmt.Errorf("sender cursors: %w", err)
+	q.WriteString(");\nSELECT id, last_seq FROM conversations WHERE id IN (" + placeholders(len(convs)) + ");\nCOMMIT")
+	for _, c := range convs {
+		args = append(args, c)
 	}
-	if err := tx.Commit(); err != nil {
-		if db.IsRetryable(err) {
-			return err
-		}
-		return fmt.Errorf("commit batch: %w", err)
+
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := s.scripts.Conn(tctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tops, err := runBatchScript(tctx, conn, q.String(), args)
+	if err != nil {
+		abort(conn)
+		return err
+	}
+	if len(tops) != len(convs) {
+		return fmt.Errorf("batch: %d conversation tops for %d conversations", len(tops), len(convs))
+	}
+	for i, r := range batch {
+		r.m.Seq = tops[r.m.ConvID] - offs[i]
 	}
 	return nil
+}
+
+// runBatchScript runs the script and returns the rows of its one SELECT (id,
+// last_seq), or the first statement's error.
+func runBatchScript(ctx context.Context, conn *sql.Conn, script string, args []any) (map[string]int64, error) {
+	rows, err := conn.QueryContext(ctx, script, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tops := map[string]int64{}
+	for {
+		for rows.Next() {
+			var id string
+			var top int64
+			if err := rows.Scan(&id, &top); err != nil {
+				return nil, err
+			}
+			tops[id] = top
+		}
+		if !rows.NextResultSet() {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return tops, rows.Close()
+}
+
+// abort rolls back whatever the failed script left open on conn; a connection
+// that cannot even do that is discarded rather than returned to the pool.
+func abort(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }

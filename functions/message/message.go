@@ -23,9 +23,9 @@ type Config struct {
 	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
 	// Writers is how many group-commit writers store sends (0: one transaction per
 	// message).
-	Writers int `env:"WRITERS" envDefault:"4"`
+	Writers int `env:"WRITERS" envDefault:"2"`
 	// BatchLinger is how long a batch of sends waits for more to join it.
-	BatchLinger  time.Duration `env:"BATCH_LINGER" envDefault:"1ms"`
+	BatchLinger  time.Duration `env:"BATCH_LINGER" envDefault:"2ms"`
 	RecallWindow time.Duration `env:"RECALL_WINDOW" envDefault:"2m"`
 	EditWindow   time.Duration `env:"EDIT_WINDOW" envDefault:"15m"`
 	// Typing indicators: at most one per user and conversation per TypingThrottle,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -21,8 +22,10 @@ type Store struct {
 	db        *sql.DB
 	ids       *ids.Generator
 	now       func() time.Time
-	queue     chan *appendReq // set by Start: Append goes through the batch writers
-	check     PairCheck       // set by Start: 1:1 sends are checked a batch at a time
+	queues    []chan *appendReq // set by Start: Append goes through the batch writers
+	seed      maphash.Seed      // picks a conversation's writer
+	check     PairCheck         // set by Start: 1:1 sends are checked a batch at a time
+	scripts   *sql.DB           // set by Start: where batches run as scripts
 	batchSize prometheus.Histogram
 }
 
@@ -45,7 +48,7 @@ var errRetried = errors.New("client_msg_id already stored")
 // seq bump takes the conversation row lock, so seqs are gap-free and increase in
 // commit order; a duplicate client_msg_id rolls the bump back.
 func (s *Store) Append(ctx context.Context, m *Message, o AppendOptions) (dup bool, err error) {
-	if s.queue != nil && !o.Mentions.All && len(o.Mentions.Users) == 0 {
+	if s.queues != nil && !o.Mentions.All && len(o.Mentions.Users) == 0 {
 		return s.enqueue(ctx, m, o) // group commit (batch.go)
 	}
 	return s.appendOne(ctx, m, o)

@@ -27,17 +27,20 @@ import (
 
 // Deps is everything any domain needs; each domain takes its part.
 type Deps struct {
-	DB      *sql.DB
-	Redis   *redis.Client
-	NC      *nats.Conn
-	Signer  *auth.Signer
-	IDs     *ids.Generator
-	Log     zerolog.Logger
-	Metrics prometheus.Registerer // may be nil
-	Account account.Config
-	Message message.Config
-	Group   group.Config
-	Friend  friend.Config
+	DB *sql.DB
+	// ScriptDB is the same database opened with db.OpenScripts, for the message
+	// store's group-commit writers (required when Message.Writers > 0).
+	ScriptDB *sql.DB
+	Redis    *redis.Client
+	NC       *nats.Conn
+	Signer   *auth.Signer
+	IDs      *ids.Generator
+	Log      zerolog.Logger
+	Metrics  prometheus.Registerer // may be nil
+	Account  account.Config
+	Message  message.Config
+	Group    group.Config
+	Friend   friend.Config
 
 	// Built by Endpoints when nil; shared by the domains that write messages.
 	Store     *message.Store
@@ -90,8 +93,11 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 	if d.Store == nil {
 		d.Store = message.NewStore(d.DB, d.IDs)
 		if d.Message.Writers > 0 {
+			if d.ScriptDB == nil {
+				return nil, fmt.Errorf("message writers need Deps.ScriptDB")
+			}
 			d.Store.Start(ctx, message.BatchConfig{Writers: d.Message.Writers, Linger: d.Message.BatchLinger,
-				Metrics: d.Metrics, Check: d.Relations.CanMessageMany})
+				Metrics: d.Metrics, Check: d.Relations.CanMessageMany, Scripts: d.ScriptDB})
 		}
 	}
 	if d.Fanout == nil {
