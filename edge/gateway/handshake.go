@@ -11,16 +11,30 @@ import (
 // connection to its user's deliveries in between, so no push sent after the
 // client sees the 101 can miss it. Any other write, and Close, send the held
 // bytes first, so the byte order on the wire never changes.
+//
+// It also corks: between cork and uncork, writes are gathered and leave in one
+// write(2), so the frames a connection's writer finds queued cost one syscall.
 type heldConn struct {
 	net.Conn
 	mu      sync.Mutex
 	started bool
 	held    []byte
+	corked  *[]byte // gathered writes while corked, from corkBuffers
 }
+
+// corkBuffers recycles cork buffers: a connection holds one only while it writes.
+var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxCorkBuffer is the largest buffer kept for reuse (a 1 MB frame's is dropped).
+const maxCorkBuffer = 64 << 10
 
 func (c *heldConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.corked != nil {
+		*c.corked = append(*c.corked, p...)
+		return len(p), nil
+	}
 	if !c.started {
 		c.started = true
 		c.held = bytes.Clone(p)
@@ -30,6 +44,40 @@ func (c *heldConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// cork starts gathering writes.
+func (c *heldConn) cork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked == nil {
+		c.corked = corkBuffers.Get().(*[]byte)
+	}
+}
+
+// uncork writes what was gathered since cork, in one write.
+func (c *heldConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.corked
+	if b == nil {
+		return nil
+	}
+	c.corked = nil
+	var err error
+	if len(*b) > 0 {
+		if !c.started {
+			c.started = true
+			c.held = append(c.held, *b...)
+		} else if err = c.flushLocked(); err == nil {
+			_, err = c.Conn.Write(*b)
+		}
+	}
+	if cap(*b) <= maxCorkBuffer {
+		*b = (*b)[:0]
+		corkBuffers.Put(b)
+	}
+	return err
 }
 
 // release sends the held bytes, if any.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,10 +48,24 @@ type conn struct {
 	claims   auth.Claims
 	platform string
 	sock     *gws.Conn
+	hc       *heldConn // sock's net.Conn
 	limiter  *rate.Limiter
 	slot     int          // which heartbeat tick pings it (connections spread over the interval)
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
-	queued   atomic.Int64 // push frames waiting in sock's write queue
+	out      outbox
+}
+
+// outbox holds the frames waiting for a connection's writer. The first frame
+// queues a flush on the socket's write queue (one writer goroutine per socket,
+// started on demand by gws); frames that arrive before it runs leave with it in
+// one write(2). Under load that is most of them: a group message reaching a
+// connection whose writer is still busy costs no syscall of its own.
+type outbox struct {
+	mu        sync.Mutex
+	frames    [][]byte
+	spare     [][]byte // the previous flush's slice, reused
+	pushes    int      // push frames among frames (bounded by SendQueue)
+	scheduled bool     // a flush is on the write queue
 }
 
 func (c *conn) caller(reqID string) endpoint.Caller {
@@ -66,48 +81,93 @@ func (c *conn) caller(reqID string) endpoint.Caller {
 
 func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 
-// write queues frame on the socket's write queue (one writer goroutine per
-// socket, started on demand by gws), so callers never block on a slow client; a
-// client that does not read within WriteTimeout fails the write and is closed.
-func (c *conn) write(frame []byte, done func()) {
-	c.sock.Async(func() {
-		_ = c.sock.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-		if err := c.sock.WriteMessage(gws.OpcodeText, frame); err == nil {
-			c.g.m.framesOut.Inc()
+// enqueue adds frame to the outbox, so callers never block on a slow client; a
+// client that does not read within WriteTimeout fails the write and is closed. A
+// push is refused (false) when SendQueue pushes already wait.
+func (c *conn) enqueue(frame []byte, push bool) bool {
+	o := &c.out
+	o.mu.Lock()
+	if push && o.pushes >= c.g.cfg.SendQueue {
+		o.mu.Unlock()
+		return false
+	}
+	o.frames = append(o.frames, frame)
+	if push {
+		o.pushes++
+	}
+	start := !o.scheduled
+	o.scheduled = true
+	o.mu.Unlock()
+	if start {
+		c.sock.Async(c.flush)
+	}
+	return true
+}
+
+// flush writes every queued frame, corked into one write; it runs on the
+// socket's write queue, so it is ordered with pings, kicks and closes.
+func (c *conn) flush() {
+	o := &c.out
+	o.mu.Lock()
+	frames := o.frames
+	o.frames, o.spare = o.spare[:0], nil
+	o.pushes = 0
+	o.scheduled = false
+	o.mu.Unlock()
+	if len(frames) == 0 {
+		return
+	}
+	_ = c.sock.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+	c.hc.cork()
+	n := 0
+	for _, f := range frames {
+		if c.sock.WriteMessage(gws.OpcodeText, f) != nil {
+			break // gws closes the connection
 		}
-		if done != nil {
-			done()
-		}
-	})
+		n++
+	}
+	if err := c.hc.uncork(); err != nil {
+		_ = c.hc.Conn.Close() // the read loop fails and cleans up
+		n = 0
+	}
+	c.g.m.framesOut.Add(float64(n))
+	clear(frames)
+	o.mu.Lock()
+	if o.spare == nil && cap(frames) <= 64 {
+		o.spare = frames
+	}
+	o.mu.Unlock()
 }
 
 // reply queues a reply frame. Replies are never dropped: a connection has at most
 // Parallel requests in flight, and the client waits for each.
-func (c *conn) reply(frame []byte) { c.write(frame, nil) }
+func (c *conn) reply(frame []byte) { c.enqueue(frame, false) }
 
 // push queues a push frame unless SendQueue pushes already wait for this client,
 // in which case it is dropped and counted.
 func (c *conn) push(frame []byte) {
-	if c.queued.Add(1) > int64(c.g.cfg.SendQueue) {
-		c.queued.Add(-1)
+	if !c.enqueue(frame, true) {
 		c.g.m.dropped.Inc()
 		return
 	}
 	c.g.m.pushes.Inc()
-	c.write(frame, func() { c.queued.Add(-1) })
 }
 
 // kick writes frame (if any) after everything already queued, then closes with 3501.
 func (c *conn) kick(frame []byte) {
 	if len(frame) > 0 {
-		c.write(frame, nil)
+		c.enqueue(frame, false)
 	}
 	c.closeAsync(wire.CloseKicked, "kicked")
 }
 
-// closeAsync closes the connection with code once the frames queued before it are written.
+// closeAsync closes the connection with code once the frames queued before it are
+// written (flush first: a flush already on the write queue then finds nothing).
 func (c *conn) closeAsync(code uint16, reason string) {
-	c.sock.Async(func() { c.closeNow(code, reason) })
+	c.sock.Async(func() {
+		c.flush()
+		c.closeNow(code, reason)
+	})
 }
 
 func (c *conn) closeNow(code uint16, reason string) {
@@ -179,7 +239,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.disconnect(c)
 		return
 	}
-	c.sock = sock
+	c.sock, c.hc = sock, hc
 	c.touch()
 	sock.Session().Store(sessionKey, c)
 	if err := g.hub.attach(c); err != nil { // shutting down meanwhile

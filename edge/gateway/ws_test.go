@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -477,6 +478,27 @@ func TestTouch(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("the connection was never touched")
+		}
+	}
+}
+
+// TestPushBurstInOrder sends a burst faster than the connections' writers drain
+// it, so flushes carry many frames at once: every frame still arrives, whole, once
+// and in order.
+func TestPushBurstInOrder(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.SendQueue = 4096 })
+	uid := newUser()
+	a, b := f.dial(t, uid, "s1"), f.dial(t, uid, "s2")
+	const n = 1000
+	for i := range n {
+		publish(t, uid, fmt.Sprintf(`{"event":"msg.new","data":{"n":%d}}`, i), nil)
+	}
+	for name, cl := range map[string]*client{"a": a, "b": b} {
+		for i := range n {
+			want := fmt.Sprintf(`{"event":"msg.new","data":{"n":%d}}`, i)
+			if got := cl.next(t); string(got) != want {
+				t.Fatalf("%s: frame %d is %s, want %s", name, i, got, want)
+			}
 		}
 	}
 }
