@@ -61,11 +61,59 @@ type conn struct {
 // one write(2). Under load that is most of them: a group message reaching a
 // connection whose writer is still busy costs no syscall of its own.
 type outbox struct {
-	mu        sync.Mutex
-	frames    [][]byte
-	spare     [][]byte // the previous flush's slice, reused
-	pushes    int      // push frames among frames (bounded by SendQueue)
-	scheduled bool     // a flush is on the write queue
+	mu       sync.Mutex
+	frames   [][]byte
+	spare    [][]byte // the previous flush's slice, reused
+	pushes   int      // push frames among frames (bounded by SendQueue)
+	state    outState
+	deadline time.Time // the socket's write deadline, moved only once it is a second stale
+}
+
+type outState uint8
+
+const (
+	idle    outState = iota // nothing queued
+	held                    // pushes queued, released by the next WriteDelay tick
+	flowing                 // a flush is on the socket's write queue
+)
+
+// heldPushes lists the connections whose pushes wait for the next WriteDelay
+// tick: one ticker for the edge, not a timer per connection.
+type heldPushes struct {
+	mu    sync.Mutex
+	conns []*conn
+}
+
+// releaseHeld puts a flush on the write queue of every held connection once per
+// WriteDelay.
+func (g *Gateway) releaseHeld() {
+	t := time.NewTicker(g.cfg.WriteDelay)
+	defer t.Stop()
+	var spare []*conn
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		g.held.mu.Lock()
+		conns := g.held.conns
+		g.held.conns = spare[:0]
+		g.held.mu.Unlock()
+		for _, c := range conns {
+			c.out.mu.Lock()
+			release := c.out.state == held
+			if release {
+				c.out.state = flowing
+			}
+			c.out.mu.Unlock()
+			if release {
+				c.sock.Async(c.flush)
+			}
+		}
+		clear(conns)
+		spare = conns
+	}
 }
 
 func (c *conn) caller(reqID string) endpoint.Caller {
@@ -95,11 +143,23 @@ func (c *conn) enqueue(frame []byte, push bool) bool {
 	if push {
 		o.pushes++
 	}
-	start := !o.scheduled
-	o.scheduled = true
+	prev := o.state
+	switch {
+	case prev == flowing:
+	case push && c.g.cfg.WriteDelay > 0:
+		o.state = held
+	default:
+		o.state = flowing
+	}
+	next := o.state
 	o.mu.Unlock()
-	if start {
+	switch {
+	case next == flowing && prev != flowing:
 		c.sock.Async(c.flush)
+	case next == held && prev == idle:
+		c.g.held.mu.Lock()
+		c.g.held.conns = append(c.g.held.conns, c)
+		c.g.held.mu.Unlock()
 	}
 	return true
 }
@@ -112,12 +172,17 @@ func (c *conn) flush() {
 	frames := o.frames
 	o.frames, o.spare = o.spare[:0], nil
 	o.pushes = 0
-	o.scheduled = false
+	o.state = idle
 	o.mu.Unlock()
 	if len(frames) == 0 {
 		return
 	}
-	_ = c.sock.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+	// Moving the deadline costs a timer update; a deadline up to a second short of
+	// WriteTimeout is as good.
+	if now := time.Now(); o.deadline.Sub(now) < c.g.cfg.WriteTimeout-time.Second {
+		o.deadline = now.Add(c.g.cfg.WriteTimeout)
+		_ = c.sock.SetWriteDeadline(o.deadline)
+	}
 	c.hc.cork()
 	n := 0
 	for _, f := range frames {

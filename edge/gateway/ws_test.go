@@ -486,7 +486,15 @@ func TestTouch(t *testing.T) {
 // it, so flushes carry many frames at once: every frame still arrives, whole, once
 // and in order.
 func TestPushBurstInOrder(t *testing.T) {
-	f := newFixture(t, func(c *gateway.Config) { c.SendQueue = 4096 })
+	for _, delay := range []time.Duration{0, 5 * time.Millisecond} {
+		t.Run(fmt.Sprintf("write_delay=%v", delay), func(t *testing.T) {
+			pushBurst(t, delay)
+		})
+	}
+}
+
+func pushBurst(t *testing.T, delay time.Duration) {
+	f := newFixture(t, func(c *gateway.Config) { c.SendQueue, c.WriteDelay = 4096, delay })
 	uid := newUser()
 	a, b := f.dial(t, uid, "s1"), f.dial(t, uid, "s2")
 	const n = 1000
@@ -500,5 +508,26 @@ func TestPushBurstInOrder(t *testing.T) {
 				t.Fatalf("%s: frame %d is %s, want %s", name, i, got, want)
 			}
 		}
+	}
+}
+
+// TestWriteDelayHoldsPushesNotReplies: with a WriteDelay far longer than the test,
+// pushes wait, and a reply is written at once, carrying the held pushes before it.
+func TestWriteDelayHoldsPushesNotReplies(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.WriteDelay = time.Hour })
+	uid := newUser()
+	cl := f.dial(t, uid, "s1")
+	for i := range 3 {
+		publish(t, uid, fmt.Sprintf(`{"event":"e","data":%d}`, i), nil)
+	}
+	waitFor(t, "pushes queued", func() bool { return f.metric(t, "natter_edge_pushes_total") == 3 })
+	cl.send(t, "p1", "ping", nil)
+	for i := range 3 {
+		if got, want := string(cl.next(t)), fmt.Sprintf(`{"event":"e","data":%d}`, i); got != want {
+			t.Fatalf("frame %d: %s, want %s", i, got, want)
+		}
+	}
+	if r := cl.reply(t); r.ID != "p1" || !r.OK {
+		t.Fatalf("reply %+v", r)
 	}
 }
