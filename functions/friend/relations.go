@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"natter/shared/bus"
 	"natter/shared/imerr"
 	"natter/shared/subject"
 )
@@ -29,7 +30,8 @@ type Relations struct {
 }
 
 // Cache bounds: about 100 bytes an entry. The TTL only limits how long an answer
-// could outlive a change whose event this worker missed (a NATS outage).
+// could outlive a change whose event this worker missed without a reconnect (a
+// slow-consumer drop).
 const (
 	verdictTTL        = time.Minute
 	maxVerdictEntries = 1 << 18
@@ -51,8 +53,10 @@ type RelationsChanged struct {
 func (r *Relations) Forget(users ...int64) { r.cache.forget(users...) }
 
 // Watch makes this worker Forget what other workers' changes announce, until ctx
-// ends.
+// ends. Changes announced while this worker was cut off from NATS are lost, so a
+// reconnect forgets everything.
 func (r *Relations) Watch(ctx context.Context, nc *nats.Conn) error {
+	bus.OnReconnect(nc, r.cache.reset)
 	sub, err := nc.Subscribe(subject.EvtRelationsChanged, func(m *nats.Msg) {
 		var ev RelationsChanged
 		if json.Unmarshal(m.Data, &ev) == nil {

@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"natter/functions/fntest"
 	"natter/functions/friend"
+	"natter/shared/bus"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/testenv"
@@ -154,6 +157,47 @@ func TestCanMessageCache(t *testing.T) {
 	}
 	fntest.WantCode(t, errs[0], imerr.Forbidden)
 	fntest.WantCode(t, errs[1], imerr.Forbidden)
+}
+
+// TestCanMessageCacheResetOnReconnect: changes announced while a worker was cut
+// off from NATS never reach it, so a reconnect forgets every cached answer.
+func TestCanMessageCacheResetOnReconnect(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	a, _ := fntest.User(t, e, "recon_a", "d")
+	b, _ := fntest.User(t, e, "recon_b", "d")
+	befriend(t, e, a, b)
+	nc, err := nats.Connect(e.NC.ConnectedUrl(), nats.ReconnectWait(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	rel := friend.NewRelations(e.DB)
+	if err := rel.Watch(t.Context(), nc); err != nil {
+		t.Fatal(err)
+	}
+	reconnected := make(chan struct{}, 1)
+	bus.OnReconnect(nc, func() { reconnected <- struct{}{} })
+	ctx := context.Background()
+	if err := rel.CanMessage(ctx, a.UserID, b.UserID); err != nil {
+		t.Fatal(err)
+	}
+	// A block this worker hears nothing about.
+	if _, err := e.DB.Exec("INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, NOW(3))", b.UserID, a.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rel.CanMessage(ctx, a.UserID, b.UserID); err != nil {
+		t.Fatalf("cached answer: %v", err)
+	}
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reconnect")
+	}
+	fntest.WantCode(t, rel.CanMessage(ctx, a.UserID, b.UserID), imerr.Forbidden)
 }
 
 // BenchmarkCanMessage measures the send path's relation check: cached, and

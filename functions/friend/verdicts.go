@@ -73,6 +73,16 @@ func (v *verdicts) put(from, to int64, err error, st stamp, now time.Time) {
 	v.entries[[2]int64{from, to}] = verdictEntry{err: err, from: st.from, to: st.to, expires: now.Add(v.ttl).UnixNano()}
 }
 
+// reset drops every cached answer.
+func (v *verdicts) reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.entries)
+	for i := range v.epochs {
+		v.epochs[i]++ // answers being read now must not be stored either
+	}
+}
+
 // forget invalidates every cached answer involving any of users.
 func (v *verdicts) forget(users ...int64) {
 	v.mu.Lock()

@@ -44,6 +44,18 @@ func TestVerdicts(t *testing.T) {
 		t.Fatal("stale answer stored after forget")
 	}
 
+	// reset drops everything, including answers being read meanwhile.
+	_, _, st = v.get(5, 6, now)
+	v.put(7, 8, nil, stamp{v.epochs[slot(7)], v.epochs[slot(8)]}, now)
+	v.reset()
+	v.put(5, 6, nil, st, now)
+	if _, ok, _ := v.get(7, 8, now); ok {
+		t.Fatal("hit after reset")
+	}
+	if _, ok, _ := v.get(5, 6, now); ok {
+		t.Fatal("answer read before reset stored after it")
+	}
+
 	// The size stays bounded.
 	for i := range int64(100) {
 		_, _, st := v.get(10+i, 20+i, now)

@@ -1,6 +1,7 @@
 package message_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -16,8 +17,12 @@ import (
 // sends) that mix several conversations, both directions of each, and a first
 // message that creates its conversation. Every acked seq must be the stored one,
 // each conversation gap-free, each sender's read cursor at their last message, and
-// the message that found no conversation row stored once it was created.
+// the message that found no conversation row stored once it was created. Contents
+// full of SQL syntax come back byte for byte.
 func TestBatchAcrossConversations(t *testing.T) {
+	// Text that would break a script built by hand: placeholders, quotes, escapes,
+	// statement ends, comments, and characters outside the BMP.
+	const tricky = " ? ?? '; DROP TABLE messages; -- \\ \" ` 😀 ∑"
 	e := testenv.Start(t)
 	fntest.Start(t, e, fntest.Options{Message: message.Config{Writers: 2, BatchLinger: 20 * time.Millisecond}})
 	const pairs, each = 4, 10
@@ -47,7 +52,7 @@ func TestBatchAcrossConversations(t *testing.T) {
 			peer := users[i^1]
 			for k := range each {
 				cid := fmt.Sprintf("u%d-%d", i, k)
-				r := send(t, e, users[i], peer.UserID, cid, cid)
+				r := send(t, e, users[i], peer.UserID, cid, cid+tricky)
 				acks <- ack{r.ConvID, cid, users[i].UserID, r.Seq}
 			}
 		}()
@@ -60,8 +65,13 @@ func TestBatchAcrossConversations(t *testing.T) {
 	for a := range acks {
 		n++
 		var stored string
-		if err := e.DB.QueryRow("SELECT client_msg_id FROM messages WHERE conv_id = ? AND seq = ?", a.conv, a.seq).Scan(&stored); err != nil || stored != a.cid {
+		var content []byte
+		if err := e.DB.QueryRow("SELECT client_msg_id, content FROM messages WHERE conv_id = ? AND seq = ?", a.conv, a.seq).Scan(&stored, &content); err != nil || stored != a.cid {
 			t.Fatalf("%s acked seq %d, which holds %q (%v)", a.cid, a.seq, stored, err)
+		}
+		var body message.TextContent
+		if err := json.Unmarshal(content, &body); err != nil || body.Text != a.cid+tricky {
+			t.Fatalf("%s stored as %s (%v)", a.cid, content, err)
 		}
 		k := [2]any{a.sender, a.conv}
 		lastBy[k] = max(lastBy[k], a.seq)

@@ -45,6 +45,19 @@ func Connect(c config.NATS, name string, log zerolog.Logger) (*nats.Conn, error)
 	return nc, nil
 }
 
+// OnReconnect adds f to what runs each time nc reconnects, after the handlers set
+// before it. For state kept fresh by core NATS events, whose events published
+// during the outage are lost: f drops it. Call it while wiring, before traffic.
+func OnReconnect(nc *nats.Conn, f func()) {
+	prev := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		f()
+	})
+}
+
 // EnsureStreams creates or updates the event stream capturing im.evt.>.
 func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
