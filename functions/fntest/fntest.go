@@ -54,7 +54,7 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
 	if o.Message.Writers == 0 {
-		o.Message.Writers = 2 // as in production: sends go through group commit
+		o.Message.Writers = 2 // sends go through group commit, on two shards
 	}
 	log := zerolog.Nop()
 	if testing.Verbose() {

@@ -16,9 +16,9 @@ import (
 )
 
 // Group commit for the send path. Conversations are spread over Writers shards
-// by a hash of their id; each shard is one goroutine that forms a batch (the
-// first queued message, then whatever else arrives within Linger, up to
-// batchMax) and stores it in one transaction, sent as one script in one round
+// by a hash of their id; each shard is one goroutine that forms a batch (all
+// that is queued, up to batchMax; a small batch waits up to Linger for company)
+// and stores it in one transaction, sent as one script in one round
 // trip however many messages and conversations it holds (see insertBatch).
 // Meanwhile the next batch queues. A conversation's sends all go through one
 // shard, so concurrent transactions never wait for each other's conversation
@@ -27,7 +27,11 @@ import (
 // without its row, a deadlock) falls back to the one-message path, which handles
 // it.
 
-const batchMax = 128
+// batchMax bounds a batch; batchFill is the size that stops a batch's linger.
+const (
+	batchMax  = 128
+	batchFill = 16
+)
 
 // AfterCommit runs once a message is stored (dup: it was stored before, by an
 // earlier attempt), on the goroutine that committed it, before Append returns.
@@ -48,7 +52,7 @@ type appendRes struct {
 // BatchConfig configures the group-commit writers.
 type BatchConfig struct {
 	Writers int           // transactions in flight
-	Linger  time.Duration // how long a batch waits for company
+	Linger  time.Duration // how long a lone message waits for company
 	// Metrics receives natter_message_batch_size; may be nil.
 	Metrics prometheus.Registerer
 	// Check, when set, answers AppendOptions.CheckPeer for a whole batch in one
@@ -116,8 +120,13 @@ func (s *Store) enqueue(ctx context.Context, m *Message, o AppendOptions) (bool,
 	}
 }
 
-// collect forms a batch from q: the first queued message opens it, and it
-// closes after linger or at batchMax messages. nil once ctx ends.
+// collect forms a batch from q: the first queued message opens it, with
+// whatever else is queued behind it. A batch smaller than batchFill then waits up
+// to linger for company: a transaction costs MariaDB about as much for one
+// message as for ten, so small batches are worth a millisecond or two. Under load
+// the previous transaction's time gathers batchFill or more and nothing waits, so
+// the linger never caps a writer's rate. At most batchMax messages; nil once ctx
+// ends.
 func collect(ctx context.Context, q <-chan *appendReq, linger time.Duration) []*appendReq {
 	var batch []*appendReq
 	select {
@@ -126,19 +135,25 @@ func collect(ctx context.Context, q <-chan *appendReq, linger time.Duration) []*
 	case r := <-q:
 		batch = append(make([]*appendReq, 0, 16), r)
 	}
-	if linger > 0 {
-		timer := time.NewTimer(linger)
-		defer timer.Stop()
-	fill:
-		for len(batch) < batchMax {
-			select {
-			case r := <-q:
-				batch = append(batch, r)
-			case <-timer.C:
-				break fill
-			}
+	batch = drain(q, batch)
+	if len(batch) >= batchFill || linger <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	for len(batch) < batchFill {
+		select {
+		case r := <-q:
+			batch = append(batch, r)
+		case <-timer.C:
+			return drain(q, batch)
 		}
 	}
+	return drain(q, batch)
+}
+
+// drain adds to batch what q holds now, up to batchMax.
+func drain(q <-chan *appendReq, batch []*appendReq) []*appendReq {
 	for len(batch) < batchMax {
 		select {
 		case r := <-q:

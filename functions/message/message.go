@@ -21,10 +21,13 @@ type Config struct {
 	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
 	// FanoutWorkers is how many goroutines publish group messages to members.
 	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
-	// Writers is how many group-commit writers store sends (0: one transaction per
-	// message).
-	Writers int `env:"WRITERS" envDefault:"2"`
-	// BatchLinger is how long a batch of sends waits for more to join it.
+	// Writers is how many group-commit writers store sends, each owning a shard of
+	// the conversations (0: one transaction per message). One makes the biggest
+	// batches, hence the least database work per message; more add transactions in
+	// flight when the database has cores to spare.
+	Writers int `env:"WRITERS" envDefault:"1"`
+	// BatchLinger is how long a small batch of sends waits for more to join it
+	// (under load batches fill while the previous one commits, and do not wait).
 	BatchLinger  time.Duration `env:"BATCH_LINGER" envDefault:"2ms"`
 	RecallWindow time.Duration `env:"RECALL_WINDOW" envDefault:"2m"`
 	EditWindow   time.Duration `env:"EDIT_WINDOW" envDefault:"15m"`
