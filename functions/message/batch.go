@@ -18,9 +18,9 @@ import (
 // Group commit for the send path. Conversations are spread over Writers shards
 // by a hash of their id; each shard is one goroutine that forms a batch (all
 // that is queued, up to batchMax; a small batch waits up to Linger for company)
-// and stores it in one transaction, sent as one script in one round
-// trip however many messages and conversations it holds (see insertBatch).
-// Meanwhile the next batch queues. A conversation's sends all go through one
+// and stores it in one transaction, sent as one script in one round trip
+// however many messages and conversations it holds (see insertBatch). Meanwhile
+// the next batch queues. A conversation's sends all go through one
 // shard, so concurrent transactions never wait for each other's conversation
 // rows, and its pushes, run after each commit in batch order, leave in seq order.
 // Anything unusual (a retried client_msg_id already stored, a conversation
@@ -52,7 +52,7 @@ type appendRes struct {
 // BatchConfig configures the group-commit writers.
 type BatchConfig struct {
 	Writers int           // transactions in flight
-	Linger  time.Duration // how long a lone message waits for company
+	Linger  time.Duration // how long a small batch waits for company
 	// Metrics receives natter_message_batch_size; may be nil.
 	Metrics prometheus.Registerer
 	// Check, when set, answers AppendOptions.CheckPeer for a whole batch in one
