@@ -15,6 +15,7 @@ type metrics struct {
 	users     prometheus.Gauge
 	framesIn  prometheus.Counter
 	framesOut prometheus.Counter
+	writes    prometheus.Counter
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	pushes    prometheus.Counter
@@ -33,6 +34,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		users:     prometheus.NewGauge(prometheus.GaugeOpts(opts("users", "Users with at least one WebSocket on this edge (= delivery subscriptions)."))),
 		framesIn:  prometheus.NewCounter(prometheus.CounterOpts(opts("frames_in_total", "WebSocket data frames received."))),
 		framesOut: prometheus.NewCounter(prometheus.CounterOpts(opts("frames_out_total", "WebSocket data frames written (replies and pushes)."))),
+		writes: prometheus.NewCounter(prometheus.CounterOpts(opts("writes_total",
+			"Socket writes of WebSocket frames; frames_out_total over this is the frames per write(2)."))),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
 			"Requests by transport (ws, http), op and result code (ok or an error code).")), []string{"transport", "op", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -43,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pushes:  prometheus.NewCounter(prometheus.CounterOpts(opts("pushes_total", "Push frames queued to WebSockets."))),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("pushes_dropped_total", "Push frames dropped because a WebSocket's send queue was full."))),
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.users, m.framesIn, m.framesOut, m.requests, m.latency, m.pushes, m.dropped} {
+	for _, c := range []prometheus.Collector{m.conns, m.users, m.framesIn, m.framesOut, m.writes, m.requests, m.latency, m.pushes, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway metrics: %w", err)
 		}

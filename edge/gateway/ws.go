@@ -195,7 +195,10 @@ func (c *conn) flush() {
 		_ = c.hc.Conn.Close() // the read loop fails and cleans up
 		n = 0
 	}
-	c.g.m.framesOut.Add(float64(n))
+	if n > 0 {
+		c.g.m.framesOut.Add(float64(n))
+		c.g.m.writes.Inc()
+	}
 	clear(frames)
 	o.mu.Lock()
 	if o.spare == nil && cap(frames) <= 64 {

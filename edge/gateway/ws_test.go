@@ -509,6 +509,11 @@ func pushBurst(t *testing.T, delay time.Duration) {
 			}
 		}
 	}
+	frames, writes := f.metric(t, "natter_edge_frames_out_total"), f.metric(t, "natter_edge_writes_total")
+	if frames < 2*n || writes < 1 || writes > frames {
+		t.Fatalf("%v frames in %v writes", frames, writes)
+	}
+	t.Logf("%v frames in %v writes", frames, writes)
 }
 
 // TestWriteDelayHoldsPushesNotReplies: with a WriteDelay far longer than the test,

@@ -38,6 +38,7 @@ type Config struct {
 type Server struct {
 	svcs  []micro.Service
 	slots chan struct{} // one per request in flight
+	m     *metrics
 
 	mu       sync.Mutex
 	stopping bool           // handlers run inline, so that draining waits for them
@@ -58,8 +59,9 @@ func (s *Server) dispatch(h micro.HandlerFunc) micro.HandlerFunc {
 		s.running.Add(1)
 		s.mu.Unlock()
 		s.slots <- struct{}{}
+		s.m.inFlight.Inc()
 		go func() {
-			defer func() { <-s.slots; s.running.Done() }()
+			defer func() { s.m.inFlight.Dec(); <-s.slots; s.running.Done() }()
 			h(req)
 		}()
 	}
@@ -68,6 +70,7 @@ func (s *Server) dispatch(h micro.HandlerFunc) micro.HandlerFunc {
 type metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -81,19 +84,40 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "natter", Subsystem: "endpoint", Name: "errors_total",
 			Help: "Requests answered with an error, by op and code.",
 		}, []string{"op", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "natter", Subsystem: "endpoint", Name: "in_flight",
+			Help: "Requests being handled; at ENDPOINT_IN_FLIGHT new ones wait in NATS.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.errors} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
-		}
+	var err error
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return nil, err
+	}
+	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered in its
+// place (a second Server on one registry shares the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return c, fmt.Errorf("register metrics: %w", err)
+		}
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, nil
 }
 
 // Serve registers eps as one micro service per op service (queue group = service
@@ -113,7 +137,7 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 		}
 		byService[ep.Op.Service] = append(byService[ep.Op.Service], ep)
 	}
-	s := &Server{slots: make(chan struct{}, cmp.Or(cfg.InFlight, 1024))}
+	s := &Server{slots: make(chan struct{}, cmp.Or(cfg.InFlight, 1024)), m: m}
 	for _, name := range order {
 		svc, err := micro.AddService(nc, micro.Config{
 			Name:        name,
