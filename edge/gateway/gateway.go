@@ -67,9 +67,13 @@ type Config struct {
 	// WriteDelay, when positive, holds push frames up to this long so that those
 	// arriving meanwhile for the same connection share one write: fewer syscalls
 	// for busy groups, at up to WriteDelay more latency per push. Replies are never
-	// held (one flushes whatever waits). 0 writes as soon as the connection's
-	// writer runs, which still gathers what queued while it was busy.
-	WriteDelay time.Duration `env:"WRITE_DELAY" envDefault:"0s"`
+	// held (one flushes whatever waits). Negative: pushes go as soon as the
+	// connection's writer runs, which still gathers what queued while it was busy.
+	WriteDelay time.Duration `env:"WRITE_DELAY" envDefault:"20ms"`
+	// WriteDelayAbove makes WriteDelay apply only while this edge pushes more than
+	// this many frames per second (a large group's burst), so that a quiet edge
+	// adds no latency; negative: always.
+	WriteDelayAbove float64 `env:"WRITE_DELAY_ABOVE" envDefault:"20000"`
 	// TouchInterval is how often the edge tells the account domain which
 	// connections it still holds (session.touch); connections of an edge that stops
 	// touching them stop counting as online after ACCOUNT_PRESENCE_STALE.
@@ -93,6 +97,8 @@ func (c Config) withDefaults() Config {
 	c.HTTPPublicBurst = cmp.Or(c.HTTPPublicBurst, 30)
 	c.Parallel = cmp.Or(c.Parallel, 8)
 	c.SendQueue = cmp.Or(c.SendQueue, 256)
+	c.WriteDelay = cmp.Or(c.WriteDelay, 20*time.Millisecond)
+	c.WriteDelayAbove = cmp.Or(c.WriteDelayAbove, 20000)
 	c.DeliverBuffer = cmp.Or(c.DeliverBuffer, 1<<16)
 	c.TouchInterval = cmp.Or(c.TouchInterval, time.Minute)
 	return c
@@ -141,6 +147,8 @@ type Gateway struct {
 	loops    sync.WaitGroup
 	calls    tracker // fire-and-forget session.disconnect calls
 	held     heldPushes
+	pushed   atomic.Int64 // pushes queued, for the push rate WriteDelayAbove compares
+	holding  atomic.Bool  // the push rate is above WriteDelayAbove: hold pushes
 	shutOnce sync.Once
 }
 
@@ -193,6 +201,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	if cfg.WriteDelay > 0 {
+		g.holding.Store(cfg.WriteDelayAbove < 0)
 		g.loops.Add(1)
 		go func() { defer g.loops.Done(); g.releaseHeld() }()
 	}

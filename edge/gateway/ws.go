@@ -85,16 +85,28 @@ type heldPushes struct {
 }
 
 // releaseHeld puts a flush on the write queue of every held connection once per
-// WriteDelay.
+// WriteDelay, and decides from the push rate (smoothed over about ten ticks)
+// whether pushes are held at all.
 func (g *Gateway) releaseHeld() {
 	t := time.NewTicker(g.cfg.WriteDelay)
 	defer t.Stop()
 	var spare []*conn
+	var rate float64
+	last, lastAt := g.pushed.Load(), time.Now()
 	for {
+		var now time.Time
 		select {
 		case <-g.stop:
 			return
-		case <-t.C:
+		case now = <-t.C:
+		}
+		if g.cfg.WriteDelayAbove >= 0 {
+			n := g.pushed.Load()
+			if dt := now.Sub(lastAt).Seconds(); dt > 0 {
+				rate += (float64(n-last)/dt - rate) / 10
+			}
+			last, lastAt = n, now
+			g.holding.Store(rate > g.cfg.WriteDelayAbove)
 		}
 		g.held.mu.Lock()
 		conns := g.held.conns
@@ -146,7 +158,7 @@ func (c *conn) enqueue(frame []byte, push bool) bool {
 	prev := o.state
 	switch {
 	case prev == flowing:
-	case push && c.g.cfg.WriteDelay > 0:
+	case push && c.g.holding.Load():
 		o.state = held
 	default:
 		o.state = flowing
@@ -218,6 +230,7 @@ func (c *conn) push(frame []byte) {
 		c.g.m.dropped.Inc()
 		return
 	}
+	c.g.pushed.Add(1)
 	c.g.m.pushes.Inc()
 }
 

@@ -486,7 +486,7 @@ func TestTouch(t *testing.T) {
 // it, so flushes carry many frames at once: every frame still arrives, whole, once
 // and in order.
 func TestPushBurstInOrder(t *testing.T) {
-	for _, delay := range []time.Duration{0, 5 * time.Millisecond} {
+	for _, delay := range []time.Duration{-1, 5 * time.Millisecond} {
 		t.Run(fmt.Sprintf("write_delay=%v", delay), func(t *testing.T) {
 			pushBurst(t, delay)
 		})
@@ -494,7 +494,7 @@ func TestPushBurstInOrder(t *testing.T) {
 }
 
 func pushBurst(t *testing.T, delay time.Duration) {
-	f := newFixture(t, func(c *gateway.Config) { c.SendQueue, c.WriteDelay = 4096, delay })
+	f := newFixture(t, func(c *gateway.Config) { c.SendQueue, c.WriteDelay, c.WriteDelayAbove = 4096, delay, -1 })
 	uid := newUser()
 	a, b := f.dial(t, uid, "s1"), f.dial(t, uid, "s2")
 	const n = 1000
@@ -519,7 +519,7 @@ func pushBurst(t *testing.T, delay time.Duration) {
 // TestWriteDelayHoldsPushesNotReplies: with a WriteDelay far longer than the test,
 // pushes wait, and a reply is written at once, carrying the held pushes before it.
 func TestWriteDelayHoldsPushesNotReplies(t *testing.T) {
-	f := newFixture(t, func(c *gateway.Config) { c.WriteDelay = time.Hour })
+	f := newFixture(t, func(c *gateway.Config) { c.WriteDelay, c.WriteDelayAbove = time.Hour, -1 })
 	uid := newUser()
 	cl := f.dial(t, uid, "s1")
 	for i := range 3 {
@@ -534,5 +534,17 @@ func TestWriteDelayHoldsPushesNotReplies(t *testing.T) {
 	}
 	if r := cl.reply(t); r.ID != "p1" || !r.OK {
 		t.Fatalf("reply %+v", r)
+	}
+}
+
+// TestWriteDelayOnlyUnderLoad: below WriteDelayAbove pushes per second nothing is
+// held, however long WriteDelay is.
+func TestWriteDelayOnlyUnderLoad(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.WriteDelay, c.WriteDelayAbove = time.Hour, 1e9 })
+	uid := newUser()
+	cl := f.dial(t, uid, "s1")
+	publish(t, uid, `{"event":"e"}`, nil)
+	if got := string(cl.next(t)); got != `{"event":"e"}` {
+		t.Fatalf("got %s", got)
 	}
 }
