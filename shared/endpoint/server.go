@@ -158,6 +158,12 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 			}
 		}
 	}
+	// A round trip to the server: once it answers, it has every subscription above,
+	// so a request sent after Serve returns finds its responder.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("confirm subscriptions: %w", err)
+	}
 	return s, nil
 }
 
