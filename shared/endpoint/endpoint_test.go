@@ -102,14 +102,18 @@ func TestAdapter(t *testing.T) {
 }
 
 // TestInFlight checks that one process handles requests of one op concurrently
-// (micro alone would serve them one at a time), never more than InFlight at once,
-// and that Stop waits for those in flight: each is answered.
+// (micro alone would serve them one at a time), never more than InFlightPerOp of
+// one op at once while other ops still get slots, and that Stop waits for those
+// in flight: each is answered.
 func TestInFlight(t *testing.T) {
 	e := testenv.Start(t)
-	const inFlight, calls = 4, 12
+	const inFlight, calls = 4, 12 // inFlight: per op; the process allows 6
 	var running, peak atomic.Int64
 	release := make(chan struct{})
 	handler := func(ctx context.Context, _ endpoint.Caller, r echoReq) (echoResp, error) {
+		if r.Text == "quick" {
+			return echoResp{Text: r.Text}, nil
+		}
 		n := running.Add(1)
 		defer running.Add(-1)
 		for {
@@ -124,8 +128,8 @@ func TestInFlight(t *testing.T) {
 		}
 		return echoResp{Text: r.Text}, nil
 	}
-	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{InFlight: inFlight, Timeout: 5 * time.Second},
-		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler)})
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{InFlight: 6, InFlightPerOp: inFlight, Timeout: 5 * time.Second},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler), endpoint.Handle("account.register", handler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +149,13 @@ func TestInFlight(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // room for a fifth to start, were the bound broken
 	if got := running.Load(); got != inFlight {
 		t.Fatalf("%d requests running at once, want %d", got, inFlight)
+	}
+	// The flooded op holds 4 of the process's 6 slots: another op still runs.
+	qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
+	_, err = endpoint.Call[echoResp](qctx, e.NC, "account.register", endpoint.Caller{}, echoReq{Text: "quick"})
+	qcancel()
+	if err != nil {
+		t.Fatalf("another op while one is flooded: %v", err)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Stop() }()

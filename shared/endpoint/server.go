@@ -29,6 +29,9 @@ type Config struct {
 	// that a send waiting for its group commit does not hold up the next one.
 	// When InFlight are running, the subscription waits (NATS buffers the rest).
 	InFlight int `env:"IN_FLIGHT" envDefault:"1024"`
+	// InFlightPerOp bounds the requests of one op among them, so that a flood of
+	// one (logins, say) cannot take every slot from the others.
+	InFlightPerOp int `env:"IN_FLIGHT_PER_OP" envDefault:"256"`
 	// Timeout bounds one request.
 	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
 	Version string        `env:"VERSION" envDefault:"0.1.0"`
@@ -45,10 +48,12 @@ type Server struct {
 	running  sync.WaitGroup // handlers started on their own goroutine
 }
 
-// dispatch runs h for req on its own goroutine, once a slot is free. Once Stop has
-// begun it runs h inline instead: requests still buffered in a draining
-// subscription are then answered before the NATS connection's drain completes.
-func (s *Server) dispatch(h micro.HandlerFunc) micro.HandlerFunc {
+// dispatch runs h for req on its own goroutine, once one of the op's slots
+// (opSlots) and one of the process's are free; waiting for them holds up only
+// this op's subscription. Once Stop has begun it runs h inline instead: requests
+// still buffered in a draining subscription are then answered before the NATS
+// connection's drain completes.
+func (s *Server) dispatch(h micro.HandlerFunc, opSlots chan struct{}) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.mu.Lock()
 		if s.stopping {
@@ -58,10 +63,11 @@ func (s *Server) dispatch(h micro.HandlerFunc) micro.HandlerFunc {
 		}
 		s.running.Add(1)
 		s.mu.Unlock()
+		opSlots <- struct{}{}
 		s.slots <- struct{}{}
 		s.m.inFlight.Inc()
 		go func() {
-			defer func() { s.m.inFlight.Dec(); <-s.slots; s.running.Done() }()
+			defer func() { s.m.inFlight.Dec(); <-s.slots; <-opSlots; s.running.Done() }()
 			h(req)
 		}()
 	}
@@ -151,7 +157,7 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 		}
 		s.svcs = append(s.svcs, svc)
 		for _, ep := range byService[name] {
-			h := s.dispatch(adapt(ctx, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep))
+			h := s.dispatch(adapt(ctx, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep), make(chan struct{}, cmp.Or(cfg.InFlightPerOp, 256)))
 			if err := svc.AddEndpoint(ep.Op.Endpoint(), h, micro.WithEndpointSubject(ep.Op.Subject())); err != nil {
 				_ = s.Stop()
 				return nil, fmt.Errorf("add endpoint %s: %w", ep.Op.Name, err)
