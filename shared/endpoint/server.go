@@ -157,7 +157,7 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 		}
 		s.svcs = append(s.svcs, svc)
 		for _, ep := range byService[name] {
-			h := s.dispatch(adapt(ctx, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep), make(chan struct{}, cmp.Or(cfg.InFlightPerOp, 256)))
+			h := s.dispatch(adapt(ctx, nc, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep), make(chan struct{}, cmp.Or(cfg.InFlightPerOp, 256)))
 			if err := svc.AddEndpoint(ep.Op.Endpoint(), h, micro.WithEndpointSubject(ep.Op.Subject())); err != nil {
 				_ = s.Stop()
 				return nil, fmt.Errorf("add endpoint %s: %w", ep.Op.Name, err)
@@ -190,7 +190,12 @@ func (s *Server) Stop() error {
 	return errors.Join(errs...)
 }
 
-func adapt(base context.Context, log zerolog.Logger, m *metrics, timeout time.Duration, ep Endpoint) micro.HandlerFunc {
+// adapt turns ep into a micro handler. It answers by publishing to the request's
+// reply subject itself rather than through req.Respond: the answer comes from the
+// dispatch goroutine after micro's own handler call has returned, and micro reads
+// the request's respond state then (its error stats would race). Errors and
+// latencies are counted in natter_endpoint_*; micro's stats count requests.
+func adapt(base context.Context, nc *nats.Conn, log zerolog.Logger, m *metrics, timeout time.Duration, ep Endpoint) micro.HandlerFunc {
 	name := ep.Op.Name
 	hist := m.duration.WithLabelValues(name)
 	return func(req micro.Request) {
@@ -218,15 +223,24 @@ func adapt(base context.Context, log zerolog.Logger, m *metrics, timeout time.Du
 				l.Error().Err(err).Msg("request failed")
 			}
 			body, _ := json.Marshal(e)
-			if rerr := req.Error(strconv.Itoa(e.Code.HTTPStatus()), e.Message, body); rerr != nil {
+			hdr := nats.Header{wire.HeaderError: {e.Message}, wire.HeaderErrorCode: {strconv.Itoa(e.Code.HTTPStatus())}}
+			if rerr := respond(nc, req, body, hdr); rerr != nil {
 				l.Warn().Err(rerr).Msg("respond")
 			}
 			return
 		}
-		if rerr := req.Respond(out); rerr != nil {
+		if rerr := respond(nc, req, out, nil); rerr != nil {
 			l.Warn().Err(rerr).Msg("respond")
 		}
 	}
+}
+
+// respond publishes the answer to req's reply subject (none: nobody waits).
+func respond(nc *nats.Conn, req micro.Request, data []byte, hdr nats.Header) error {
+	if req.Reply() == "" {
+		return nil
+	}
+	return nc.PublishMsg(&nats.Msg{Subject: req.Reply(), Data: data, Header: hdr})
 }
 
 // call runs the handler, turning a panic into an internal error so one bad request
