@@ -127,9 +127,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 // Serve registers eps as one micro service per op service (queue group = service
-// name, so workers scale by running more processes), and returns once they are
-// subscribed. Requests run under ctx (cancelled on shutdown
-// after Stop has drained them). reg may be nil.
+// name, so workers scale by running more processes), and returns once the server
+// has the subscriptions. Requests run under ctx (cancelled on shutdown after Stop
+// has drained them). reg may be nil.
 func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer, cfg Config, eps []Endpoint) (*Server, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
