@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,94 +124,6 @@ func verdict(to int64, exists, blocking, blockedBy, open, friends bool) error {
 		return imerr.New(imerr.Forbidden, "you cannot message this user")
 	}
 	return nil
-}
-
-// CanMessageMany answers CanMessage for the pairs (from[i], to[i]): cached
-// answers, and one statement for the rest. The group-commit writer asks it once
-// per batch of 1:1 sends. errs[i] is pair i's answer; err is a failure of the
-// query itself.
-func (r *Relations) CanMessageMany(ctx context.Context, from, to []int64) (errs []error, err error) {
-	if len(from) != len(to) {
-		return nil, fmt.Errorf("can message: %d senders for %d recipients", len(from), len(to))
-	}
-	if len(from) == 0 {
-		return nil, nil
-	}
-	now := r.now()
-	errs = make([]error, len(from))
-	var missFrom, missTo []int64
-	var missAt []int
-	var stamps []stamp
-	for i := range from {
-		v, ok, st := r.cache.get(from[i], to[i], now)
-		if ok {
-			errs[i] = v
-			continue
-		}
-		missFrom, missTo = append(missFrom, from[i]), append(missTo, to[i])
-		missAt, stamps = append(missAt, i), append(stamps, st)
-	}
-	if len(missAt) == 0 {
-		return errs, nil
-	}
-	got, err := r.queryMany(ctx, missFrom, missTo)
-	if err != nil {
-		return nil, err
-	}
-	for j, i := range missAt {
-		errs[i] = got[j]
-		if cacheable(got[j]) {
-			r.cache.put(from[i], to[i], got[j], stamps[j], now)
-		}
-	}
-	return errs, nil
-}
-
-// queryMany reads the answers for the pairs (from[i], to[i]) in one statement.
-func (r *Relations) queryMany(ctx context.Context, from, to []int64) (errs []error, err error) {
-	var q strings.Builder
-	q.WriteString(`SELECT p.i,
-		EXISTS(SELECT 1 FROM users WHERE id = p.t),
-		EXISTS(SELECT 1 FROM blocks WHERE user_id = p.f AND blocked_id = p.t),
-		EXISTS(SELECT 1 FROM blocks WHERE user_id = p.t AND blocked_id = p.f),
-		COALESCE((SELECT messages FROM user_privacy WHERE user_id = p.t), '` + DefaultMessages + `') = '` + Everyone + `',
-		EXISTS(SELECT 1 FROM friendships WHERE user_id = p.t AND friend_id = p.f)
-		FROM (`)
-	args := make([]any, 0, 3*len(from))
-	for i := range from {
-		if i > 0 {
-			q.WriteString(" UNION ALL ")
-		}
-		q.WriteString("SELECT ? AS i, ? AS f, ? AS t")
-		args = append(args, i, from[i], to[i])
-	}
-	q.WriteString(") p")
-	rows, err := r.db.QueryContext(ctx, q.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("can message: %w", err)
-	}
-	defer rows.Close()
-	errs = make([]error, len(from))
-	seen := 0
-	for rows.Next() {
-		var i int
-		var exists, blocking, blockedBy, open, friends bool
-		if err := rows.Scan(&i, &exists, &blocking, &blockedBy, &open, &friends); err != nil {
-			return nil, fmt.Errorf("can message: %w", err)
-		}
-		if i < 0 || i >= len(from) {
-			return nil, fmt.Errorf("can message: row %d out of range", i)
-		}
-		errs[i] = verdict(to[i], exists, blocking, blockedBy, open, friends)
-		seen++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("can message: %w", err)
-	}
-	if seen != len(from) {
-		return nil, fmt.Errorf("can message: %d answers for %d pairs", seen, len(from))
-	}
-	return errs, nil
 }
 
 // prepared returns the statement, preparing it on first use (and again after a

@@ -42,9 +42,9 @@ func slot(user int64) int { return int(uint64(user) * 0x9E3779B97F4A7C15 >> 50) 
 // stamp is the pair's epochs before a lookup in the database.
 type stamp struct{ from, to uint64 }
 
-// get returns the cached answer for (from, to), or ok false with the stamp to
-// store a fresh answer under.
-func (v *verdicts) get(from, to int64, now time.Time) (err error, ok bool, st stamp) {
+// get returns the cached answer for (from, to) (nil: allowed), or ok false with
+// the stamp to store a fresh answer under.
+func (v *verdicts) get(from, to int64, now time.Time) (answer error, ok bool, st stamp) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	st = stamp{v.epochs[slot(from)], v.epochs[slot(to)]}

@@ -55,9 +55,6 @@ type BatchConfig struct {
 	Linger  time.Duration // how long a small batch waits for company
 	// Metrics receives natter_message_batch_size; may be nil.
 	Metrics prometheus.Registerer
-	// Check, when set, answers AppendOptions.CheckPeer for a whole batch in one
-	// round trip (the 1:1 block and privacy rules); refused sends are not stored.
-	Check PairCheck
 	// Scripts is a pool of the same database that allows multi-statement
 	// scripts (db.OpenScripts): each batch is one.
 	Scripts *sql.DB
@@ -67,7 +64,6 @@ type BatchConfig struct {
 // each message in its own transaction.
 func (s *Store) Start(ctx context.Context, c BatchConfig) {
 	writers, linger, reg := c.Writers, c.Linger, c.Metrics
-	s.check = c.Check
 	s.scripts = c.Scripts
 	if s.scripts == nil {
 		panic("message: BatchConfig.Scripts is required (db.OpenScripts)")
@@ -173,9 +169,6 @@ type msgKey struct {
 
 func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 	s.batchSize.Observe(float64(len(batch)))
-	if batch = s.checkPeers(ctx, batch); len(batch) == 0 {
-		return
-	}
 	// A retry racing its original inside one batch: store it once, answer both.
 	primary := make(map[msgKey]*appendReq, len(batch))
 	var uniq []*appendReq
@@ -190,15 +183,10 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 		uniq = append(uniq, r)
 	}
 	results := make(map[*appendReq]appendRes, len(uniq))
-	one := func(r *appendReq) {
-		o := r.o
-		o.CheckPeer = 0 // checked with the batch
-		dup, err := s.appendOne(r.ctx, r.m, o)
-		results[r] = appendRes{dup, err}
-	}
 	if err := s.insertBatch(ctx, uniq); err != nil {
 		for _, r := range uniq { // the slow path sorts out whatever went wrong
-			one(r)
+			dup, err := s.appendOne(r.ctx, r.m, r.o)
+			results[r] = appendRes{dup, err}
 		}
 	} else {
 		for _, r := range uniq {
@@ -219,47 +207,6 @@ func (s *Store) writeBatch(ctx context.Context, batch []*appendReq) {
 		}
 		d[0].done <- res
 	}
-}
-
-// checkPeers asks the PairCheck about every send of the batch that wants it, in
-// one call, answers the refused ones and returns the rest.
-func (s *Store) checkPeers(ctx context.Context, batch []*appendReq) []*appendReq {
-	if s.check == nil {
-		return batch
-	}
-	var from, to []int64
-	var asked []*appendReq
-	for _, r := range batch {
-		if r.o.CheckPeer != 0 {
-			from, to, asked = append(from, r.m.Sender), append(to, r.o.CheckPeer), append(asked, r)
-		}
-	}
-	if len(asked) == 0 {
-		return batch
-	}
-	errs, err := s.check(ctx, from, to)
-	refused := make(map[*appendReq]bool, len(asked))
-	for i, r := range asked {
-		switch {
-		case err != nil:
-			r.done <- appendRes{err: err}
-		case errs[i] != nil:
-			r.done <- appendRes{err: errs[i]}
-		default:
-			continue
-		}
-		refused[r] = true
-	}
-	if len(refused) == 0 {
-		return batch
-	}
-	kept := batch[:0:0]
-	for _, r := range batch {
-		if !refused[r] {
-			kept = append(kept, r)
-		}
-	}
-	return kept
 }
 
 // insertBatch stores every message of batch in one transaction, or none of them,

@@ -303,9 +303,10 @@ func TestSendBadInput(t *testing.T) {
 	}
 }
 
-// TestBlocksAndPrivacyOnEveryPath: the 1:1 rules hold whether sends go through the
-// group-commit batch (checked a batch at a time), the one-message path (sends with
-// mentions), or a worker without batching (checked in the handler).
+// TestBlocksAndPrivacyOnEveryPath: the 1:1 rules (checked in the handler, from the
+// worker's cache) hold whether sends go through the group-commit batch, the
+// one-message path (sends with mentions), or a worker without batching, and a block
+// made after an allowed send (a cached answer) takes effect on the next one.
 func TestBlocksAndPrivacyOnEveryPath(t *testing.T) {
 	for _, writers := range []int{4, -1} {
 		t.Run(fmt.Sprint("writers=", writers), func(t *testing.T) {

@@ -36,13 +36,9 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	if err != nil {
 		return SendResp{}, err
 	}
-	var checkPeer int64
 	if conv.kind == kindDirect && s.friends != nil {
-		// Blocks and privacy: asked with the rest of the send's batch when the store
-		// can, otherwise here.
-		if s.store.ChecksPeers() {
-			checkPeer = conv.peer(c.UserID)
-		} else if err := s.friends.CanMessage(ctx, c.UserID, conv.peer(c.UserID)); err != nil {
+		// Blocks and privacy; a cached answer in the worker, rarely a query.
+		if err := s.friends.CanMessage(ctx, c.UserID, conv.peer(c.UserID)); err != nil {
 			return SendResp{}, err
 		}
 	}
@@ -60,7 +56,7 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	// Pushes go out from the goroutine that committed, in commit order. A retry
 	// pushes again: the first attempt may have stored the message and died before
 	// pushing; clients drop what they already hold by seq.
-	opts := AppendOptions{Mentions: mentions, CheckPeer: checkPeer,
+	opts := AppendOptions{Mentions: mentions,
 		After: func(m *Message, _ bool) { s.deliver(ctx, c, conv, st, *m) }}
 	dup, err := s.store.Append(ctx, &m, opts)
 	if errors.Is(err, ErrNoConversation) && conv.kind == kindDirect {

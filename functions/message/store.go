@@ -24,7 +24,6 @@ type Store struct {
 	now       func() time.Time
 	queues    []chan *appendReq // set by Start: Append goes through the batch writers
 	seed      maphash.Seed      // picks a conversation's writer
-	check     PairCheck         // set by Start: 1:1 sends are checked a batch at a time
 	scripts   *sql.DB           // set by Start: where batches run as scripts
 	batchSize prometheus.Histogram
 }
@@ -59,30 +58,10 @@ type AppendOptions struct {
 	Mentions Mentions
 	// After, when not nil, runs right after the commit and before Append returns.
 	After AfterCommit
-	// CheckPeer, when set, has the store ask its PairCheck (BatchConfig.Check)
-	// whether the sender may message this user, together with the rest of its batch.
-	CheckPeer int64
 }
-
-// PairCheck decides for the pairs (from[i], to[i]) at once whether each sender may
-// message its recipient; errs[i] refuses pair i, err is a failure of the check.
-type PairCheck func(ctx context.Context, from, to []int64) (errs []error, err error)
-
-// ChecksPeers reports whether Append applies AppendOptions.CheckPeer; when it does
-// not, the caller checks itself.
-func (s *Store) ChecksPeers() bool { return s.check != nil }
 
 // appendOne stores one message in its own transaction.
 func (s *Store) appendOne(ctx context.Context, m *Message, o AppendOptions) (dup bool, err error) {
-	if o.CheckPeer != 0 && s.check != nil {
-		errs, err := s.check(ctx, []int64{m.Sender}, []int64{o.CheckPeer})
-		if err != nil {
-			return false, err
-		}
-		if errs[0] != nil {
-			return false, errs[0]
-		}
-	}
 	defer func() {
 		if err == nil && o.After != nil {
 			o.After(m, dup)

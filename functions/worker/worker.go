@@ -97,7 +97,7 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 				return nil, fmt.Errorf("message writers need Deps.ScriptDB")
 			}
 			d.Store.Start(ctx, message.BatchConfig{Writers: d.Message.Writers, Linger: d.Message.BatchLinger,
-				Metrics: d.Metrics, Check: d.Relations.CanMessageMany, Scripts: d.ScriptDB})
+				Metrics: d.Metrics, Scripts: d.ScriptDB})
 		}
 	}
 	if d.Fanout == nil {
