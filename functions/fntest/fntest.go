@@ -39,8 +39,8 @@ type Options struct {
 	Group   group.Config
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
-	// InFlight bounds the requests handled at once (endpoint.Config); 0 is the
-	// production default.
+	// InFlight bounds the requests handled at once, in all and of one op
+	// (endpoint.Config); 0 is the production default.
 	InFlight int
 }
 
@@ -74,7 +74,7 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{InFlight: o.InFlight, Timeout: 10 * time.Second}, eps)
+	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
 	if err != nil {
 		tb.Fatal(err)
 	}

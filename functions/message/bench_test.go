@@ -19,13 +19,7 @@ func BenchmarkSend(b *testing.B) {
 	e := testenv.Start(b)
 	fntest.Start(b, e, fntest.Options{})
 	const users = 128
-	callers := make([]endpoint.Caller, users)
-	for i, id := range fntest.SeedUsers(b, e, "u", users) {
-		callers[i] = endpoint.Caller{UserID: id, DeviceID: "d"}
-		if i%2 == 1 {
-			fntest.Befriend(b, e, callers[i-1], callers[i])
-		}
-	}
+	callers := friendPairs(b, e, users)
 	content := text("benchmark message with a typical length of a chat line")
 	var n atomic.Int64
 	run := func(b *testing.B, pick func(i int64) (endpoint.Caller, int64)) {
@@ -63,13 +57,7 @@ func BenchmarkSendInFlight(b *testing.B) {
 			e := testenv.Start(b)
 			fntest.Start(b, e, fntest.Options{InFlight: inflight})
 			const users = 64
-			callers := make([]endpoint.Caller, users)
-			for i, id := range fntest.SeedUsers(b, e, "u", users) {
-				callers[i] = endpoint.Caller{UserID: id, DeviceID: "d"}
-				if i%2 == 1 {
-					fntest.Befriend(b, e, callers[i-1], callers[i])
-				}
-			}
+			callers := friendPairs(b, e, users)
 			content := text("benchmark message with a typical length of a chat line")
 			var n atomic.Int64
 			b.SetParallelism(16) // 16 × GOMAXPROCS concurrent callers
@@ -87,4 +75,16 @@ func BenchmarkSendInFlight(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// friendPairs seeds n users and befriends them in pairs (0-1, 2-3, ...).
+func friendPairs(b *testing.B, e *testenv.Env, n int) []endpoint.Caller {
+	callers := make([]endpoint.Caller, n)
+	for i, id := range fntest.SeedUsers(b, e, "u", n) {
+		callers[i] = endpoint.Caller{UserID: id, DeviceID: "d"}
+		if i%2 == 1 {
+			fntest.Befriend(b, e, callers[i-1], callers[i])
+		}
+	}
+	return callers
 }
