@@ -299,6 +299,8 @@ func (s *Store) insertBatch(ctx context.Context, batch []*appendReq) error {
 		return err
 	}
 	if len(tops) != len(convs) {
+		// Committed, but the seqs cannot be told: the one-message path that follows
+		// finds every message by its client_msg_id and answers it as a duplicate.
 		return fmt.Errorf("batch: %d conversation tops for %d conversations", len(tops), len(convs))
 	}
 	for i, r := range batch {
