@@ -189,6 +189,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		}
 	}
 
+	// Every argument is checked before anything connects: a bad flag must not
+	// depend on what the database holds.
+	switch name {
+	case "connect":
+		var err error
+		if conn.Shard, conn.Shards, err = parseShard(shard); err != nil {
+			return nil, err
+		}
+		if conn.Sources, err = parseSources(sources, conn.Shard, conn.Shards); err != nil {
+			return nil, err
+		}
+		if conn.EdgePIDs, err = parseInts(pids); err != nil {
+			return nil, fmt.Errorf("-edge-pid: %w", err)
+		}
+	case "api":
+		var err error
+		if api.Mix, err = scenario.ParseMix(mix); err != nil {
+			return nil, err
+		}
+	}
+	tgt, err := checkTarget(c)
+	if err != nil {
+		return nil, err
+	}
+
 	timeout := c.timeout
 	if timeout <= 0 {
 		timeout = c.duration + 5*time.Minute
@@ -213,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		defer pprof.StopCPUProfile()
 	}
 
-	t, closeDB, err := target(ctx, c, timeout)
+	t, closeDB, err := openTarget(ctx, c, tgt, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -237,17 +262,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		res, err = scenario.Group(ctx, t, group)
 	case "connect":
 		conn.Common = cm
-		if conn.Shard, conn.Shards, err = parseShard(shard); err != nil {
-			return nil, err
-		}
 		if c.prefix == "" {
 			conn.Prefix = scenario.NewPrefix("s" + strconv.Itoa(conn.Shard))
-		}
-		if conn.Sources, err = parseSources(sources, conn.Shard, conn.Shards); err != nil {
-			return nil, err
-		}
-		if conn.EdgePIDs, err = parseInts(pids); err != nil {
-			return nil, fmt.Errorf("-edge-pid: %w", err)
 		}
 		res, err = scenario.Connect(ctx, t, conn)
 	case "catchup":
@@ -255,9 +271,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		res, err = scenario.Catchup(ctx, t, catchup)
 	case "api":
 		api.Common = cm
-		if api.Mix, err = scenario.ParseMix(mix); err != nil {
-			return nil, err
-		}
 		res, err = scenario.API(ctx, t, api)
 	}
 	if err != nil {
@@ -277,8 +290,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	return out, nil
 }
 
-// target opens the database and the signer, after checking every address is local.
-func target(ctx context.Context, c common, timeout time.Duration) (scenario.Target, func(), error) {
+// checkTarget checks that every address the run would reach is local, and
+// returns the edges' base URLs.
+func checkTarget(c common) (scenario.Target, error) {
 	var t scenario.Target
 	for e := range strings.SplitSeq(c.edges, ",") {
 		e = strings.TrimSpace(e)
@@ -289,13 +303,13 @@ func target(ctx context.Context, c common, timeout time.Duration) (scenario.Targ
 			e = "http://" + e
 		}
 		if err := scenario.CheckLoopback(e); err != nil {
-			return t, nil, err
+			return t, err
 		}
 		t.Edges = append(t.Edges, e)
 	}
 	mc, err := mysql.ParseDSN(c.dsn)
 	if err != nil {
-		return t, nil, fmt.Errorf("-mysql-dsn: %w", err)
+		return t, fmt.Errorf("-mysql-dsn: %w", err)
 	}
 	if mc.Net == "tcp" {
 		host, _, err := net.SplitHostPort(mc.Addr)
@@ -303,9 +317,14 @@ func target(ctx context.Context, c common, timeout time.Duration) (scenario.Targ
 			host = mc.Addr
 		}
 		if err := scenario.CheckLoopbackHost(host); err != nil {
-			return t, nil, fmt.Errorf("-mysql-dsn: %w", err)
+			return t, fmt.Errorf("-mysql-dsn: %w", err)
 		}
 	}
+	return t, nil
+}
+
+// openTarget opens the database and the signer of a checked target.
+func openTarget(ctx context.Context, c common, t scenario.Target, timeout time.Duration) (scenario.Target, func(), error) {
 	d, err := db.Open(ctx, config.MySQL{DSN: c.dsn, MaxOpenConns: 8, MaxIdleConns: 8})
 	if err != nil {
 		return t, nil, err

@@ -127,12 +127,16 @@ func noLoss(t *testing.T, r *report.Result) {
 	}
 }
 
+// TestRefusesOtherHosts checks arguments before anything connects: the database
+// named here does not exist and nothing listens on its port, so a check made
+// after connecting would fail with another error.
 func TestRefusesOtherHosts(t *testing.T) {
+	const nowhere = "root@tcp(127.0.0.1:1)/natter_absent"
 	for _, args := range [][]string{
-		{"direct", "-edges", "http://10.0.0.1:8080"},
-		{"direct", "-edges", "http://example.com"},
+		{"direct", "-mysql-dsn", nowhere, "-edges", "http://10.0.0.1:8080"},
+		{"direct", "-mysql-dsn", nowhere, "-edges", "http://example.com"},
 		{"api", "-mysql-dsn", "root@tcp(192.168.1.5:3306)/natter"},
-		{"connect", "-src", "10.1.1.1"},
+		{"connect", "-mysql-dsn", nowhere, "-src", "10.1.1.1"},
 	} {
 		var out bytes.Buffer
 		_, err := run(t.Context(), append(args, "-timeout", "5s"), &out, &out)
