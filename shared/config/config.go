@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -64,4 +65,41 @@ type Auth struct {
 type Log struct {
 	Level  string `env:"LEVEL" envDefault:"info"`
 	Pretty bool   `env:"PRETTY" envDefault:"false"`
+}
+
+// Defaults returns T with every field set from its envDefault tag (nested blocks
+// too), read from an empty environment: the tags are the one place a default is
+// written.
+func Defaults[T any]() T {
+	c, err := env.ParseAsWithOptions[T](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		// A malformed envDefault is a programming error, caught by any test.
+		panic(fmt.Sprintf("config: defaults of %T: %v", c, err))
+	}
+	return c
+}
+
+// WithDefaults returns c with each zero field (at any depth of nested structs)
+// replaced by its envDefault, so code and tests may pass a partial config.
+// Fields whose zero value is meaningful must not carry an envDefault.
+func WithDefaults[T any](c T) T {
+	d := Defaults[T]()
+	fillZero(reflect.ValueOf(&c).Elem(), reflect.ValueOf(d))
+	return c
+}
+
+func fillZero(dst, def reflect.Value) {
+	for i := range dst.NumField() {
+		f := dst.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Time]() {
+			fillZero(f, def.Field(i))
+			continue
+		}
+		if f.IsZero() {
+			f.Set(def.Field(i))
+		}
+	}
 }
