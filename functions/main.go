@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/deliver"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -48,6 +49,7 @@ type Config struct {
 	Message  message.Config  `envPrefix:"MESSAGE_"`
 	Group    group.Config    `envPrefix:"GROUP_"`
 	Friend   friend.Config   `envPrefix:"FRIEND_"`
+	Deliver  deliver.Config  `envPrefix:"DELIVER_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -148,7 +150,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
-		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend,
+		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, Deliver: cfg.Deliver,
 	})
 	if err != nil {
 		return err

@@ -24,13 +24,13 @@ func sendText(t *testing.T, c *client.Client, to int64, cid, body string) messag
 	return call[message.SendResp](t, c, "msg.send", message.SendReq{To: to, ClientMsgID: cid, Type: "text", Content: text(body)})
 }
 
-func nextMsg(t *testing.T, c *client.Client) message.Message {
+func nextMsg(t *testing.T, c *client.Client) wire.Message {
 	t.Helper()
 	p, err := c.NextPush(ctx(t), "msg.new")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m message.Message
+	var m wire.Message
 	if err := json.Unmarshal(p.Data, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +144,8 @@ func TestBadInput(t *testing.T) {
 		{"no such user", "msg.send", message.SendReq{To: 999999, ClientMsgID: "x1", Type: "text", Content: text("hi")}, imerr.NotFound},
 		{"empty text", "msg.send", message.SendReq{To: bob.id, ClientMsgID: "x2", Type: "text", Content: text("")}, imerr.BadRequest},
 		{"text too long", "msg.send", message.SendReq{To: bob.id, ClientMsgID: "x3", Type: "text", Content: text(strings.Repeat("a", 5001))}, imerr.BadRequest},
-		{"someone else's conversation", "msg.history", message.HistoryReq{ConvID: ab}, imerr.Forbidden},
-		{"send into someone else's conversation", "msg.send", message.SendReq{ConvID: ab, ClientMsgID: "x4", Type: "text", Content: text("hi")}, imerr.Forbidden},
+		{"someone else's conversation", "msg.history", message.HistoryReq{ConvID: ab}, imerr.NotFound},
+		{"send into someone else's conversation", "msg.send", message.SendReq{ConvID: ab, ClientMsgID: "x4", Type: "text", Content: text("hi")}, imerr.NotFound},
 		{"wrong field type", "msg.send", map[string]any{"to": "bob"}, imerr.BadRequest},
 	}
 	for _, tt := range tests {

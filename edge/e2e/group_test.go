@@ -10,6 +10,7 @@ import (
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/loadtest/client"
+	"natter/shared/wire"
 )
 
 // TestGroupMessaging: every connected member gets each group message exactly once
@@ -39,7 +40,7 @@ func TestGroupMessaging(t *testing.T) {
 		var seqs []int64
 		for len(seqs) < msgs {
 			m := nextMsg(t, devs[i])
-			if m.Type == message.TypeText {
+			if m.Type == wire.TypeText {
 				seqs = append(seqs, m.Seq)
 			}
 		}
@@ -50,9 +51,9 @@ func TestGroupMessaging(t *testing.T) {
 		}
 		select { // and nothing twice
 		case p := <-devs[i].Pushes():
-			var m message.Message
+			var m wire.Message
 			_ = json.Unmarshal(p.Data, &m)
-			if m.Type == message.TypeText {
+			if m.Type == wire.TypeText {
 				t.Fatalf("member %d got an extra message %s", i, p.Data)
 			}
 		case <-time.After(20 * time.Millisecond):
@@ -76,9 +77,9 @@ func TestGroupMessaging(t *testing.T) {
 	var events []string
 	for _, m := range sync.Conversations[0].Messages {
 		switch m.Type {
-		case message.TypeText:
+		case wire.TypeText:
 			texts++
-		case message.TypeSystem:
+		case wire.TypeSystem:
 			var ev group.SystemEvent
 			_ = json.Unmarshal(m.Content, &ev)
 			events = append(events, ev.Event)
@@ -105,12 +106,12 @@ func TestUnreadAcrossDevices(t *testing.T) {
 	if len(list.Conversations) != 1 || list.Conversations[0].Unread != 5 {
 		t.Fatalf("laptop sees %+v", list.Conversations)
 	}
-	call[conv.State](t, phone, "conv.read", conv.ReadReq{ConvID: last.ConvID, Seq: last.Seq - 2})
+	call[wire.ConvState](t, phone, "conv.read", conv.ReadReq{ConvID: last.ConvID, Seq: last.Seq - 2})
 	p, err := laptop.NextPush(ctx(t), "conv.updated")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st conv.State
+	var st wire.ConvState
 	if json.Unmarshal(p.Data, &st); st.Unread != 2 {
 		t.Fatalf("laptop told unread %d", st.Unread)
 	}

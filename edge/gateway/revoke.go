@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"natter/shared/subject"
+	"natter/shared/wire"
 )
 
 // revocations are the sessions revoked (logout, ...) while access tokens issued
@@ -23,13 +24,6 @@ type revocations struct {
 	ttl   time.Duration // access-token lifetime
 	mu    sync.RWMutex
 	until map[string]time.Time // session id -> when its last token expires
-}
-
-// revokedEvent is the payload of im.evt.session.revoked.
-type revokedEvent struct {
-	UserID    int64  `json:"user_id"`
-	SessionID string `json:"session_id"`
-	At        int64  `json:"at"` // unix ms
 }
 
 func newRevocations(ttl time.Duration) *revocations {
@@ -101,7 +95,7 @@ func (g *Gateway) consumeRevocations(js jetstream.JetStream) (jetstream.ConsumeC
 		return nil, fmt.Errorf("revocations consumer: %w", err)
 	}
 	return cons.Consume(func(m jetstream.Msg) {
-		var ev revokedEvent
+		var ev wire.SessionRevoked
 		if err := json.Unmarshal(m.Data(), &ev); err != nil {
 			g.log.Warn().Err(err).Msg("bad session.revoked event")
 			return

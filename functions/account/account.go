@@ -16,11 +16,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"natter/functions/deliver"
 	"natter/shared/auth"
+	"natter/shared/config"
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
+	"natter/shared/logging"
 	"natter/shared/subject"
 	"natter/shared/wire"
 )
@@ -40,21 +43,23 @@ type Config struct {
 
 // Deps are what the domain needs; main wires them.
 type Deps struct {
-	DB     *sql.DB
-	Redis  *redis.Client
-	NC     *nats.Conn
-	Signer *auth.Signer
-	Config Config
+	DB      *sql.DB
+	Redis   *redis.Client
+	NC      *nats.Conn // events
+	Deliver *deliver.Deliverer
+	Signer  *auth.Signer
+	Config  Config
 }
 
 // Service implements the account endpoints.
 type Service struct {
-	db     *sql.DB
-	rdb    *redis.Client
-	nc     *nats.Conn
-	signer *auth.Signer
-	cfg    Config
-	now    func() time.Time
+	db      *sql.DB
+	rdb     *redis.Client
+	nc      *nats.Conn
+	deliver *deliver.Deliverer
+	signer  *auth.Signer
+	cfg     Config
+	now     func() time.Time
 	// hashing bounds concurrent argon2id work: each hash takes ~20-40 ms of CPU
 	// and 19 MiB, and a burst of logins must not starve every other request.
 	hashing chan struct{}
@@ -62,20 +67,11 @@ type Service struct {
 
 // New returns the account service.
 func New(d Deps) *Service {
-	cfg := d.Config
-	if cfg.MaxDevices <= 0 {
-		cfg.MaxDevices = 5
-	}
-	if cfg.DevicePolicy == "" {
-		cfg.DevicePolicy = "kick_oldest"
-	}
-	if cfg.PresenceStale <= 0 {
-		cfg.PresenceStale = 3 * time.Minute
-	}
+	cfg := config.WithDefaults(d.Config)
 	if cfg.RefreshTTL <= 0 {
-		cfg.RefreshTTL = 30 * 24 * time.Hour
+		cfg.RefreshTTL = config.Defaults[config.Auth]().RefreshTTL
 	}
-	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, cfg: cfg, now: time.Now,
+	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, cfg: cfg, now: time.Now,
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 }
 
@@ -200,7 +196,7 @@ func (s *Service) login(ctx context.Context, _ endpoint.Caller, r LoginReq) (Tok
 		return Tokens{}, fmt.Errorf("create session: %w", err)
 	}
 	for _, old := range replaced {
-		s.revoked(id, old, "logged in again on this device")
+		s.revoked(ctx, id, old, "logged in again on this device")
 	}
 	access, exp, err := s.signer.Issue(auth.Claims{UserID: id, SessionID: sid, DeviceID: r.DeviceID, Role: u.role}, now)
 	if err != nil {
@@ -271,20 +267,21 @@ func (s *Service) logout(ctx context.Context, c endpoint.Caller, _ Empty) (Empty
 		s.now(), c.SessionID, c.UserID); err != nil {
 		return Empty{}, fmt.Errorf("revoke session: %w", err)
 	}
-	s.revoked(c.UserID, c.SessionID, "logged out")
+	s.revoked(ctx, c.UserID, c.SessionID, "logged out")
 	return Empty{}, nil
 }
 
 // revoked tells every edge: close the session's connections now, and (through the
 // event stream, which edges read on start) refuse its access token until it expires.
-func (s *Service) revoked(uid int64, sid, reason string) {
-	frame, _ := wire.EncodePush("session.kicked", map[string]string{"reason": reason})
-	m := &nats.Msg{Subject: subject.Deliver(uid), Data: frame, Header: nats.Header{}}
-	m.Header.Set(wire.HeaderControl, wire.ControlKick)
-	m.Header.Set(wire.HeaderSession, sid)
-	_ = s.nc.PublishMsg(m)
-	evt, _ := json.Marshal(map[string]any{"user_id": uid, "session_id": sid, "at": s.now().UnixMilli()})
-	_ = s.nc.Publish(subject.EvtSessionRevoked, evt)
+func (s *Service) revoked(ctx context.Context, uid int64, sid, reason string) {
+	s.deliver.Kick(uid, deliver.Kick{Session: sid, Reason: reason})
+	evt, err := json.Marshal(wire.SessionRevoked{UserID: uid, SessionID: sid, At: s.now().UnixMilli()})
+	if err == nil {
+		err = s.nc.Publish(subject.EvtSessionRevoked, evt)
+	}
+	if err != nil {
+		logging.From(ctx).Error().Err(err).Str("session", sid).Msg("publish session.revoked: edges learn it only from connects")
+	}
 }
 
 func (s *Service) profile(ctx context.Context, _ endpoint.Caller, r ProfileReq) (Profile, error) {

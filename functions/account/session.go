@@ -9,12 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"natter/functions/deliver"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
-	"natter/shared/subject"
 	"natter/shared/wire"
 )
 
@@ -126,17 +125,9 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 	}
 	devices, _ := strconv.Atoi(res[0])
 	for _, old := range res[1:] {
-		s.kick(c.UserID, old, "signed in on another device")
+		s.deliver.Kick(c.UserID, deliver.Kick{Conn: old, Reason: "signed in on another device"})
 	}
 	return wire.ConnectResp{Devices: devices}, nil
-}
-
-func (s *Service) kick(uid int64, conn, reason string) {
-	frame, _ := wire.EncodePush("session.kicked", map[string]string{"reason": reason})
-	m := &nats.Msg{Subject: subject.Deliver(uid), Data: frame, Header: nats.Header{}}
-	m.Header.Set(wire.HeaderControl, wire.ControlKick)
-	m.Header.Set(wire.HeaderConn, conn)
-	_ = s.nc.PublishMsg(m)
 }
 
 func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.DisconnectReq) (Empty, error) {

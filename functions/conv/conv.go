@@ -10,32 +10,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
-	"natter/functions/message"
+	"natter/functions/deliver"
+	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
-	"natter/shared/logging"
 	"natter/shared/wire"
 )
 
 // Deps are what the domain needs; main wires them.
 type Deps struct {
-	DB     *sql.DB
-	Fanout *message.Fanout
+	DB      *sql.DB
+	Deliver *deliver.Deliverer
 }
 
 // Service implements the conversation endpoints.
 type Service struct {
-	db  *sql.DB
-	fan *message.Fanout
-	now func() time.Time
+	db      *sql.DB
+	deliver *deliver.Deliverer
+	now     func() time.Time
 }
 
 // New returns the conversation service.
-func New(d Deps) *Service { return &Service{db: d.DB, fan: d.Fanout, now: time.Now} }
+func New(d Deps) *Service { return &Service{db: d.DB, deliver: d.Deliver, now: time.Now} }
 
 // Endpoints lists the domain's endpoints.
 func (s *Service) Endpoints() []endpoint.Endpoint {
@@ -62,20 +60,20 @@ func (r *ListReq) Validate() error {
 
 // Conversation is one row of the caller's conversation list.
 type Conversation struct {
-	ConvID    string           `json:"conv_id"`
-	Type      string           `json:"type"`                // direct or group
-	PeerID    int64            `json:"peer_id,omitempty"`   // direct
-	GroupID   int64            `json:"group_id,omitempty"`  // group
-	Name      string           `json:"name"`                // the peer's nickname or the group's name
-	Avatar    string           `json:"avatar"`              //
-	LastSeq   int64            `json:"last_seq"`            //
-	LastMsgAt int64            `json:"last_msg_at"`         // unix ms
-	Last      *message.Message `json:"last_message"`        // preview: null content once recalled
-	Unread    int64            `json:"unread"`              //
-	ReadSeq   int64            `json:"read_seq"`            //
-	Mentioned bool             `json:"mentioned,omitempty"` // a message after the read cursor mentions the caller
-	Pinned    bool             `json:"pinned,omitempty"`    //
-	Muted     bool             `json:"muted,omitempty"`     //
+	ConvID    string        `json:"conv_id"`
+	Type      string        `json:"type"`                // direct or group
+	PeerID    int64         `json:"peer_id,omitempty"`   // direct
+	GroupID   int64         `json:"group_id,omitempty"`  // group
+	Name      string        `json:"name"`                // the peer's nickname or the group's name
+	Avatar    string        `json:"avatar"`              //
+	LastSeq   int64         `json:"last_seq"`            //
+	LastMsgAt int64         `json:"last_msg_at"`         // unix ms
+	Last      *wire.Message `json:"last_message"`        // preview: null content once recalled
+	Unread    int64         `json:"unread"`              //
+	ReadSeq   int64         `json:"read_seq"`            //
+	Mentioned bool          `json:"mentioned,omitempty"` // a message after the read cursor mentions the caller
+	Pinned    bool          `json:"pinned,omitempty"`    //
+	Muted     bool          `json:"muted,omitempty"`     //
 }
 
 type ListResp struct {
@@ -145,7 +143,7 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 		v.Unread = max(v.LastSeq-read, 0)
 		v.Mentioned = mention > read
 		if id.Valid {
-			last := &message.Message{ConvID: v.ConvID, Seq: v.LastSeq, ID: id.Int64, Sender: sender.Int64, ClientMsgID: clientID.String,
+			last := &wire.Message{ConvID: v.ConvID, Seq: v.LastSeq, ID: id.Int64, Sender: sender.Int64, ClientMsgID: clientID.String,
 				Type: typ.String, SentAt: sentAt.Time.UnixMilli(), Edits: int(edits.Int64), RecalledBy: recalledBy.Int64}
 			last.Recalled = last.RecalledBy != 0
 			if !last.Recalled {
@@ -184,19 +182,7 @@ type HideReq struct {
 
 func (r *HideReq) Validate() error { return validConv(r.ConvID) }
 
-// State is a member's settings for one conversation, pushed to the member's other
-// devices as "conv.updated" whenever it changes.
-type State struct {
-	ConvID  string `json:"conv_id"`
-	Pinned  bool   `json:"pinned"`
-	Muted   bool   `json:"muted"`
-	Hidden  bool   `json:"hidden"`
-	ReadSeq int64  `json:"read_seq"`
-	LastSeq int64  `json:"last_seq"`
-	Unread  int64  `json:"unread"`
-}
-
-func (s *Service) pin(ctx context.Context, c endpoint.Caller, r PinReq) (State, error) {
+func (s *Service) pin(ctx context.Context, c endpoint.Caller, r PinReq) (wire.ConvState, error) {
 	var at any
 	if r.Pinned {
 		at = s.now().UTC()
@@ -205,12 +191,12 @@ func (s *Service) pin(ctx context.Context, c endpoint.Caller, r PinReq) (State, 
 	return s.change(ctx, c, r.ConvID, "pinned_at = IF(? IS NULL, NULL, COALESCE(pinned_at, ?))", at, at)
 }
 
-func (s *Service) mute(ctx context.Context, c endpoint.Caller, r MuteReq) (State, error) {
+func (s *Service) mute(ctx context.Context, c endpoint.Caller, r MuteReq) (wire.ConvState, error) {
 	return s.change(ctx, c, r.ConvID, "muted = ?", r.Muted)
 }
 
 // hide removes the conversation from the list until a newer message arrives.
-func (s *Service) hide(ctx context.Context, c endpoint.Caller, r HideReq) (State, error) {
+func (s *Service) hide(ctx context.Context, c endpoint.Caller, r HideReq) (wire.ConvState, error) {
 	return s.change(ctx, c, r.ConvID, "hidden_seq = (SELECT c.last_seq FROM conversations c WHERE c.id = conversation_members.conv_id)")
 }
 
@@ -218,30 +204,30 @@ var errNotMember = imerr.New(imerr.NotFound, "conversation not found")
 
 // change applies one SET clause to the caller's member row and tells the caller's
 // other devices.
-func (s *Service) change(ctx context.Context, c endpoint.Caller, conv, set string, args ...any) (State, error) {
+func (s *Service) change(ctx context.Context, c endpoint.Caller, conv, set string, args ...any) (wire.ConvState, error) {
 	args = append(args, c.UserID, conv)
 	if _, err := s.db.ExecContext(ctx, "UPDATE conversation_members SET "+set+" WHERE user_id = ? AND conv_id = ?", args...); err != nil {
-		return State{}, fmt.Errorf("update conversation state: %w", err)
+		return wire.ConvState{}, fmt.Errorf("update conversation state: %w", err)
 	}
 	st, err := s.state(ctx, c.UserID, conv)
 	if err != nil {
-		return State{}, err
+		return wire.ConvState{}, err
 	}
-	s.toOwnDevices(ctx, c, "conv.updated", st)
+	s.deliver.Push(ctx, deliver.ToUser(c.UserID), wire.ConvUpdated{ConvState: st}, deliver.From(c))
 	return st, nil
 }
 
-func (s *Service) state(ctx context.Context, user int64, conv string) (State, error) {
-	st := State{ConvID: conv}
+func (s *Service) state(ctx context.Context, user int64, conv string) (wire.ConvState, error) {
+	st := wire.ConvState{ConvID: conv}
 	var hidden, minSeq int64
 	err := s.db.QueryRowContext(ctx, `SELECT m.pinned_at IS NOT NULL, m.muted, m.hidden_seq, m.read_seq, m.min_seq, c.last_seq
 		FROM conversation_members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND m.conv_id = ?`, user, conv).
 		Scan(&st.Pinned, &st.Muted, &hidden, &st.ReadSeq, &minSeq, &st.LastSeq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return State{}, errNotMember
+		return wire.ConvState{}, errNotMember
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("conversation state: %w", err)
+		return wire.ConvState{}, fmt.Errorf("conversation state: %w", err)
 	}
 	st.Hidden = st.LastSeq <= hidden
 	st.Unread = max(st.LastSeq-max(st.ReadSeq, minSeq), 0)
@@ -266,55 +252,29 @@ func (r *ReadReq) Validate() error {
 // read moves the caller's read cursor forward (never back). The caller's other
 // devices get "conv.updated" with the new unread count; in a 1:1 conversation the
 // peer gets a "msg.read" receipt. Group receipts are asked for with msg.receipts.
-func (s *Service) read(ctx context.Context, c endpoint.Caller, r ReadReq) (State, error) {
+func (s *Service) read(ctx context.Context, c endpoint.Caller, r ReadReq) (wire.ConvState, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE conversation_members m JOIN conversations c ON c.id = m.conv_id
 		SET m.read_seq = ? WHERE m.user_id = ? AND m.conv_id = ? AND m.read_seq < ? AND c.last_seq >= ?`,
 		r.Seq, c.UserID, r.ConvID, r.Seq, r.Seq)
 	if err != nil {
-		return State{}, fmt.Errorf("read cursor: %w", err)
+		return wire.ConvState{}, fmt.Errorf("read cursor: %w", err)
 	}
 	moved, _ := res.RowsAffected()
 	st, err := s.state(ctx, c.UserID, r.ConvID)
 	if err != nil {
-		return State{}, err
+		return wire.ConvState{}, err
 	}
 	if moved == 0 {
 		if r.Seq > st.LastSeq {
-			return State{}, imerr.New(imerr.BadRequest, "seq %d is past the conversation's last message", r.Seq)
+			return wire.ConvState{}, imerr.New(imerr.BadRequest, "seq %d is past the conversation's last message", r.Seq)
 		}
 		return st, nil // already read that far: a retry or an older device
 	}
-	s.toOwnDevices(ctx, c, "conv.updated", st)
-	if peer, ok := directPeer(r.ConvID, c.UserID); ok {
-		if frame, err := wire.EncodePush("msg.read", map[string]any{"conv_id": r.ConvID, "user_id": c.UserID, "seq": st.ReadSeq}); err == nil {
-			s.fan.ToUsers([]int64{peer}, frame, message.Origin{})
-		}
+	s.deliver.Push(ctx, deliver.ToUser(c.UserID), wire.ConvUpdated{ConvState: st}, deliver.From(c))
+	if id, err := convid.Parse(r.ConvID); err == nil && id.Kind == convid.Direct {
+		s.deliver.Push(ctx, deliver.ToUser(id.Peer(c.UserID)), wire.MsgRead{ConvID: r.ConvID, UserID: c.UserID, Seq: st.ReadSeq}, deliver.Origin{})
 	}
 	return st, nil
-}
-
-func (s *Service) toOwnDevices(ctx context.Context, c endpoint.Caller, event string, data any) {
-	frame, err := wire.EncodePush(event, data)
-	if err != nil {
-		logging.From(ctx).Error().Err(err).Msg("encode push")
-		return
-	}
-	s.fan.ToUsers([]int64{c.UserID}, frame, message.OriginOf(c))
-}
-
-// directPeer returns the other user of a "d:<a>:<b>" conversation.
-func directPeer(conv string, self int64) (int64, bool) {
-	rest, ok := strings.CutPrefix(conv, "d:")
-	if !ok {
-		return 0, false
-	}
-	as, bs, _ := strings.Cut(rest, ":")
-	a, _ := strconv.ParseInt(as, 10, 64)
-	b, _ := strconv.ParseInt(bs, 10, 64)
-	if a == self {
-		return b, true
-	}
-	return a, true
 }
 
 func validConv(id string) error {

@@ -15,6 +15,7 @@ import (
 	"natter/shared/imerr"
 	"natter/shared/subject"
 	"natter/shared/testenv"
+	"natter/shared/wire"
 )
 
 var n int
@@ -24,7 +25,7 @@ func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, req message.SendR
 	n++
 	req.ClientMsgID = fmt.Sprint("c", n)
 	if req.Type == "" {
-		req.Type = message.TypeText
+		req.Type = wire.TypeText
 		req.Content = json.RawMessage(`{"text":"hello"}`)
 	}
 	return fntest.Must[message.SendResp](tb, e, "msg.send", from, req)
@@ -60,7 +61,7 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	ac := send(t, e, carol, message.SendReq{To: alice.UserID}).ConvID
 	tick()
 	g := fntest.Must[group.Info](t, e, "group.create", carol, group.CreateReq{Name: "trio", Members: []int64{alice.UserID, bob.UserID}})
-	send(t, e, bob, message.SendReq{ConvID: g.ConvID, Type: message.TypeRich, Content: json.RawMessage(fmt.Sprintf(`{"text":"@alice look","mentions":[%d]}`, alice.UserID))})
+	send(t, e, bob, message.SendReq{ConvID: g.ConvID, Type: wire.TypeRich, Content: json.RawMessage(fmt.Sprintf(`{"text":"@alice look","mentions":[%d]}`, alice.UserID))})
 
 	l := fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})
 	if len(l.Conversations) != 3 || l.Conversations[0].ConvID != g.ConvID || l.Conversations[2].ConvID != ab {
@@ -80,13 +81,13 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	// Pin the oldest: it comes first. Changes reach alice's other device.
 	laptopInbox, _ := e.NC.SubscribeSync(subject.Deliver(alice.UserID))
 	alice.ConnID = "phone-conn"
-	if st := fntest.Must[conv.State](t, e, "conv.pin", alice, conv.PinReq{ConvID: ab, Pinned: true}); !st.Pinned {
+	if st := fntest.Must[wire.ConvState](t, e, "conv.pin", alice, conv.PinReq{ConvID: ab, Pinned: true}); !st.Pinned {
 		t.Fatalf("pin %+v", st)
 	}
 	if m, err := laptopInbox.NextMsg(5 * time.Second); err != nil || !jsonHas(m.Data, `"event":"conv.updated"`) {
 		t.Fatalf("other device not told: %v", err)
 	}
-	fntest.Must[conv.State](t, e, "conv.mute", alice, conv.MuteReq{ConvID: ac, Muted: true})
+	fntest.Must[wire.ConvState](t, e, "conv.mute", alice, conv.MuteReq{ConvID: ac, Muted: true})
 	l = fntest.Must[conv.ListResp](t, e, "conv.list", aliceLaptop, conv.ListReq{})
 	if l.Conversations[0].ConvID != ab || !l.Conversations[0].Pinned || !byID(t, l)[ac].Muted {
 		t.Fatalf("after pin/mute %+v", l.Conversations)
@@ -94,7 +95,7 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 
 	// Read: unread drops, the mention flag clears, bob gets a receipt.
 	bobInbox, _ := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
-	st := fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 4})
+	st := fntest.Must[wire.ConvState](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 4})
 	if st.Unread != 0 || st.ReadSeq != 4 {
 		t.Fatalf("after read %+v", st)
 	}
@@ -103,13 +104,13 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 		t.Fatalf("receipt to bob: %v %v", err, m)
 	}
 	// Reading backwards is a no-op; past the end is refused.
-	if st := fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 2}); st.ReadSeq != 4 {
+	if st := fntest.Must[wire.ConvState](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 2}); st.ReadSeq != 4 {
 		t.Fatalf("cursor went back: %+v", st)
 	}
-	if _, err := fntest.Call[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 99}); imerr.CodeOf(err) != imerr.BadRequest {
+	if _, err := fntest.Call[wire.ConvState](t, e, "conv.read", alice, conv.ReadReq{ConvID: ab, Seq: 99}); imerr.CodeOf(err) != imerr.BadRequest {
 		t.Fatalf("read past the end: %v", err)
 	}
-	fntest.Must[conv.State](t, e, "conv.read", alice, conv.ReadReq{ConvID: g.ConvID, Seq: 2})
+	fntest.Must[wire.ConvState](t, e, "conv.read", alice, conv.ReadReq{ConvID: g.ConvID, Seq: 2})
 	if got := byID(t, fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{})); got[g.ConvID].Mentioned {
 		t.Fatal("mention flag survives reading past it")
 	}
@@ -123,7 +124,7 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	}
 
 	// Hide: gone until the next message.
-	fntest.Must[conv.State](t, e, "conv.hide", alice, conv.HideReq{ConvID: ac})
+	fntest.Must[wire.ConvState](t, e, "conv.hide", alice, conv.HideReq{ConvID: ac})
 	if _, ok := byID(t, fntest.Must[conv.ListResp](t, e, "conv.list", alice, conv.ListReq{}))[ac]; ok {
 		t.Fatal("hidden conversation listed")
 	}
@@ -138,7 +139,7 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 	if len(p1.Conversations) != 2 || !p1.HasMore || len(p2.Conversations) != 1 || p2.HasMore {
 		t.Fatalf("pages %d/%v %d/%v", len(p1.Conversations), p1.HasMore, len(p2.Conversations), p2.HasMore)
 	}
-	if _, err := fntest.Call[conv.State](t, e, "conv.pin", carol, conv.PinReq{ConvID: ab, Pinned: true}); imerr.CodeOf(err) != imerr.NotFound {
+	if _, err := fntest.Call[wire.ConvState](t, e, "conv.pin", carol, conv.PinReq{ConvID: ab, Pinned: true}); imerr.CodeOf(err) != imerr.NotFound {
 		t.Fatalf("pinning someone else's conversation: %v", err)
 	}
 }
@@ -155,7 +156,7 @@ func TestGroupReceipts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fntest.Must[conv.State](t, e, "conv.read", endpoint.Caller{UserID: ids[1500]}, conv.ReadReq{ConvID: g.ConvID, Seq: msg.Seq})
+	fntest.Must[wire.ConvState](t, e, "conv.read", endpoint.Caller{UserID: ids[1500]}, conv.ReadReq{ConvID: g.ConvID, Seq: msg.Seq})
 	r := fntest.Must[message.ReceiptsResp](t, e, "msg.receipts", owner, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}})
 	if r.Read != 1201 || r.Members != 4999 || r.Readers != nil {
 		t.Fatalf("receipts read %d of %d, readers %v", r.Read, r.Members, r.Readers)
@@ -172,7 +173,7 @@ func TestGroupReceipts(t *testing.T) {
 	if len(readers) != 1201 || readers[0] != ids[0] || readers[1200] != ids[1500] {
 		t.Fatalf("paged %d readers", len(readers))
 	}
-	if _, err := fntest.Call[message.ReceiptsResp](t, e, "msg.receipts", endpoint.Caller{UserID: 999999}, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}}); imerr.CodeOf(err) != imerr.Forbidden {
+	if _, err := fntest.Call[message.ReceiptsResp](t, e, "msg.receipts", endpoint.Caller{UserID: 999999}, message.ReceiptsReq{MsgRef: message.MsgRef{ID: msg.ID}}); imerr.CodeOf(err) != imerr.NotFound {
 		t.Fatalf("outsider asking receipts: %v", err)
 	}
 }

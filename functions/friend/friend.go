@@ -18,10 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"natter/functions/deliver"
+	"natter/shared/config"
 	"natter/shared/endpoint"
 	"natter/shared/logging"
 	"natter/shared/subject"
-	"natter/shared/wire"
 )
 
 // Config is the friend domain's settings (env prefix FRIEND_ in the worker).
@@ -35,9 +36,10 @@ type Config struct {
 
 // Deps are what the domain needs; main wires them.
 type Deps struct {
-	DB     *sql.DB
-	NC     *nats.Conn
-	Config Config
+	DB      *sql.DB
+	NC      *nats.Conn // events
+	Deliver *deliver.Deliverer
+	Config  Config
 	// Relations, when set, is this worker's send-permission cache: changes here
 	// forget its answers at once (other workers hear subject.EvtRelationsChanged).
 	Relations *Relations
@@ -45,23 +47,17 @@ type Deps struct {
 
 // Service implements the friend, block and privacy endpoints.
 type Service struct {
-	db  *sql.DB
-	nc  *nats.Conn
-	rel *Relations
-	cfg Config
-	now func() time.Time
+	db      *sql.DB
+	nc      *nats.Conn
+	deliver *deliver.Deliverer
+	rel     *Relations
+	cfg     Config
+	now     func() time.Time
 }
 
 // New returns the friend service, filling defaults for zero settings.
 func New(d Deps) *Service {
-	c := d.Config
-	if c.MaxFriends <= 0 {
-		c.MaxFriends = 5000
-	}
-	if c.MaxBlocks <= 0 {
-		c.MaxBlocks = 5000
-	}
-	return &Service{db: d.DB, nc: d.NC, rel: d.Relations, cfg: c, now: time.Now}
+	return &Service{db: d.DB, nc: d.NC, deliver: d.Deliver, rel: d.Relations, cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -102,25 +98,6 @@ func lockPair(ctx context.Context, tx *sql.Tx, a, b int64) (map[int64]User, erro
 
 // at returns the current time at the storage precision (DATETIME(3)).
 func (s *Service) at() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
-
-// push publishes one event frame to uid's devices; skipConn (the connection
-// that already has the reply) is not sent it. Pushes are at most once: they are
-// hints, and the lists are the truth a client reloads after reconnecting.
-func (s *Service) push(ctx context.Context, uid int64, skipConn, event string, data any) {
-	frame, err := wire.EncodePush(event, data)
-	if err != nil {
-		logging.From(ctx).Error().Err(err).Str("event", event).Msg("encode push")
-		return
-	}
-	m := &nats.Msg{Subject: subject.Deliver(uid), Data: frame}
-	if skipConn != "" {
-		m.Header = nats.Header{}
-		m.Header.Set(wire.HeaderSkipConn, skipConn)
-	}
-	if err := s.nc.PublishMsg(m); err != nil {
-		logging.From(ctx).Warn().Err(err).Int64("to", uid).Str("event", event).Msg("push failed")
-	}
-}
 
 // changed announces a committed change to what users may send each other:
 // this worker's cache forgets them now, every worker's once the event arrives.

@@ -117,7 +117,7 @@ func TestRequestAccept(t *testing.T) {
 	if first.Status != friend.StatusPending || first.RequestID <= 0 {
 		t.Fatalf("request %+v", first)
 	}
-	p, _ := nextPush[friend.RequestPush](t, toBob, "friend.request")
+	p, _ := nextPush[wire.FriendRequest](t, toBob, "friend.request")
 	if p.RequestID != first.RequestID || p.From != alice.UserID || p.Message != "hi bob" || p.CreatedAt == 0 || p.User.Username != "alice" {
 		t.Fatalf("friend.request push %+v", p)
 	}
@@ -135,7 +135,7 @@ func TestRequestAccept(t *testing.T) {
 	if again != first {
 		t.Fatalf("re-send %+v, want %+v", again, first)
 	}
-	p2, _ := nextPush[friend.RequestPush](t, toBob, "friend.request")
+	p2, _ := nextPush[wire.FriendRequest](t, toBob, "friend.request")
 	if p2.CreatedAt != p.CreatedAt || p2.Message != "hi bob, it's alice" {
 		t.Fatalf("re-send push %+v", p2)
 	}
@@ -170,14 +170,14 @@ func TestRequestAccept(t *testing.T) {
 	if r, err := respond(t, e, bob, first.RequestID, true); err != nil || r.Status != friend.StatusAccepted {
 		t.Fatalf("accept: %+v %v", r, err)
 	}
-	rp, _ := nextPush[friend.RespondedPush](t, toAlice, "friend.responded")
-	if rp != (friend.RespondedPush{RequestID: first.RequestID, By: bob.UserID, Accepted: true}) {
+	rp, _ := nextPush[wire.FriendResponded](t, toAlice, "friend.responded")
+	if rp != (wire.FriendResponded{RequestID: first.RequestID, By: bob.UserID, Accepted: true}) {
 		t.Fatalf("friend.responded %+v", rp)
 	}
-	if a, _ := nextPush[friend.UserPush](t, toAlice, "friend.added"); a.UserID != bob.UserID {
+	if a, _ := nextPush[wire.UserRef](t, toAlice, "friend.added"); a.UserID != bob.UserID {
 		t.Fatalf("alice's friend.added %+v", a)
 	}
-	b, bm := nextPush[friend.UserPush](t, toBob, "friend.added")
+	b, bm := nextPush[wire.UserRef](t, toBob, "friend.added")
 	if b.UserID != alice.UserID || bm.Header.Get(wire.HeaderSkipConn) != "conn-b1" {
 		t.Fatalf("bob's friend.added %+v skip %q", b, bm.Header.Get(wire.HeaderSkipConn))
 	}
@@ -218,11 +218,11 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 	toAlice, toBob := inbox(t, e, alice.UserID), inbox(t, e, bob.UserID)
 
 	first := request(t, e, alice, bob.UserID, "one")
-	nextPush[friend.RequestPush](t, toBob, "friend.request")
+	nextPush[wire.FriendRequest](t, toBob, "friend.request")
 	if r, err := respond(t, e, bob, first.RequestID, false); err != nil || r.Status != friend.StatusDeclined {
 		t.Fatalf("decline: %+v %v", r, err)
 	}
-	if rp, _ := nextPush[friend.RespondedPush](t, toAlice, "friend.responded"); rp.Accepted || rp.By != bob.UserID {
+	if rp, _ := nextPush[wire.FriendResponded](t, toAlice, "friend.responded"); rp.Accepted || rp.By != bob.UserID {
 		t.Fatalf("decline push %+v", rp)
 	}
 	if r, err := respond(t, e, bob, first.RequestID, false); err != nil || r.Status != friend.StatusDeclined {
@@ -247,17 +247,17 @@ func TestDeclineDeleteAndRequestAgain(t *testing.T) {
 	if _, err := respond(t, e, bob, second.RequestID, true); err != nil {
 		t.Fatal(err)
 	}
-	nextPush[friend.RequestPush](t, toBob, "friend.request")
-	nextPush[friend.UserPush](t, toBob, "friend.added")
-	nextPush[friend.RespondedPush](t, toAlice, "friend.responded")
-	nextPush[friend.UserPush](t, toAlice, "friend.added")
+	nextPush[wire.FriendRequest](t, toBob, "friend.request")
+	nextPush[wire.UserRef](t, toBob, "friend.added")
+	nextPush[wire.FriendResponded](t, toAlice, "friend.responded")
+	nextPush[wire.UserRef](t, toAlice, "friend.added")
 
 	// Delete: both directions go; alice's other devices hear of it, bob does not.
 	fntest.Must[friend.Empty](t, e, "friend.delete", alice, friend.UserReq{UserID: bob.UserID})
 	if n := friendRows(t, e, alice.UserID, bob.UserID); n != 0 {
 		t.Fatalf("%d friendship rows after delete", n)
 	}
-	d, dm := nextPush[friend.UserPush](t, toAlice, "friend.deleted")
+	d, dm := nextPush[wire.UserRef](t, toAlice, "friend.deleted")
 	if d.UserID != bob.UserID || dm.Header.Get(wire.HeaderSkipConn) != "conn-a1" {
 		t.Fatalf("friend.deleted %+v", d)
 	}
@@ -382,8 +382,8 @@ func TestConcurrentAccept(t *testing.T) {
 	if n := friendRows(t, e, alice.UserID, phone.UserID); n != 2 {
 		t.Fatalf("%d friendship rows", n)
 	}
-	nextPush[friend.RespondedPush](t, toAlice, "friend.responded")
-	nextPush[friend.UserPush](t, toAlice, "friend.added")
+	nextPush[wire.FriendResponded](t, toAlice, "friend.responded")
+	nextPush[wire.UserRef](t, toAlice, "friend.added")
 	noPush(t, toAlice)
 }
 

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"time"
 
+	"natter/functions/deliver"
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/wire"
 )
 
 // requests pages the caller's incoming or outgoing requests, newest first (by
@@ -106,7 +108,7 @@ func (s *Service) delete(ctx context.Context, c endpoint.Caller, r UserReq) (Emp
 	}
 	if n > 0 {
 		s.changed(ctx, c.UserID, r.UserID)
-		s.push(ctx, c.UserID, c.ConnID, "friend.deleted", UserPush{UserID: r.UserID})
+		s.deliver.Push(ctx, deliver.ToUser(c.UserID), wire.FriendDeleted{UserRef: wire.UserRef{UserID: r.UserID}}, deliver.From(c))
 	}
 	return Empty{}, nil
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"natter/functions/deliver"
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"
+	"natter/shared/wire"
 )
 
 // errCannotRequest is the answer whoever blocked whom, and for a target who takes
@@ -108,10 +110,10 @@ func (s *Service) request(ctx context.Context, c endpoint.Caller, r RequestReq) 
 	case StatusPending:
 		// Also on a re-send: the first attempt may have committed and died before
 		// pushing; clients key requests by request_id.
-		s.push(ctx, them, "", "friend.request", RequestPush{RequestID: out.RequestID, From: me, Message: r.Message, CreatedAt: ms(created), User: sender})
+		s.deliver.Push(ctx, deliver.ToUser(them), wire.FriendRequest{RequestID: out.RequestID, From: me, Message: r.Message, CreatedAt: ms(created), User: wire.UserCard(sender)}, deliver.Origin{})
 		s.publish(ctx, subject.EvtFriendRequestSent, RequestSentEvent{RequestID: out.RequestID, From: me, To: them, Message: r.Message, CreatedAt: ms(created)})
 	case StatusAccepted:
-		s.push(ctx, them, "", "friend.responded", RespondedPush{RequestID: answered, By: me, Accepted: true})
+		s.deliver.Push(ctx, deliver.ToUser(them), wire.FriendResponded{RequestID: answered, By: me, Accepted: true}, deliver.Origin{})
 		s.added(ctx, c, them)
 	}
 	return out, nil
@@ -204,8 +206,8 @@ func (s *Service) checkFriendCaps(ctx context.Context, tx *sql.Tx, me, them int6
 // reply and is skipped.
 func (s *Service) added(ctx context.Context, c endpoint.Caller, other int64) {
 	s.changed(ctx, c.UserID, other)
-	s.push(ctx, other, "", "friend.added", UserPush{UserID: c.UserID})
-	s.push(ctx, c.UserID, c.ConnID, "friend.added", UserPush{UserID: other})
+	s.deliver.Push(ctx, deliver.ToUser(other), wire.FriendAdded{UserRef: wire.UserRef{UserID: c.UserID}}, deliver.Origin{})
+	s.deliver.Push(ctx, deliver.ToUser(c.UserID), wire.FriendAdded{UserRef: wire.UserRef{UserID: other}}, deliver.From(c))
 }
 
 // respond accepts or declines a request made to the caller.
@@ -258,7 +260,7 @@ func (s *Service) respond(ctx context.Context, c endpoint.Caller, r RespondReq) 
 		return RespondResp{}, fmt.Errorf("respond: %w", err)
 	}
 	if changed {
-		s.push(ctx, from, "", "friend.responded", RespondedPush{RequestID: r.RequestID, By: to, Accepted: accept})
+		s.deliver.Push(ctx, deliver.ToUser(from), wire.FriendResponded{RequestID: r.RequestID, By: to, Accepted: accept}, deliver.Origin{})
 		if accept {
 			s.added(ctx, c, from)
 		}

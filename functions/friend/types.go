@@ -218,24 +218,6 @@ func (r *PrivacySetReq) Validate() error {
 
 // Push payloads.
 type (
-	// RequestPush is friend.request, sent to the target.
-	RequestPush struct {
-		RequestID int64  `json:"request_id"`
-		From      int64  `json:"from"`
-		Message   string `json:"message"`
-		CreatedAt int64  `json:"created_at"`
-		User      User   `json:"user"` // the sender's profile
-	}
-	// RespondedPush is friend.responded, sent to the requester.
-	RespondedPush struct {
-		RequestID int64 `json:"request_id"`
-		By        int64 `json:"by"`
-		Accepted  bool  `json:"accepted"`
-	}
-	// UserPush is friend.added and friend.deleted: the other user.
-	UserPush struct {
-		UserID int64 `json:"user_id"`
-	}
 	// RequestSentEvent is published on im.evt.friend.request.sent.
 	RequestSentEvent struct {
 		RequestID int64  `json:"request_id"`

@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
-	"natter/functions/group/perm"
-	"natter/functions/message"
-	"natter/shared/db"
+	"natter/functions/deliver"
+	"natter/functions/msgstore"
+	"natter/functions/perm"
+	"natter/shared/config"
+	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
-	"natter/shared/logging"
 	"natter/shared/wire"
 )
 
@@ -32,27 +33,24 @@ type Config struct {
 
 // Deps are what the domain needs; main wires them.
 type Deps struct {
-	DB     *sql.DB
-	Store  *message.Store
-	Fanout *message.Fanout
-	Config Config
+	DB      *sql.DB
+	Store   *msgstore.Store
+	Deliver *deliver.Deliverer
+	Config  Config
 }
 
 // Service implements the group endpoints.
 type Service struct {
-	db    *sql.DB
-	store *message.Store
-	fan   *message.Fanout
-	cfg   Config
-	now   func() time.Time
+	db      *sql.DB
+	store   *msgstore.Store
+	deliver *deliver.Deliverer
+	cfg     Config
+	now     func() time.Time
 }
 
 // New returns the group service.
 func New(d Deps) *Service {
-	if d.Config.MaxMembers <= 0 {
-		d.Config.MaxMembers = 5000
-	}
-	return &Service{db: d.DB, store: d.Store, fan: d.Fanout, cfg: d.Config, now: time.Now}
+	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -104,7 +102,7 @@ func scanGroup(sc interface{ Scan(...any) error }) (row, error) {
 }
 
 func (g row) info(my *perm.Role) Info {
-	in := Info{GroupID: g.id, ConvID: message.GroupConv(g.id), Name: g.name, Avatar: g.avatar, Intro: g.intro, OwnerID: g.owner,
+	in := Info{GroupID: g.id, ConvID: convid.OfGroup(g.id).Raw, Name: g.name, Avatar: g.avatar, Intro: g.intro, OwnerID: g.owner,
 		JoinPolicy: g.policy, HistoryVisible: g.historyVisible, MuteAll: g.muteAll, MemberCount: g.count, MaxMembers: g.max,
 		Dismissed: g.dismissed, CreatedAt: g.created.UnixMilli()}
 	if my != nil {
@@ -194,60 +192,44 @@ const (
 	EvtAnnounced   = "group.announcement"
 )
 
-// appendSystem writes ev as a system message of group g inside tx.
-func (s *Service) appendSystem(ctx context.Context, tx *sql.Tx, g int64, ev SystemEvent) (message.Message, error) {
+// systemMessage is ev as a system message of group g, for the store to append.
+func systemMessage(g int64, ev SystemEvent) (*wire.Message, error) {
 	content, err := json.Marshal(ev)
 	if err != nil {
-		return message.Message{}, err
+		return nil, fmt.Errorf("system message: %w", err)
 	}
-	m := message.Message{ConvID: message.GroupConv(g), Sender: ev.Actor, ClientMsgID: "sys-" + ids.Token(12), Type: message.TypeSystem, Content: content}
-	if err := s.store.AppendTx(ctx, tx, &m); err != nil {
-		return message.Message{}, fmt.Errorf("system message: %w", err)
-	}
-	return m, nil
+	return &wire.Message{ConvID: convid.OfGroup(g).Raw, Sender: ev.Actor, ClientMsgID: "sys-" + ids.Token(12), Type: wire.TypeSystem, Content: content}, nil
 }
 
-// publish pushes a committed system message to the group's members, and to users
-// who just left it (they no longer are members, but should learn why).
-func (s *Service) publish(ctx context.Context, c endpoint.Caller, m message.Message, gone ...int64) {
-	frame, err := wire.EncodePush("msg.new", m)
-	if err != nil {
-		logging.From(ctx).Error().Err(err).Msg("encode system message")
-		return
-	}
-	s.fan.ToConversation(ctx, m.ConvID, -1, frame, message.OriginOf(c))
-	if len(gone) > 0 {
-		s.fan.ToUsers(gone, frame, message.Origin{})
-	}
-}
-
-// change is how every group change runs: fn makes the change inside a transaction
-// (after taking the group's row lock through actor, target or lockGroup) and
-// returns what happened. The event is written as a system message of the group in
-// the same transaction and pushed after the commit; users who left or were kicked
-// get it too. fn returns a nil event for a change that changes nothing (a retry).
+// change is how every group change but creation runs: fn makes the change inside
+// a transaction (after taking the group's row lock through actor, target or
+// lockGroup) and returns what happened, or nil for a change that changes nothing
+// (a retry). The event is written as a system message of the group in the same
+// transaction, which runs on the conversation's message writer (msgstore.Change),
+// so it takes its seq in order with the members' sends and its push leaves in
+// seq order. Users who left or were kicked get the push too: they are no longer
+// members, but should learn why.
 func (s *Service) change(ctx context.Context, c endpoint.Caller, group int64, fn func(tx *sql.Tx) (*SystemEvent, error)) error {
-	var sys message.Message
+	conv := convid.OfGroup(group)
+	from := deliver.From(c)
 	var gone []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sys, gone = message.Message{}, nil
+	_, err := s.store.Change(ctx, conv.Raw, func(tx *sql.Tx) (*wire.Message, error) {
+		gone = nil
 		ev, err := fn(tx)
 		if err != nil || ev == nil {
-			return err
+			return nil, err
 		}
 		if ev.Event == EvtKicked || ev.Event == EvtLeft {
 			gone = ev.Users
 		}
-		sys, err = s.appendSystem(ctx, tx, group, *ev)
-		return err
+		return systemMessage(group, *ev)
+	}, func(m *wire.Message, _ bool) {
+		s.deliver.Push(ctx, deliver.ToMembers(conv, -1), wire.MsgNew{Message: *m}, from)
+		if len(gone) > 0 {
+			s.deliver.Push(ctx, deliver.ToUsers(gone...), wire.MsgNew{Message: *m}, deliver.Origin{})
+		}
 	})
-	if err != nil {
-		return err
-	}
-	if sys.Seq > 0 {
-		s.publish(ctx, c, sys, gone...)
-	}
-	return nil
+	return txError(err)
 }
 
 // addMembers adds users (existing, not yet members) to group g inside tx, enforcing
@@ -271,7 +253,7 @@ func (s *Service) addMembers(ctx context.Context, tx *sql.Tx, g row, users []int
 	}
 	var minSeq int64
 	if !g.historyVisible {
-		if err := tx.QueryRowContext(ctx, "SELECT last_seq FROM conversations WHERE id = ?", message.GroupConv(g.id)).Scan(&minSeq); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT last_seq FROM conversations WHERE id = ?", convid.OfGroup(g.id).Raw).Scan(&minSeq); err != nil {
 			return nil, fmt.Errorf("group conversation: %w", err)
 		}
 	}
@@ -288,7 +270,7 @@ func (s *Service) addMembers(ctx context.Context, tx *sql.Tx, g row, users []int
 const batch = 1000
 
 func insertMembers(ctx context.Context, tx *sql.Tx, group int64, users []int64, role perm.Role, by, minSeq int64) error {
-	conv := message.GroupConv(group)
+	conv := convid.OfGroup(group).Raw
 	for start := 0; start < len(users); start += batch {
 		chunk := users[start:min(start+batch, len(users))]
 		gm := make([]any, 0, 4*len(chunk))
@@ -365,7 +347,7 @@ func removeMember(ctx context.Context, tx *sql.Tx, group, user int64) (bool, err
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM conversation_members WHERE user_id = ? AND conv_id = ?", user, message.GroupConv(group)); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM conversation_members WHERE user_id = ? AND conv_id = ?", user, convid.OfGroup(group).Raw); err != nil {
 		return false, fmt.Errorf("remove conversation member: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET member_count = member_count - 1, members_version = members_version + 1 WHERE id = ?", group); err != nil {
@@ -399,14 +381,12 @@ func dedupe(ids []int64) []int64 {
 	return out
 }
 
-// inTx runs fn in a transaction and maps the error for the client.
-func (s *Service) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if err := db.InTx(ctx, s.db, fn); err != nil {
-		var ie *imerr.Error
-		if errors.As(err, &ie) {
-			return err
-		}
-		return fmt.Errorf("group tx: %w", err)
+// txError maps a transaction's error for the client: refusals pass, the rest is
+// internal.
+func txError(err error) error {
+	var ie *imerr.Error
+	if err == nil || errors.As(err, &ie) {
+		return err
 	}
-	return nil
+	return fmt.Errorf("group tx: %w", err)
 }

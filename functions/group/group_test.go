@@ -17,6 +17,7 @@ import (
 	"natter/shared/imerr"
 	"natter/shared/subject"
 	"natter/shared/testenv"
+	"natter/shared/wire"
 )
 
 // cast is the set of people a permission case plays with.
@@ -174,14 +175,14 @@ func TestPermissionTable(t *testing.T) {
 		{"leave", "admin", "", "", nil, leave, ""},
 		{"leave", "owner", "", "", nil, leave, imerr.Forbidden},
 		{"send", "member", "", "", nil, send, ""},
-		{"send", "outsider", "", "", nil, send, imerr.Forbidden},
+		{"send", "outsider", "", "", nil, send, imerr.NotFound},
 		{"send", "member", "member", "", muteTarget, send, imerr.Forbidden},
 		{"send", "member", "", "", muteEveryone, send, imerr.Forbidden},
 		{"send", "admin", "", "", muteEveryone, send, ""},
-		{"send", "member", "member", "", kicked, send, imerr.Forbidden},
+		{"send", "member", "member", "", kicked, send, imerr.NotFound},
 		{"read_history", "member", "", "", nil, history, ""},
-		{"read_history", "outsider", "", "", nil, history, imerr.Forbidden},
-		{"read_history", "member", "member", "", kicked, history, imerr.Forbidden},
+		{"read_history", "outsider", "", "", nil, history, imerr.NotFound},
+		{"read_history", "member", "member", "", kicked, history, imerr.NotFound},
 		{"read_members", "member", "", "", nil, members, ""},
 		{"read_members", "outsider", "", "", nil, members, imerr.Forbidden},
 	}
@@ -282,10 +283,10 @@ func TestLargeGroupFanOutAndSync(t *testing.T) {
 		b := boxes[i]
 		sub, err := e.NC.Subscribe(subject.Deliver(ids[i]), func(m *nats.Msg) {
 			var p struct {
-				Event string          `json:"event"`
-				Data  message.Message `json:"data"`
+				Event string       `json:"event"`
+				Data  wire.Message `json:"data"`
 			}
-			if json.Unmarshal(m.Data, &p) == nil && p.Data.Type == message.TypeText {
+			if json.Unmarshal(m.Data, &p) == nil && p.Data.Type == wire.TypeText {
 				b.mu.Lock()
 				b.seqs = append(b.seqs, p.Data.Seq)
 				b.mu.Unlock()
@@ -338,7 +339,7 @@ func TestLargeGroupFanOutAndSync(t *testing.T) {
 	}
 	var events []string
 	for _, m := range s.Conversations[0].Messages {
-		if m.Type == message.TypeSystem {
+		if m.Type == wire.TypeSystem {
 			var ev group.SystemEvent
 			_ = json.Unmarshal(m.Content, &ev)
 			events = append(events, ev.Event)
@@ -387,10 +388,10 @@ func TestHistoryVisibilityAndKick(t *testing.T) {
 				if err != nil {
 					t.Fatal("kicked user got no notice")
 				}
-				var p struct{ Data message.Message }
+				var p struct{ Data wire.Message }
 				_ = json.Unmarshal(m.Data, &p)
 				var ev group.SystemEvent
-				if p.Data.Type == message.TypeSystem && json.Unmarshal(p.Data.Content, &ev) == nil && ev.Event == group.EvtKicked {
+				if p.Data.Type == wire.TypeSystem && json.Unmarshal(p.Data.Content, &ev) == nil && ev.Event == group.EvtKicked {
 					kickSeq = p.Data.Seq
 				}
 			}
@@ -402,13 +403,13 @@ func TestHistoryVisibilityAndKick(t *testing.T) {
 				if err != nil {
 					break
 				}
-				var p struct{ Data message.Message }
+				var p struct{ Data wire.Message }
 				if json.Unmarshal(m.Data, &p) == nil && p.Data.Seq > kickSeq {
 					t.Fatalf("kicked user still receives: %s", m.Data)
 				}
 			}
 			_, err := fntest.Call[message.HistoryResp](t, e, "msg.history", c.outsider, message.HistoryReq{ConvID: g.ConvID})
-			if imerr.CodeOf(err) != imerr.Forbidden {
+			if imerr.CodeOf(err) != imerr.NotFound {
 				t.Fatalf("kicked user reads history: %v", err)
 			}
 		})

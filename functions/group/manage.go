@@ -8,11 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"natter/functions/group/perm"
-	"natter/functions/message"
+	"natter/functions/deliver"
+	"natter/functions/perm"
+	"natter/shared/convid"
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/wire"
 )
 
 func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (Info, error) {
@@ -34,7 +36,7 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		clientID = r.ClientID
 	}
 	var g row
-	var sys message.Message
+	var sys *wire.Message
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		if len(members) > 0 {
 			existing, err := s.existingUsers(ctx, tx, members)
@@ -54,7 +56,7 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO conversations (id, kind) VALUES (?, 2)", message.GroupConv(id)); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO conversations (id, kind) VALUES (?, 2)", convid.OfGroup(id).Raw); err != nil {
 			return fmt.Errorf("group conversation: %w", err)
 		}
 		if err := insertMembers(ctx, tx, id, []int64{c.UserID}, perm.Owner, c.UserID, 0); err != nil {
@@ -63,8 +65,12 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		if err := insertMembers(ctx, tx, id, members, perm.Member, c.UserID, 0); err != nil {
 			return err
 		}
-		if sys, err = s.appendSystem(ctx, tx, id, SystemEvent{Event: EvtCreated, Actor: c.UserID, Users: members}); err != nil {
+		// Nothing else can write the new conversation before this commits.
+		if sys, err = systemMessage(id, SystemEvent{Event: EvtCreated, Actor: c.UserID, Users: members}); err != nil {
 			return err
+		}
+		if err := s.store.AppendTx(ctx, tx, sys); err != nil {
+			return fmt.Errorf("system message: %w", err)
 		}
 		g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", id))
 		return err
@@ -85,7 +91,7 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		}
 		return Info{}, fmt.Errorf("create group: %w", err)
 	}
-	s.publish(ctx, c, sys)
+	s.deliver.Push(ctx, deliver.ToMembers(convid.OfGroup(g.id), -1), wire.MsgNew{Message: *sys}, deliver.From(c))
 	owner := perm.Owner
 	return g.info(&owner), nil
 }

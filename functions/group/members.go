@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"natter/functions/group/perm"
-	"natter/functions/message"
+	"natter/functions/deliver"
+	"natter/functions/perm"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
-	"natter/shared/logging"
 	"natter/shared/wire"
 )
 
@@ -234,8 +233,8 @@ func (s *Service) join(ctx context.Context, c endpoint.Caller, r JoinReq) (JoinR
 		return JoinResp{}, err
 	}
 	if len(admins) > 0 {
-		s.notify(ctx, admins, "group.join.requested", JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID,
-			Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()})
+		s.deliver.Push(ctx, deliver.ToUsers(admins...), wire.GroupJoinRequested{JoinRequest: wire.JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID,
+			Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()}}, deliver.Origin{})
 	}
 	return out, nil
 }
@@ -258,9 +257,9 @@ func (s *Service) joinRequests(ctx context.Context, c endpoint.Caller, r GroupRe
 		return JoinRequestsResp{}, fmt.Errorf("join requests: %w", err)
 	}
 	defer rows.Close()
-	out := JoinRequestsResp{Requests: []JoinRequest{}}
+	out := JoinRequestsResp{Requests: []wire.JoinRequest{}}
 	for rows.Next() {
-		jr := JoinRequest{GroupID: r.GroupID}
+		jr := wire.JoinRequest{GroupID: r.GroupID}
 		var at time.Time
 		if err := rows.Scan(&jr.RequestID, &jr.UserID, &jr.Nickname, &jr.Message, &jr.Status, &at); err != nil {
 			return JoinRequestsResp{}, err
@@ -311,18 +310,8 @@ func (s *Service) respond(ctx context.Context, c endpoint.Caller, r RespondReq) 
 	if err != nil {
 		return RespondResp{}, err
 	}
-	s.notify(ctx, []int64{requester}, "group.join.answered", map[string]any{"group_id": r.GroupID, "request_id": r.RequestID, "status": out.Status})
+	s.deliver.Push(ctx, deliver.ToUser(requester), wire.GroupJoinAnswered{GroupID: r.GroupID, RequestID: r.RequestID, Status: out.Status}, deliver.Origin{})
 	return out, nil
-}
-
-// notify pushes an event that is not part of the conversation to a few users.
-func (s *Service) notify(ctx context.Context, users []int64, event string, data any) {
-	frame, err := wire.EncodePush(event, data)
-	if err != nil {
-		logging.From(ctx).Error().Err(err).Str("event", event).Msg("encode push")
-		return
-	}
-	s.fan.ToUsers(users, frame, message.Origin{})
 }
 
 func orEmpty(ids []int64) []int64 {

@@ -3,6 +3,7 @@ package group
 import (
 	"errors"
 	"natter/shared/validate"
+	"natter/shared/wire"
 )
 
 // Join policies.
@@ -251,18 +252,8 @@ type JoinResp struct {
 	RequestID int64  `json:"request_id,omitempty"`
 }
 
-type JoinRequest struct {
-	RequestID int64  `json:"request_id"`
-	GroupID   int64  `json:"group_id"`
-	UserID    int64  `json:"user_id"`
-	Nickname  string `json:"nickname"`
-	Message   string `json:"message"`
-	Status    string `json:"status"`
-	CreatedAt int64  `json:"created_at"`
-}
-
 type JoinRequestsResp struct {
-	Requests []JoinRequest `json:"requests"`
+	Requests []wire.JoinRequest `json:"requests"` // also pushed to admins as group.join.requested
 }
 
 type RespondReq struct {

@@ -16,6 +16,7 @@ import (
 	"natter/shared/imerr"
 	"natter/shared/subject"
 	"natter/shared/testenv"
+	"natter/shared/wire"
 )
 
 func age(t *testing.T, e *testenv.Env, conv string, seq int64, d time.Duration) {
@@ -54,20 +55,20 @@ func TestRecallAndEdit(t *testing.T) {
 	expectEvent(t, bobInbox, "msg.recalled")
 
 	// Edit: only the sender, inside the window, versioned; a no-op retry changes nothing.
-	_, err = fntest.Call[message.Message](t, e, "msg.edit", bob, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("hijack")})
+	_, err = fntest.Call[wire.Message](t, e, "msg.edit", bob, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("hijack")})
 	fntest.WantCode(t, err, imerr.Forbidden)
-	_, err = fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m1.ID}, Content: text("too late")})
+	_, err = fntest.Call[wire.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m1.ID}, Content: text("too late")})
 	fntest.WantCode(t, err, imerr.Conflict)
-	ed, err := fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")})
+	ed, err := fntest.Call[wire.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")})
 	if err != nil || ed.Edits != 1 || ed.EditedAt == 0 || string(ed.Content) != `{"text":"third, fixed"}` {
 		t.Fatalf("edit %+v %v", ed, err)
 	}
-	if again := fntest.Must[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")}); again.Edits != 1 {
+	if again := fntest.Must[wire.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m3.ID}, Content: text("third, fixed")}); again.Edits != 1 {
 		t.Fatalf("edit retry made version %d", again.Edits)
 	}
 	expectEvent(t, bobInbox, "msg.edited")
 	age(t, e, m2.ConvID, m2.Seq, time.Hour)
-	_, err = fntest.Call[message.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m2.ID}, Content: text("late edit")})
+	_, err = fntest.Call[wire.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: message.MsgRef{ID: m2.ID}, Content: text("late edit")})
 	fntest.WantCode(t, err, imerr.Forbidden)
 
 	// History shows the tombstone and the latest version.
@@ -164,10 +165,10 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	// Reactions: idempotent both ways, aggregated in history with "me".
 	ref := message.MsgRef{ID: first.ID}
 	for range 2 {
-		fntest.Must[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+		fntest.Must[wire.MsgReaction](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍"})
 	}
-	ev := fntest.Must[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "👍"})
-	fntest.Must[message.ReactionEvent](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "🎉"})
+	ev := fntest.Must[wire.MsgReaction](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.Must[wire.MsgReaction](t, e, "msg.react", member, message.ReactReq{MsgRef: ref, Emoji: "🎉"})
 	if ev.Count != 2 {
 		t.Fatalf("👍 count %d", ev.Count)
 	}
@@ -175,12 +176,12 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	if got := fmt.Sprint(h.Messages[0].Reactions); got != "[{👍 2 true} {🎉 1 false}]" {
 		t.Fatalf("reactions %s", got)
 	}
-	if ev := fntest.Must[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍", Remove: true}); ev.Count != 1 {
+	if ev := fntest.Must[wire.MsgReaction](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "👍", Remove: true}); ev.Count != 1 {
 		t.Fatalf("after removing, count %d", ev.Count)
 	}
-	_, err := fntest.Call[message.ReactionEvent](t, e, "msg.react", outsider, message.ReactReq{MsgRef: ref, Emoji: "👍"})
-	fntest.WantCode(t, err, imerr.Forbidden)
-	_, err = fntest.Call[message.ReactionEvent](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "two words"})
+	_, err := fntest.Call[wire.MsgReaction](t, e, "msg.react", outsider, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.WantCode(t, err, imerr.NotFound) // as for a message that does not exist
+	_, err = fntest.Call[wire.MsgReaction](t, e, "msg.react", owner, message.ReactReq{MsgRef: ref, Emoji: "two words"})
 	fntest.WantCode(t, err, imerr.BadRequest)
 
 	// Typing: relayed once per throttle window, never stored, not in large groups.
@@ -199,7 +200,7 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 		t.Fatal("typing sent in a group above the size limit")
 	}
 	_, err = fntest.Call[message.TypingResp](t, e, "msg.typing", outsider, message.TypingReq{ConvID: g.ConvID})
-	fntest.WantCode(t, err, imerr.Forbidden)
+	fntest.WantCode(t, err, imerr.NotFound)
 }
 
 func expectEvent(t *testing.T, sub *nats.Subscription, event string) {

@@ -74,17 +74,6 @@ func (r *ReactReq) Validate() error {
 	return nil
 }
 
-// ReactionEvent is the msg.reaction push and the msg.react reply.
-type ReactionEvent struct {
-	ConvID string `json:"conv_id"`
-	Seq    int64  `json:"seq"`
-	Emoji  string `json:"emoji"`
-	UserID int64  `json:"user_id"`
-	Added  bool   `json:"added"`
-	Count  int    `json:"count"` // users with this emoji on the message now
-	Mod    int64  `json:"mod"`
-}
-
 type ReceiptsReq struct {
 	MsgRef
 	After int64 `json:"after,omitempty"` // reader user id cursor

@@ -6,25 +6,26 @@ package message
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"natter/functions/deliver"
+	"natter/functions/msgstore"
+	"natter/shared/config"
 	"natter/shared/endpoint"
 )
 
 // Config is the message domain's settings (env prefix MESSAGE_ in the worker).
+// Zero fields take their envDefault (config.WithDefaults).
 type Config struct {
 	MaxTextRunes int `env:"MAX_TEXT_RUNES" envDefault:"5000"`
 	HistoryLimit int `env:"HISTORY_LIMIT" envDefault:"100"` // max page size
 	SyncLimit    int `env:"SYNC_LIMIT" envDefault:"2000"`   // max messages per sync call
-	// FanoutWorkers is how many goroutines publish group messages to members.
-	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
 	// Writers is how many group-commit writers store sends, each owning a shard of
-	// the conversations (0: one transaction per message). One makes the biggest
-	// batches, hence the least database work per message; more add transactions in
-	// flight when the database has cores to spare.
+	// the conversations (negative: one transaction per message). One makes the
+	// biggest batches, hence the least database work per message; more add
+	// transactions in flight when the database has cores to spare.
 	Writers int `env:"WRITERS" envDefault:"1"`
 	// BatchLinger is how long a small batch of sends waits for more to join it
 	// (under load batches fill while the previous one commits, and do not wait).
@@ -37,13 +38,13 @@ type Config struct {
 	TypingMaxGroup int           `env:"TYPING_MAX_GROUP" envDefault:"200"`
 }
 
-// Deps are what the domain needs; main wires them. Store and Fanout are shared
-// with the group domain, which writes system messages through them.
+// Deps are what the domain needs; main wires them. Store and Deliver are shared
+// with the other domains.
 type Deps struct {
 	DB      *sql.DB
 	Redis   *redis.Client
-	Store   *Store
-	Fanout  *Fanout
+	Store   *msgstore.Store
+	Deliver *deliver.Deliverer
 	Friends Relations
 	Config  Config
 }
@@ -58,38 +59,17 @@ type Relations interface {
 type Service struct {
 	db      *sql.DB
 	rdb     *redis.Client
-	store   *Store
-	fan     *Fanout
+	store   *msgstore.Store
+	deliver *deliver.Deliverer
 	friends Relations
 	cfg     Config
 	now     func() time.Time
 }
 
-// New returns the message service, filling defaults for zero settings.
+// New returns the message service.
 func New(d Deps) *Service {
-	c := d.Config
-	if c.MaxTextRunes <= 0 {
-		c.MaxTextRunes = 5000
-	}
-	if c.HistoryLimit <= 0 {
-		c.HistoryLimit = 100
-	}
-	if c.SyncLimit <= 0 {
-		c.SyncLimit = 2000
-	}
-	if c.RecallWindow <= 0 {
-		c.RecallWindow = 2 * time.Minute
-	}
-	if c.EditWindow <= 0 {
-		c.EditWindow = 15 * time.Minute
-	}
-	if c.TypingThrottle <= 0 {
-		c.TypingThrottle = 3 * time.Second
-	}
-	if c.TypingMaxGroup <= 0 {
-		c.TypingMaxGroup = 200
-	}
-	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, fan: d.Fanout, friends: d.Friends, cfg: c, now: time.Now}
+	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends,
+		cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -104,37 +84,4 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("msg.receipts", s.receipts),
 		endpoint.Handle("msg.typing", s.typing),
 	}
-}
-
-// insertColumns are written by Append; selectColumns add the lifecycle columns.
-const (
-	insertColumns = "conv_id, seq, id, sender_id, client_msg_id, kind, content, created_at"
-	selectColumns = insertColumns + ", mod_seq, edit_count, edited_at, recalled_by"
-)
-
-func scanMessages(rows *sql.Rows, into []Message) ([]Message, error) {
-	defer rows.Close()
-	for rows.Next() {
-		var m Message
-		var content []byte
-		var at time.Time
-		var edited sql.NullTime
-		if err := rows.Scan(&m.ConvID, &m.Seq, &m.ID, &m.Sender, &m.ClientMsgID, &m.Type, &content, &at,
-			&m.Mod, &m.Edits, &edited, &m.RecalledBy); err != nil {
-			return nil, fmt.Errorf("scan message: %w", err)
-		}
-		m.SentAt = at.UnixMilli()
-		if edited.Valid {
-			m.EditedAt = edited.Time.UnixMilli()
-		}
-		m.Recalled = m.RecalledBy != 0
-		if !m.Recalled {
-			m.Content = content
-		}
-		into = append(into, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read messages: %w", err)
-	}
-	return into, nil
 }

@@ -24,7 +24,7 @@ func text(s string) json.RawMessage {
 
 func send(tb testing.TB, e *testenv.Env, from endpoint.Caller, to int64, cid, body string) message.SendResp {
 	tb.Helper()
-	r, err := fntest.Call[message.SendResp](tb, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: cid, Type: message.TypeText, Content: text(body)})
+	r, err := fntest.Call[message.SendResp](tb, e, "msg.send", from, message.SendReq{To: to, ClientMsgID: cid, Type: wire.TypeText, Content: text(body)})
 	if err != nil {
 		tb.Fatalf("send %s: %v", cid, err)
 	}
@@ -72,8 +72,8 @@ func TestSendOrderIdempotenceAndPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	var push struct {
-		Event string          `json:"event"`
-		Data  message.Message `json:"data"`
+		Event string       `json:"event"`
+		Data  wire.Message `json:"data"`
 	}
 	if err := json.Unmarshal(m.Data, &push); err != nil || push.Event != "msg.new" || push.Data.Seq != 1 || push.Data.Sender != alice.UserID || string(push.Data.Content) != `{"text":"hello"}` {
 		t.Fatalf("push %s %v", m.Data, err)
@@ -206,8 +206,8 @@ func TestHistoryAndSync(t *testing.T) {
 		t.Fatalf("after 100: %d messages, has_more %v, %v", len(fwd.Messages), fwd.HasMore, err)
 	}
 	_, err = fntest.Call[message.HistoryResp](t, e, "msg.history", carol, message.HistoryReq{ConvID: ab})
-	if imerr.CodeOf(err) != imerr.Forbidden {
-		t.Fatalf("carol reading alice/bob: %v, want forbidden", err)
+	if imerr.CodeOf(err) != imerr.NotFound {
+		t.Fatalf("carol reading alice/bob: %v, want not_found", err)
 	}
 
 	// Bob's device holds ab up to 70 and nothing of carol's: sync in pages of 40.
@@ -270,7 +270,8 @@ func TestSendBadInput(t *testing.T) {
 		{"stranger (friends-only privacy)", carol, message.SendReq{To: alice.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
 		{"blocked by the recipient", alice, message.SendReq{To: dave.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
 		{"to self", alice, message.SendReq{To: alice.UserID, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
-		{"someone else's conversation", carol, message.SendReq{ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.Forbidden},
+		{"someone else's conversation", carol, message.SendReq{ConvID: ab, ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.NotFound},
+		{"a group that does not exist", alice, message.SendReq{ConvID: "g:999999", ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.NotFound},
 		{"malformed conv id", alice, message.SendReq{ConvID: "d:2:1", ClientMsgID: "x", Type: "text", Content: text("hi")}, imerr.BadRequest},
 		{"span outside text", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "rich", Content: rich(message.RichContent{Text: "hi", Spans: []message.Span{{Start: 0, End: 5, Style: "bold"}}})}, imerr.BadRequest},
 		{"unknown span style", alice, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "rich", Content: rich(message.RichContent{Text: "hi", Spans: []message.Span{{Start: 0, End: 1, Style: "blink"}}})}, imerr.BadRequest},

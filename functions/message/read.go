@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"slices"
 
+	"natter/functions/msgstore"
+	"natter/shared/convid"
 	"natter/shared/endpoint"
+	"natter/shared/wire"
 )
 
 func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) (HistoryResp, error) {
-	conv, err := parseConv(r.ConvID)
+	conv, err := convid.Parse(r.ConvID)
 	if err != nil {
 		return HistoryResp{}, err
 	}
@@ -24,8 +27,8 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	limit = min(limit, s.cfg.HistoryLimit)
 	// Messages up to st.minSeq predate the caller's membership (groups that hide
 	// history from newcomers).
-	q := "SELECT " + selectColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
-	args := []any{conv.id, st.minSeq}
+	q := "SELECT " + msgstore.SelectColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
+	args := []any{conv.Raw, st.minSeq}
 	switch {
 	case r.After > 0:
 		q += "AND seq > ? ORDER BY seq ASC LIMIT ?"
@@ -41,7 +44,7 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if err != nil {
 		return HistoryResp{}, fmt.Errorf("history: %w", err)
 	}
-	msgs, err := scanMessages(rows, make([]Message, 0, limit+1))
+	msgs, err := msgstore.ScanMessages(rows, make([]wire.Message, 0, limit+1))
 	if err != nil {
 		return HistoryResp{}, err
 	}
@@ -52,7 +55,7 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if r.After == 0 {
 		slices.Reverse(msgs)
 	}
-	if err := s.attachReactions(ctx, c, conv.id, msgs); err != nil {
+	if err := s.attachReactions(ctx, c, conv.Raw, msgs); err != nil {
 		return HistoryResp{}, err
 	}
 	return HistoryResp{Messages: msgs, HasMore: more}, nil
@@ -102,14 +105,14 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 			out.HasMore = true
 			break
 		}
-		sc := SyncConv{ConvID: b.id, LastSeq: b.top, LastMod: b.lastMod, Messages: []Message{}}
+		sc := SyncConv{ConvID: b.id, LastSeq: b.top, LastMod: b.lastMod, Messages: []wire.Message{}}
 		if b.lastMod > b.mod && b.cursor > b.min {
-			rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM messages WHERE conv_id = ? AND mod_seq > ? AND seq > ? AND seq <= ? ORDER BY mod_seq LIMIT ?",
+			rows, err := s.db.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND mod_seq > ? AND seq > ? AND seq <= ? ORDER BY mod_seq LIMIT ?",
 				b.id, b.mod, b.min, b.cursor, left+1)
 			if err != nil {
 				return SyncResp{}, fmt.Errorf("sync changes %s: %w", b.id, err)
 			}
-			if sc.Changed, err = scanMessages(rows, nil); err != nil {
+			if sc.Changed, err = msgstore.ScanMessages(rows, nil); err != nil {
 				return SyncResp{}, err
 			}
 			if len(sc.Changed) > left {
@@ -118,11 +121,11 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 			left -= len(sc.Changed)
 		}
 		if b.top > b.cursor && left > 0 {
-			rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
+			rows, err := s.db.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
 			if err != nil {
 				return SyncResp{}, fmt.Errorf("sync %s: %w", b.id, err)
 			}
-			if sc.Messages, err = scanMessages(rows, sc.Messages); err != nil {
+			if sc.Messages, err = msgstore.ScanMessages(rows, sc.Messages); err != nil {
 				return SyncResp{}, err
 			}
 			left -= len(sc.Messages)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"strings"
 
-	"natter/functions/group/perm"
+	"natter/functions/deliver"
+	"natter/functions/msgstore"
+	"natter/functions/perm"
+	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
-	"natter/shared/logging"
 	"natter/shared/wire"
 )
 
@@ -21,52 +23,52 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	if err != nil {
 		return SendResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
 	}
-	id := r.ConvID
+	var conv convid.ID
 	if r.To != 0 {
 		if r.To == c.UserID {
-			return SendResp{}, imerr.New(imerr.BadRequest, "cannot send a message to yourself")
+			return SendResp{}, imerr.New(imerr.BadRequest, "you cannot send a message to yourself")
 		}
-		id = directID(c.UserID, r.To)
-	}
-	conv, err := parseConv(id)
-	if err != nil {
+		conv = convid.OfDirect(c.UserID, r.To)
+	} else if conv, err = convid.Parse(r.ConvID); err != nil {
 		return SendResp{}, err
 	}
 	st, err := s.standingIn(ctx, c, conv)
 	if err != nil {
 		return SendResp{}, err
 	}
-	if conv.kind == kindDirect && s.friends != nil {
+	if conv.Kind == convid.Direct && s.friends != nil {
 		// Blocks and privacy; a cached answer in the worker, rarely a query.
-		if err := s.friends.CanMessage(ctx, c.UserID, conv.peer(c.UserID)); err != nil {
+		if err := s.friends.CanMessage(ctx, c.UserID, conv.Peer(c.UserID)); err != nil {
 			return SendResp{}, err
 		}
 	}
 	if err := s.maySend(conv, st); err != nil {
 		return SendResp{}, err
 	}
-	var mentions Mentions
+	var mentions msgstore.Mentions
 	if rich != nil {
 		if mentions, err = s.checkRich(ctx, c, conv, st, rich); err != nil {
 			return SendResp{}, err
 		}
 	}
+	if conv.Kind == convid.Direct {
+		// The first message of a 1:1 conversation creates it, before it is queued.
+		if err := s.store.EnsureDirect(ctx, conv); err != nil {
+			return SendResp{}, err
+		}
+	}
 
-	m := Message{ConvID: conv.id, Sender: c.UserID, ClientMsgID: r.ClientMsgID, Type: r.Type, Content: content}
+	m := wire.Message{ConvID: conv.Raw, Sender: c.UserID, ClientMsgID: r.ClientMsgID, Type: r.Type, Content: content}
 	// Pushes go out from the goroutine that committed, in commit order. A retry
 	// pushes again: the first attempt may have stored the message and died before
 	// pushing; clients drop what they already hold by seq.
-	opts := AppendOptions{Mentions: mentions,
-		After: func(m *Message, _ bool) { s.deliver(ctx, c, conv, st, *m) }}
-	dup, err := s.store.Append(ctx, &m, opts)
-	if errors.Is(err, ErrNoConversation) && conv.kind == kindDirect {
-		// First message of a 1:1 conversation: create it, then store as usual.
-		if err = s.store.createDirect(ctx, conv); err == nil {
-			dup, err = s.store.Append(ctx, &m, opts)
-		}
-	}
-	if errors.Is(err, ErrNoConversation) {
-		return SendResp{}, imerr.New(imerr.NotFound, "conversation not found")
+	from := deliver.From(c)
+	dup, err := s.store.Append(ctx, &m, msgstore.AppendOptions{Mentions: mentions,
+		After: func(m *wire.Message, _ bool) {
+			s.deliver.Push(ctx, deliver.ToMembers(conv, st.version), wire.MsgNew{Message: *m}, from)
+		}})
+	if errors.Is(err, msgstore.ErrNoConversation) {
+		return SendResp{}, errNoConversation
 	}
 	if err != nil {
 		var ie *imerr.Error
@@ -79,8 +81,8 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 }
 
 // maySend applies a group's roles and mutes (1:1 rules are blocks and privacy).
-func (s *Service) maySend(conv parsedConv, st standing) error {
-	if conv.kind == kindDirect {
+func (s *Service) maySend(conv convid.ID, st standing) error {
+	if conv.Kind == convid.Direct {
 		return nil
 	}
 	if st.dismissed {
@@ -92,64 +94,49 @@ func (s *Service) maySend(conv parsedConv, st standing) error {
 	return perm.CheckSend(st.role, st.mutedUntil, st.muteAll, s.now())
 }
 
-// deliver encodes the msg.new frame once and publishes it to the members' delivery
-// subjects; the sending connection is skipped (it has the reply).
-func (s *Service) deliver(ctx context.Context, c endpoint.Caller, conv parsedConv, st standing, m Message) {
-	frame, err := wire.EncodePush("msg.new", m)
-	if err != nil {
-		logging.From(ctx).Error().Err(err).Msg("encode push")
-		return
-	}
-	if conv.kind == kindDirect {
-		s.fan.ToUsers([]int64{conv.a, conv.b}, frame, OriginOf(c))
-		return
-	}
-	s.fan.ToConversation(ctx, conv.id, st.version, frame, OriginOf(c))
-}
-
 // checkRich validates what the server relies on in rich content: mentioned users
 // belong to the conversation, @all comes from a group's owner or admins, and a
 // quoted seq exists and is visible to the sender.
-func (s *Service) checkRich(ctx context.Context, c endpoint.Caller, conv parsedConv, st standing, r *RichContent) (Mentions, error) {
+func (s *Service) checkRich(ctx context.Context, c endpoint.Caller, conv convid.ID, st standing, r *RichContent) (msgstore.Mentions, error) {
 	if r.ReplyTo > 0 {
 		var one int
-		err := s.db.QueryRowContext(ctx, "SELECT 1 FROM messages WHERE conv_id = ? AND seq = ? AND seq > ?", conv.id, r.ReplyTo, st.minSeq).Scan(&one)
+		err := s.db.QueryRowContext(ctx, "SELECT 1 FROM messages WHERE conv_id = ? AND seq = ? AND seq > ?", conv.Raw, r.ReplyTo, st.minSeq).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return Mentions{}, imerr.New(imerr.BadRequest, "content.reply_to: no message %d in this conversation", r.ReplyTo)
+			return msgstore.Mentions{}, imerr.New(imerr.BadRequest, "content.reply_to: no message %d in this conversation", r.ReplyTo)
 		}
 		if err != nil {
-			return Mentions{}, fmt.Errorf("reply_to: %w", err)
+			return msgstore.Mentions{}, fmt.Errorf("reply_to: %w", err)
 		}
 	}
-	m := Mentions{Users: r.Mentions, All: r.MentionAll}
-	if conv.kind == kindDirect {
+	m := msgstore.Mentions{Users: r.Mentions, All: r.MentionAll}
+	if conv.Kind == convid.Direct {
 		if r.MentionAll {
-			return Mentions{}, imerr.New(imerr.BadRequest, "content.mention_all: only in groups")
+			return msgstore.Mentions{}, imerr.New(imerr.BadRequest, "content.mention_all: only in groups")
 		}
 		for _, u := range r.Mentions {
-			if u != conv.a && u != conv.b {
-				return Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: user %d is not in this conversation", u)
+			if !conv.Has(u) {
+				return msgstore.Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: user %d is not in this conversation", u)
 			}
 		}
 		return m, nil
 	}
 	if r.MentionAll {
 		if err := perm.Check(perm.MentionAll, st.role, nil, false); err != nil {
-			return Mentions{}, err
+			return msgstore.Mentions{}, err
 		}
 	}
 	if len(r.Mentions) > 0 {
-		args := []any{conv.group}
+		args := []any{conv.Group}
 		for _, u := range r.Mentions {
 			args = append(args, u)
 		}
 		var n int
 		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id IN ("+
 			strings.TrimSuffix(strings.Repeat("?,", len(r.Mentions)), ",")+")", args...).Scan(&n); err != nil {
-			return Mentions{}, fmt.Errorf("mentions: %w", err)
+			return msgstore.Mentions{}, fmt.Errorf("mentions: %w", err)
 		}
 		if n != len(r.Mentions) {
-			return Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: %d of the users are not members", len(r.Mentions)-n)
+			return msgstore.Mentions{}, imerr.New(imerr.BadRequest, "content.mentions: %d of the users are not members", len(r.Mentions)-n)
 		}
 	}
 	return m, nil

@@ -4,43 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"natter/shared/validate"
 	"unicode/utf8"
-)
 
-// Message is one stored message as clients see it (history, sync, msg.new pushes).
-type Message struct {
-	ConvID      string          `json:"conv_id"`
-	Seq         int64           `json:"seq"`
-	ID          int64           `json:"id,string"` // 63-bit: a string so JavaScript keeps it exact
-	Sender      int64           `json:"sender"`
-	ClientMsgID string          `json:"client_msg_id"`
-	Type        string          `json:"type"`
-	Content     json.RawMessage `json:"content"` // null once recalled
-	SentAt      int64           `json:"sent_at"` // unix ms
-	// Lifecycle: Edits counts edits (the version), Mod is the conversation's change
-	// counter at this message's last edit, recall or reaction (see msg.sync).
-	Edits      int        `json:"edits,omitempty"`
-	EditedAt   int64      `json:"edited_at,omitempty"`
-	Recalled   bool       `json:"recalled,omitempty"`
-	RecalledBy int64      `json:"recalled_by,omitempty"`
-	Mod        int64      `json:"mod,omitempty"`
-	Reactions  []Reaction `json:"reactions,omitempty"`
-}
-
-// Reaction aggregates one emoji on a message.
-type Reaction struct {
-	Emoji string `json:"emoji"`
-	Count int    `json:"count"`
-	Me    bool   `json:"me,omitempty"` // the caller reacted with it
-}
-
-// Message types accepted by msg.send.
-const (
-	TypeText = "text"
-	TypeRich = "rich"
-	// TypeSystem messages record group changes; only functions write them.
-	TypeSystem = "system"
+	"natter/shared/validate"
+	"natter/shared/wire"
 )
 
 // SendReq is msg.send. Exactly one of To (a user, for 1:1) and ConvID is set.
@@ -115,7 +82,7 @@ const (
 // conversation.
 func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, *RichContent, error) {
 	switch typ {
-	case TypeText:
+	case wire.TypeText:
 		var c TextContent
 		if err := strictDecode(raw, &c); err != nil {
 			return nil, nil, err
@@ -125,7 +92,7 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		}
 		b, err := json.Marshal(c)
 		return b, nil, err
-	case TypeRich:
+	case wire.TypeRich:
 		var c RichContent
 		if err := strictDecode(raw, &c); err != nil {
 			return nil, nil, err
@@ -203,8 +170,8 @@ func (r *HistoryReq) Validate() error {
 
 // HistoryResp holds messages in ascending seq order.
 type HistoryResp struct {
-	Messages []Message `json:"messages"`
-	HasMore  bool      `json:"has_more"`
+	Messages []wire.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
 }
 
 // SyncReq asks for what a device missed: Cursors maps conversation id to the last
@@ -241,12 +208,12 @@ func (r *SyncReq) Validate() error {
 
 // SyncConv is what one conversation has past the device's cursor.
 type SyncConv struct {
-	ConvID   string    `json:"conv_id"`
-	LastSeq  int64     `json:"last_seq"`
-	LastMod  int64     `json:"last_mod"`
-	Messages []Message `json:"messages"`          // after the seq cursor, ascending seq
-	Changed  []Message `json:"changed,omitempty"` // at or below it, changed since the mod cursor
-	HasMore  bool      `json:"has_more"`
+	ConvID   string         `json:"conv_id"`
+	LastSeq  int64          `json:"last_seq"`
+	LastMod  int64          `json:"last_mod"`
+	Messages []wire.Message `json:"messages"`          // after the seq cursor, ascending seq
+	Changed  []wire.Message `json:"changed,omitempty"` // at or below it, changed since the mod cursor
+	HasMore  bool           `json:"has_more"`
 }
 
 // SyncResp answers msg.sync; when HasMore is set the device stores the new cursors

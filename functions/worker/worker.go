@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,19 +16,23 @@ import (
 
 	"natter/functions/account"
 	"natter/functions/conv"
+	"natter/functions/deliver"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
+	"natter/functions/msgstore"
 	"natter/shared/auth"
+	"natter/shared/config"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
+	"natter/shared/op"
 )
 
 // Deps is everything any domain needs; each domain takes its part.
 type Deps struct {
 	DB *sql.DB
 	// ScriptDB is the same database opened with db.OpenScripts, for the message
-	// store's group-commit writers (required when Message.Writers > 0).
+	// store's group-commit writers (required unless Message.Writers < 0).
 	ScriptDB *sql.DB
 	Redis    *redis.Client
 	NC       *nats.Conn
@@ -41,75 +44,116 @@ type Deps struct {
 	Message  message.Config
 	Group    group.Config
 	Friend   friend.Config
+	Deliver  deliver.Config
 
-	// Built by Endpoints when nil; shared by the domains that write messages.
-	Store     *message.Store
-	Fanout    *message.Fanout
+	// Built by Endpoints when nil; shared by the domains.
+	Store     *msgstore.Store
+	Deliverer *deliver.Deliverer
 	Relations *friend.Relations
 }
 
+// domains builds each domain's endpoints, keyed by the domain name of its
+// service in the op table (op.Services); FUNCTIONS names these.
 var domains = map[string]func(Deps) []endpoint.Endpoint{
-	"friend": func(d Deps) []endpoint.Endpoint {
-		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Config: d.Friend, Relations: d.Relations}).Endpoints()
-	},
 	"account": func(d Deps) []endpoint.Endpoint {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.Signer, Config: d.Account}).Endpoints()
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Config: d.Account}).Endpoints()
 	},
-	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Fanout: d.Fanout, Friends: d.Relations, Config: d.Message}).Endpoints()
-	},
-	"conv": func(d Deps) []endpoint.Endpoint {
-		return conv.New(conv.Deps{DB: d.DB, Fanout: d.Fanout}).Endpoints()
+	"friend": func(d Deps) []endpoint.Endpoint {
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
 	},
 	"group": func(d Deps) []endpoint.Endpoint {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Fanout: d.Fanout, Config: d.Group}).Endpoints()
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Config: d.Group}).Endpoints()
+	},
+	"message": func(d Deps) []endpoint.Endpoint {
+		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}).Endpoints()
+	},
+	"conv": func(d Deps) []endpoint.Endpoint {
+		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints()
 	},
 }
 
-// Domains lists every domain name, sorted.
+// Domains lists every domain name, in the op table's order.
 func Domains() []string {
-	names := make([]string, 0, len(domains))
-	for n := range domains {
-		names = append(names, n)
+	names := make([]string, 0, len(op.Services))
+	for _, s := range op.Services {
+		names = append(names, s.Domain)
 	}
-	sort.Strings(names)
 	return names
 }
 
 // Endpoints returns the endpoints of the named domains (all when names is empty).
-// Background work they start (group fan-out) lives until ctx ends.
+// Each domain must serve exactly the ops the table gives its service: a missing
+// or extra handler is an error here, at start-up, rather than a 503 at run time.
+// Background work they start (group commit, fan-out) lives until ctx ends.
 func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint, error) {
 	if len(names) == 0 {
 		names = Domains()
 	}
+	if err := d.shared(ctx); err != nil {
+		return nil, err
+	}
+	var eps []endpoint.Endpoint
+	for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		svc, ok := op.ServiceOf(n)
+		build, built := domains[n]
+		if !ok || !built {
+			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
+		}
+		got := build(d)
+		if err := Check(svc, got); err != nil {
+			return nil, err
+		}
+		eps = append(eps, got...)
+	}
+	return eps, nil
+}
+
+// Check reports an error unless eps serve each op of svc exactly once and
+// nothing else.
+func Check(svc op.Service, eps []endpoint.Endpoint) error {
+	seen := map[string]int{}
+	for _, ep := range eps {
+		if ep.Op.Service != svc.Name {
+			return fmt.Errorf("domain %s serves %s, which the op table gives to %s", svc.Domain, ep.Op.Name, ep.Op.Service)
+		}
+		seen[ep.Op.Name]++
+	}
+	for _, o := range op.ByService(svc.Name) {
+		switch seen[o.Name] {
+		case 1:
+		case 0:
+			return fmt.Errorf("domain %s has no handler for %s", svc.Domain, o.Name)
+		default:
+			return fmt.Errorf("domain %s has %d handlers for %s", svc.Domain, seen[o.Name], o.Name)
+		}
+	}
+	return nil
+}
+
+// shared builds what several domains use, unless the caller gave it.
+func (d *Deps) shared(ctx context.Context) error {
 	if d.Relations == nil {
 		d.Relations = friend.NewRelations(d.DB)
 		if d.NC != nil {
 			if err := d.Relations.Watch(ctx, d.NC); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if d.Store == nil {
-		d.Store = message.NewStore(d.DB, d.IDs)
-		if d.Message.Writers > 0 {
-			if d.ScriptDB == nil {
-				return nil, fmt.Errorf("message writers need Deps.ScriptDB")
+		d.Store = msgstore.New(d.DB, d.IDs)
+		if mc := config.WithDefaults(d.Message); mc.Writers > 0 {
+			if err := d.Store.Start(ctx, msgstore.BatchConfig{Writers: mc.Writers, Linger: mc.BatchLinger,
+				Metrics: d.Metrics, Scripts: d.ScriptDB}); err != nil {
+				return err
 			}
-			d.Store.Start(ctx, message.BatchConfig{Writers: d.Message.Writers, Linger: d.Message.BatchLinger,
-				Metrics: d.Metrics, Scripts: d.ScriptDB})
 		}
 	}
-	if d.Fanout == nil {
-		d.Fanout = message.NewFanout(ctx, d.DB, d.NC, d.Log, d.Message.FanoutWorkers)
-	}
-	var eps []endpoint.Endpoint
-	for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
-		build, ok := domains[n]
-		if !ok {
-			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
+	if d.Deliverer == nil {
+		var err error
+		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, DB: d.DB, Log: d.Log, Metrics: d.Metrics, Config: d.Deliver}); err != nil {
+			return err
 		}
-		eps = append(eps, build(d)...)
 	}
-	return eps, nil
+	return nil
 }

@@ -6,6 +6,7 @@
 package op
 
 import (
+	"slices"
 	"strings"
 
 	"natter/shared/subject"
@@ -50,6 +51,44 @@ const (
 	SvcGroup   = "im-group"
 	SvcConv    = "im-conv"
 )
+
+// Service is one micro service: the ops of one domain, hosted by the worker
+// under the domain's name (FUNCTIONS=account,message).
+type Service struct {
+	Name   string
+	Domain string
+}
+
+// Services lists every service. Each op's Service is one of these; the worker
+// checks at start-up that each domain serves exactly its service's ops.
+var Services = []Service{
+	{SvcAccount, "account"},
+	{SvcFriend, "friend"},
+	{SvcGroup, "group"},
+	{SvcMessage, "message"},
+	{SvcConv, "conv"},
+}
+
+// ServiceOf returns the service of a domain.
+func ServiceOf(domain string) (Service, bool) {
+	for _, s := range Services {
+		if s.Domain == domain {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// ByService lists the ops of service name, in table order.
+func ByService(name string) []Op {
+	var out []Op
+	for _, o := range All {
+		if o.Service == name {
+			out = append(out, o)
+		}
+	}
+	return out
+}
 
 // All is the table. docs/protocol.md documents each entry.
 var All = []Op{
@@ -122,6 +161,9 @@ var byName = func() map[string]Op {
 	for _, o := range All {
 		if _, dup := m[o.Name]; dup {
 			panic("op: duplicate op " + o.Name)
+		}
+		if !slices.ContainsFunc(Services, func(s Service) bool { return s.Name == o.Service }) {
+			panic("op: " + o.Name + " names unknown service " + o.Service)
 		}
 		m[o.Name] = o
 	}

@@ -1,4 +1,4 @@
-// Package perm is the one table of who may do what in a group. The group domain
+// Package perm is the one table of who may do what in a group: the group domain
 // checks every management action against it and the message domain checks sending
 // and recalling; docs/protocol.md prints the same table.
 package perm
