@@ -25,6 +25,7 @@ type conn struct {
 	limiter  *rate.Limiter
 	slot     int          // which heartbeat tick pings it (connections spread over the interval)
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
+	timedOut atomic.Bool  // the heartbeat is closing it (3002)
 	out      outbox
 }
 

@@ -15,6 +15,9 @@ const heartbeatSlots = 30
 
 // heartbeat pings every connection once per HeartbeatInterval and closes (3002)
 // those silent for longer than HeartbeatTimeout. One loop serves all connections.
+// Each tick (HeartbeatInterval/heartbeatSlots) pings one slot but checks the
+// silence of every connection, one atomic load each, so a close comes within a
+// tick of the timeout rather than at the connection's next ping.
 func (g *Gateway) heartbeat() {
 	t := time.NewTicker(g.cfg.HeartbeatInterval / heartbeatSlots)
 	defer t.Stop()
@@ -26,11 +29,14 @@ func (g *Gateway) heartbeat() {
 			slot := tick % heartbeatSlots
 			deadline := now.Add(-g.cfg.HeartbeatTimeout).UnixNano()
 			g.hub.each(func(c *conn) {
-				if c.slot != slot {
+				if c.lastSeen.Load() < deadline {
+					// Once: the connection stays in the hub until its read loop ends.
+					if !c.timedOut.Swap(true) {
+						c.closeAsync(wire.CloseHeartbeat, "heartbeat timeout")
+					}
 					return
 				}
-				if c.lastSeen.Load() < deadline {
-					c.closeAsync(wire.CloseHeartbeat, "heartbeat timeout")
+				if c.slot != slot {
 					return
 				}
 				c.sock.Async(func() {
