@@ -41,7 +41,7 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "missing id"), start)
 		return
 	case !known:
-		g.refuse(c, req.ID, label, imerr.New(imerr.BadRequest, "unknown op"), start)
+		g.refuse(c, req.ID, label, unknownOp(req.Op), start)
 		return
 	case req.Op == OpPing:
 		c.reply(wire.AppendReplyOK(nil, req.ID, nil))
@@ -64,6 +64,20 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 	}
 	c.reply(wire.AppendReplyOK(make([]byte, 0, len(out)+len(req.ID)+32), req.ID, out))
 	g.log.Debug().Str("req_id", reqID).Str("op", o.Name).Str("conn", c.id).Str("code", "ok").Dur("dur", dur).Msg("request")
+}
+
+// maxOpEcho bounds how much of an unknown op's name an error repeats.
+const maxOpEcho = 64
+
+// unknownOp is the error, on both transports, for an op no client may call:
+// absent from the table, or internal, which must look the same. The name is
+// quoted as JSON text (the encoder then escapes the whole message once more).
+func unknownOp(name string) *imerr.Error {
+	if len(name) > maxOpEcho {
+		name = name[:maxOpEcho] + "..."
+	}
+	quoted, _ := json.Marshal(name) // a string: cannot fail
+	return imerr.New(imerr.NotFound, "unknown op %s", quoted)
 }
 
 // refuse answers a frame the edge rejects itself; the connection stays open.
