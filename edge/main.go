@@ -30,7 +30,8 @@ import (
 type Config struct {
 	// Addr is where the edge listens for WebSocket and HTTP clients.
 	Addr string `env:"EDGE_ADDR" envDefault:":8080"`
-	// DebugAddr serves /debug/pprof/ for operators (empty: off). Keep it on loopback.
+	// DebugAddr serves /debug/pprof/ for operators; set but empty turns it off (see
+	// loadConfig). Keep it on loopback.
 	DebugAddr string `env:"EDGE_DEBUG_ADDR" envDefault:"127.0.0.1:6060"`
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout time.Duration `env:"EDGE_SHUTDOWN_TIMEOUT" envDefault:"15s"`
@@ -50,8 +51,22 @@ func main() {
 	}
 }
 
-func run(ctx context.Context) error {
+// loadConfig parses Config from the environment. env applies an envDefault to a
+// variable set but empty too, so EDGE_DEBUG_ADDR= would still get the default:
+// here it turns pprof off, as documented.
+func loadConfig() (Config, error) {
 	cfg, err := config.Parse[Config]()
+	if err != nil {
+		return cfg, err
+	}
+	if v, set := os.LookupEnv("EDGE_DEBUG_ADDR"); set && v == "" {
+		cfg.DebugAddr = ""
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context) error {
+	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}

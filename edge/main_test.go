@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("EDGE_RATE_LIMIT", "20")
 	t.Setenv("NATS_URL", "nats://nats:4222")
 	t.Setenv("AUTH_ACCESS_TTL", "5m")
-	cfg, err := config.Parse[Config]()
+	cfg, err := loadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,5 +28,40 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("gateway settings: %+v", g)
 	case cfg.NATS.URL != "nats://nats:4222", cfg.Auth.AccessTTL != 5*time.Minute, cfg.Log.Level != "info":
 		t.Fatalf("shared blocks: %+v %+v %+v", cfg.NATS, cfg.Auth, cfg.Log)
+	}
+}
+
+func TestDebugAddr(t *testing.T) {
+	const key = "EDGE_DEBUG_ADDR"
+	tests := []struct {
+		name  string
+		value *string // nil: unset
+		want  string
+	}{
+		{"unset: the default", nil, config.Defaults[Config]().DebugAddr},
+		{"empty: off", new(""), ""},
+		{"set", new("127.0.0.1:7777"), "127.0.0.1:7777"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(key, "") // restores the outer value afterwards
+			if tt.value == nil {
+				if err := os.Unsetenv(key); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				t.Setenv(key, *tt.value)
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DebugAddr != tt.want {
+				t.Fatalf("DebugAddr %q, want %q", cfg.DebugAddr, tt.want)
+			}
+		})
+	}
+	if config.Defaults[Config]().DebugAddr == "" {
+		t.Fatal("no default debug address: the unset case proves nothing")
 	}
 }

@@ -139,8 +139,8 @@ func TestBadInput(t *testing.T) {
 		data any
 		want imerr.Code
 	}{
-		{"unknown op", "msg.teleport", map[string]any{}, imerr.BadRequest},
-		{"internal op", "session.connect", map[string]any{"conn_id": "x"}, imerr.BadRequest},
+		{"unknown op", "msg.teleport", map[string]any{}, imerr.NotFound},
+		{"internal op", "session.connect", map[string]any{"conn_id": "x"}, imerr.NotFound},
 		{"no such user", "msg.send", message.SendReq{To: 999999, ClientMsgID: "x1", Type: "text", Content: text("hi")}, imerr.NotFound},
 		{"empty text", "msg.send", message.SendReq{To: bob.id, ClientMsgID: "x2", Type: "text", Content: text("")}, imerr.BadRequest},
 		{"text too long", "msg.send", message.SendReq{To: bob.id, ClientMsgID: "x3", Type: "text", Content: text(strings.Repeat("a", 5001))}, imerr.BadRequest},

@@ -51,7 +51,7 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 	err := api.add("POST /api/v1/{op...}", func(w http.ResponseWriter, r *http.Request) {
 		o, ok := op.Lookup(r.PathValue("op"))
 		if !ok || o.Access == op.Internal {
-			writeJSONError(w, imerr.New(imerr.NotFound, "unknown op"))
+			writeJSONError(w, unknownOp(r.PathValue("op")))
 			return
 		}
 		g.serveOp(w, r, route{op: o})

@@ -2,7 +2,9 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -84,6 +86,60 @@ func TestHTTPOps(t *testing.T) {
 				t.Fatalf("function saw %+v, want data %s user %d", e, tt.wantData, tt.wantUser)
 			}
 		})
+	}
+}
+
+// TestUnknownOp: an op no client may call answers not_found naming it, over the
+// WebSocket and over HTTP, and an internal op looks exactly like an unknown one.
+func TestUnknownOp(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	tok := f.token(t, uid, "s1")
+	c := f.dial(t, uid, "s2")
+	tests := []struct {
+		name string
+		op   string
+		msg  string
+	}{
+		{"unknown", "no.such.op", `unknown op "no.such.op"`},
+		{"internal", "session.connect", `unknown op "session.connect"`},
+		{"quoted as JSON", "a\"b\x01<", `unknown op "a\"b\u0001\u003c"`},
+		{"long name cut", strings.Repeat("x", 100), `unknown op "` + strings.Repeat("x", 64) + `..."`},
+	}
+	// What each transport answered, with the op's name replaced, by test name.
+	wsSeen, httpSeen := map[string]string{}, map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.send(t, "u", tt.op, map[string]string{"conn_id": "x"})
+			frame := c.next(t)
+			var r wire.Reply
+			if err := json.Unmarshal(frame, &r); err != nil {
+				t.Fatalf("reply %s: %v", frame, err)
+			}
+			if r.OK || r.ID != "u" || r.Error == nil || r.Error.Code != imerr.NotFound || r.Error.Message != tt.msg {
+				t.Fatalf("ws: got %s, want not_found %q", frame, tt.msg)
+			}
+			wsSeen[tt.name] = strings.ReplaceAll(string(frame), tt.op, "OP")
+
+			status, hdr, body := f.httpDo(t, "POST", "/api/v1/"+url.PathEscape(tt.op), tok, `{"conn_id":"x"}`, nil)
+			var e struct {
+				Error imerr.Error `json:"error"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil || status != http.StatusNotFound ||
+				e.Error.Code != imerr.NotFound || e.Error.Message != tt.msg {
+				t.Fatalf("http: %d %s, want 404 not_found %q", status, body, tt.msg)
+			}
+			hdr.Del("Date")
+			hdr.Del("Content-Length")
+			httpSeen[tt.name] = strings.ReplaceAll(string(body), tt.op, "OP") + fmt.Sprint(hdr)
+		})
+	}
+	if wsSeen["internal"] != wsSeen["unknown"] || httpSeen["internal"] != httpSeen["unknown"] {
+		t.Fatalf("an internal op does not look like an unknown one:\nws   %s\n     %s\nhttp %s\n     %s",
+			wsSeen["internal"], wsSeen["unknown"], httpSeen["internal"], httpSeen["unknown"])
+	}
+	if got := f.metric(t, "natter_edge_requests_total", "transport", "ws", "op", "invalid", "code", "not_found"); got != float64(len(tests)) {
+		t.Fatalf("requests_total{ws,invalid,not_found} = %v, want %d", got, len(tests))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/shared/auth"
+	"natter/shared/config"
 	"natter/shared/wire"
 )
 
@@ -83,24 +84,12 @@ type Config struct {
 	DeliverBuffer int `env:"DELIVER_BUFFER" envDefault:"65536"`
 }
 
+// withDefaults fills the zero fields from the envDefault tags (config.WithDefaults)
+// and picks a random ID, which has no default. Negative values (off) are not zero,
+// so they stay.
 func (c Config) withDefaults() Config {
+	c = config.WithDefaults(c)
 	c.ID = cmp.Or(c.ID, "edge"+strconv.FormatUint(uint64(rand.Uint32()), 36))
-	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 30*time.Second)
-	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, 90*time.Second)
-	c.RequestTimeout = cmp.Or(c.RequestTimeout, 10*time.Second)
-	c.WriteTimeout = cmp.Or(c.WriteTimeout, 10*time.Second)
-	c.RateLimit = cmp.Or(c.RateLimit, 50)
-	c.RateBurst = cmp.Or(c.RateBurst, 100)
-	c.HTTPUserLimit = cmp.Or(c.HTTPUserLimit, 50)
-	c.HTTPUserBurst = cmp.Or(c.HTTPUserBurst, 100)
-	c.HTTPPublicLimit = cmp.Or(c.HTTPPublicLimit, 5)
-	c.HTTPPublicBurst = cmp.Or(c.HTTPPublicBurst, 30)
-	c.Parallel = cmp.Or(c.Parallel, 8)
-	c.SendQueue = cmp.Or(c.SendQueue, 256)
-	c.WriteDelay = cmp.Or(c.WriteDelay, 20*time.Millisecond)
-	c.WriteDelayAbove = cmp.Or(c.WriteDelayAbove, 20000)
-	c.DeliverBuffer = cmp.Or(c.DeliverBuffer, 1<<16)
-	c.TouchInterval = cmp.Or(c.TouchInterval, time.Minute)
 	return c
 }
 
@@ -113,7 +102,7 @@ type Deps struct {
 	// is made if nil.
 	Registry *prometheus.Registry
 	// AccessTTL is how long access tokens live (config.Auth.AccessTTL), hence how
-	// far back session revocations are replayed; 15m if zero.
+	// far back session revocations are replayed; config.Auth's default if zero.
 	AccessTTL time.Duration
 }
 
@@ -184,7 +173,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		stop:   make(chan struct{}),
 	}
 	g.hub = newHub(d.NC, m, cfg.DeliverBuffer, g.log)
-	g.rev = newRevocations(cmp.Or(d.AccessTTL, 15*time.Minute))
+	g.rev = newRevocations(cmp.Or(d.AccessTTL, config.Defaults[config.Auth]().AccessTTL))
 	g.userLimits = newKeyedLimiter(cfg.HTTPUserLimit, cfg.HTTPUserBurst)
 	g.publicLimits = newKeyedLimiter(cfg.HTTPPublicLimit, cfg.HTTPPublicBurst)
 	g.upgrader = gws.NewUpgrader(events{g}, &gws.ServerOption{

@@ -216,7 +216,9 @@ type client struct {
 	frames   chan []byte
 	closed   chan struct{}
 	closeErr error
-	silent   bool // does not answer pings
+	closedAt time.Time    // when the connection closed (read after closed)
+	pings    atomic.Int32 // pings received from the edge
+	silent   bool         // does not answer pings
 }
 
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
@@ -225,11 +227,12 @@ func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 }
 
 func (c *client) OnClose(_ *gws.Conn, err error) {
-	c.closeErr = err
+	c.closeErr, c.closedAt = err, time.Now()
 	close(c.closed)
 }
 
 func (c *client) OnPing(s *gws.Conn, p []byte) {
+	c.pings.Add(1)
 	if !c.silent {
 		_ = s.WritePong(p)
 	}

@@ -167,8 +167,6 @@ func TestBadFrames(t *testing.T) {
 	}{
 		{"malformed JSON", `{"id":"x","op":`, "", ""},
 		{"not an object", `[1,2]`, "", ""},
-		{"unknown op", `{"id":"u1","op":"no.such.op"}`, "u1", "unknown op"},
-		{"internal op", `{"id":"i1","op":"session.connect","data":{"conn_id":"x"}}`, "i1", "unknown op"},
 		{"missing id", `{"op":"msg.send","data":{}}`, "", "missing id"},
 	}
 	for _, tt := range tests {
@@ -388,6 +386,44 @@ func TestHeartbeat(t *testing.T) {
 	// The client that answers pings outlived the timeout several times over.
 	if r := live.call(t, "p", gateway.OpPing, nil); !r.OK {
 		t.Fatalf("ping after the timeout: %+v", r)
+	}
+}
+
+// TestHeartbeatCloseTiming checks that a silent connection is closed within about
+// one tick (HeartbeatInterval/30) of HeartbeatTimeout, whichever slot pings it,
+// and that pings stay spread: each connection gets about one per interval.
+func TestHeartbeatCloseTiming(t *testing.T) {
+	const interval, timeout = 300 * time.Millisecond, 500 * time.Millisecond
+	const tick = interval / 30
+	const slack = tick + 40*time.Millisecond // a tick, plus scheduling
+	f := newFixture(t, func(c *gateway.Config) {
+		c.HeartbeatInterval, c.HeartbeatTimeout = interval, timeout
+	})
+	// Connection ids are sequential, and so are their slots: one connection per slot.
+	start := time.Now()
+	clients := make([]*client, 30)
+	for i := range clients {
+		clients[i] = f.dial(t, newUser(), "s1", silent)
+	}
+	if d := time.Since(start); d > timeout/2 {
+		t.Fatalf("dialing took %v: too slow for this test's timings", d)
+	}
+	last := make([]time.Time, len(clients))
+	for i, c := range clients {
+		last[i] = time.Now()
+		c.send(t, "last", gateway.OpPing, nil) // the last frame the edge gets from c
+	}
+	for i, c := range clients {
+		if code := c.closeCode(t); code != wire.CloseHeartbeat {
+			t.Fatalf("client %d: close code %d, want %d", i, code, wire.CloseHeartbeat)
+		}
+		after := c.closedAt.Sub(last[i])
+		if after < timeout || after > timeout+slack {
+			t.Errorf("client %d: closed %v after its last frame, want %v to %v", i, after, timeout, timeout+slack)
+		}
+		if n, most := c.pings.Load(), int32(c.closedAt.Sub(start)/interval)+2; n > most {
+			t.Errorf("client %d: %d pings, want at most %d (one per interval)", i, n, most)
+		}
 	}
 }
 

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
+
+	"natter/shared/auth"
+	"natter/shared/endpoint"
+	"natter/shared/wire"
+)
+
+const closeTimeout = time.Second // to write a close frame
+
+// conn is one client WebSocket.
+type conn struct {
+	g        *Gateway
+	id       string
+	claims   auth.Claims
+	platform string
+	sock     *gws.Conn
+	hc       *heldConn // sock's net.Conn
+	limiter  *rate.Limiter
+	slot     int          // which heartbeat tick pings it (connections spread over the interval)
+	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
+	timedOut atomic.Bool  // the heartbeat is closing it (3002)
+	out      outbox
+}
+
+func (c *conn) caller(reqID string) endpoint.Caller {
+	return endpoint.Caller{
+		UserID:    c.claims.UserID,
+		DeviceID:  c.claims.DeviceID,
+		SessionID: c.claims.SessionID,
+		Role:      c.claims.Role,
+		ConnID:    c.id,
+		RequestID: reqID,
+	}
+}
+
+func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// kick writes frame (if any) after everything already queued, then closes with 3501.
+func (c *conn) kick(frame []byte) {
+	if len(frame) > 0 {
+		c.enqueue(frame, false)
+	}
+	c.closeAsync(wire.CloseKicked, "kicked")
+}
+
+// closeAsync closes the connection with code once the frames queued before it are
+// written (flush first: a flush already on the write queue then finds nothing).
+func (c *conn) closeAsync(code uint16, reason string) {
+	c.sock.Async(func() {
+		c.flush()
+		c.closeNow(code, reason)
+	})
+}
+
+func (c *conn) closeNow(code uint16, reason string) {
+	_ = c.sock.SetWriteDeadline(time.Now().Add(closeTimeout))
+	_ = c.sock.WriteClose(code, []byte(reason))
+}

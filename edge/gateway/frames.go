@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"natter/shared/endpoint"
+	"natter/shared/imerr"
+	"natter/shared/op"
+	"natter/shared/wire"
+)
+
+// OpPing is the edge's built-in op: {"id":"x","op":"ping"} is answered
+// {"id":"x","ok":true} by the edge itself, without a NATS round trip. It is not in
+// op.All because no function serves it.
+const OpPing = "ping"
+
+// handleFrame answers one client frame: a request for an op of the table.
+func (g *Gateway) handleFrame(c *conn, frame []byte) {
+	start := time.Now()
+	var req wire.Request
+	if err := json.Unmarshal(frame, &req); err != nil {
+		g.refuse(c, "", opInvalid, imerr.New(imerr.BadRequest, "malformed frame: want {\"id\":...,\"op\":...,\"data\":...}"), start)
+		return
+	}
+	o, known := op.Lookup(req.Op)
+	label := req.Op
+	if !known || o.Access == op.Internal {
+		known, label = false, opInvalid
+	}
+	if req.Op == OpPing {
+		known, label = true, OpPing
+	}
+	if c.limiter != nil && !c.limiter.Allow() {
+		g.refuse(c, req.ID, label, imerr.New(imerr.RateLimited, "too many frames: slow down"), start)
+		return
+	}
+	switch {
+	case req.ID == "":
+		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "missing id"), start)
+		return
+	case !known:
+		g.refuse(c, req.ID, label, unknownOp(req.Op), start)
+		return
+	case req.Op == OpPing:
+		c.reply(wire.AppendReplyOK(nil, req.ID, nil))
+		g.m.observe("ws", OpPing, nil, time.Since(start))
+		return
+	}
+
+	reqID := g.newID(&g.reqSeq)
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RequestTimeout)
+	out, err := endpoint.Request(ctx, g.nc, o.Name, c.caller(reqID), req.Data)
+	cancel()
+	dur := time.Since(start)
+	g.m.observe("ws", o.Name, err, dur)
+	if err != nil {
+		e := clientError(err)
+		logFailure(g.log.Warn().Str("req_id", reqID).Str("op", o.Name).Str("conn", c.id), e)
+		c.reply(wire.AppendReplyError(nil, req.ID, e))
+		g.log.Debug().Str("req_id", reqID).Str("op", o.Name).Str("conn", c.id).Str("code", string(e.Code)).Dur("dur", dur).Msg("request")
+		return
+	}
+	c.reply(wire.AppendReplyOK(make([]byte, 0, len(out)+len(req.ID)+32), req.ID, out))
+	g.log.Debug().Str("req_id", reqID).Str("op", o.Name).Str("conn", c.id).Str("code", "ok").Dur("dur", dur).Msg("request")
+}
+
+// maxOpEcho bounds how much of an unknown op's name an error repeats.
+const maxOpEcho = 64
+
+// unknownOp is the error, on both transports, for an op no client may call:
+// absent from the table, or internal, which must look the same. The name is
+// quoted as JSON text (the encoder then escapes the whole message once more).
+func unknownOp(name string) *imerr.Error {
+	if len(name) > maxOpEcho {
+		name = name[:maxOpEcho] + "..."
+	}
+	quoted, _ := json.Marshal(name) // a string: cannot fail
+	return imerr.New(imerr.NotFound, "unknown op %s", quoted)
+}
+
+// refuse answers a frame the edge rejects itself; the connection stays open.
+func (g *Gateway) refuse(c *conn, id, label string, e *imerr.Error, start time.Time) {
+	c.reply(wire.AppendReplyError(nil, id, e))
+	g.m.observe("ws", label, e, time.Since(start))
+}
