@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 
@@ -22,6 +23,9 @@ func Request(ctx context.Context, nc *nats.Conn, name string, c Caller, data []b
 		return nil, imerr.New(imerr.NotFound, "unknown op %q", name)
 	}
 	msg := &nats.Msg{Subject: o.Subject(), Data: data, Header: c.Headers()}
+	if dl, ok := ctx.Deadline(); ok {
+		msg.Header.Set(wire.HeaderDeadline, strconv.FormatInt(dl.UnixMilli(), 10))
+	}
 	rep, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {

@@ -1,7 +1,8 @@
-// Package endpoint is natter's one adapter between typed handlers and nats.go/micro.
-// A handler is a plain function of (ctx, Caller, Req) returning (Resp, error); the
-// adapter decodes, validates, checks access, calls, encodes and maps errors, so no
-// handler touches micro.Request.
+// Package endpoint is natter's one adapter between typed handlers and NATS micro
+// services. A handler is a plain function of (ctx, Caller, Req) returning (Resp,
+// error); the adapter decodes, validates, checks access, calls, encodes and maps
+// errors, so no handler touches a NATS message. Server serves handlers; Request
+// and Call are the client side.
 package endpoint
 
 import (
@@ -12,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"natter/shared/imerr"
 	"natter/shared/op"
@@ -84,7 +84,7 @@ func (c Caller) Headers() nats.Header {
 	return h
 }
 
-func callerFrom(h micro.Headers) (Caller, error) {
+func callerFrom(h nats.Header) (Caller, error) {
 	c := Caller{
 		DeviceID:  h.Get(wire.HeaderDevice),
 		SessionID: h.Get(wire.HeaderSession),

@@ -2,13 +2,17 @@ package endpoint_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"natter/shared/endpoint"
@@ -178,4 +182,180 @@ func TestInFlight(t *testing.T) {
 			t.Fatalf("request lost at Stop: %v", err)
 		}
 	}
+}
+
+// TestMicroProtocol asks the server what `nats micro ping|info|stats` ask, on
+// micro's subjects, and decodes the answers into micro's types: every service
+// answers with its version, every op is listed, and the stats count each
+// request, each error and the time the handler really took.
+func TestMicroProtocol(t *testing.T) {
+	e := testenv.Start(t)
+	const work = 30 * time.Millisecond
+	handler := func(_ context.Context, _ endpoint.Caller, r echoReq) (echoResp, error) {
+		time.Sleep(work)
+		if r.Text == "no" {
+			return echoResp{}, imerr.New(imerr.Forbidden, "not yours")
+		}
+		return echoResp{Text: r.Text}, nil
+	}
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{Version: "1.2.3"},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler), endpoint.Handle("msg.history", handler), endpoint.Handle("account.register", handler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() { // concurrent: the time counted is each request's, not the subscription's
+			defer wg.Done()
+			text := "yes"
+			if i < 3 {
+				text = "no"
+			}
+			_, _ = endpoint.Call[echoResp](t.Context(), e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{Text: text})
+		}()
+	}
+	wg.Wait()
+
+	pings := gather[micro.Ping](t, e.NC, "$SRV.PING")
+	if len(pings) != 2 {
+		t.Fatalf("%d services answered PING, want 2: %+v", len(pings), pings)
+	}
+	for _, p := range pings {
+		if p.Version != "1.2.3" || p.ID == "" || p.Type != micro.PingResponseType {
+			t.Fatalf("ping %+v", p)
+		}
+	}
+	infos := gather[micro.Info](t, e.NC, "$SRV.INFO.im-message")
+	if len(infos) != 1 || len(infos[0].Endpoints) != 2 || infos[0].Endpoints[0].Subject != "im.v1.msg.send" || infos[0].Endpoints[0].QueueGroup != "im-message" {
+		t.Fatalf("info %+v", infos)
+	}
+	stats := gather[micro.Stats](t, e.NC, "$SRV.STATS.im-message."+infos[0].ID)
+	if len(stats) != 1 {
+		t.Fatalf("stats %+v", stats)
+	}
+	send := stats[0].Endpoints[0]
+	if send.Name != "msg_send" || send.NumRequests != 10 || send.NumErrors != 3 || !strings.Contains(send.LastError, "not yours") ||
+		send.AverageProcessingTime < work || send.ProcessingTime < 10*work {
+		t.Fatalf("msg.send stats %+v", send)
+	}
+	if h := stats[0].Endpoints[1]; h.NumRequests != 0 {
+		t.Fatalf("msg.history stats %+v", h)
+	}
+}
+
+// gather collects every answer to a request on subj that arrives within 300ms.
+func gather[T any](t *testing.T, nc *nats.Conn, subj string) []T {
+	t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	for {
+		m, err := sub.NextMsg(300 * time.Millisecond)
+		if err != nil {
+			return out
+		}
+		var v T
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s answered %s: %v", subj, m.Data, err)
+		}
+		out = append(out, v)
+	}
+}
+
+// TestDeadline: a request is not started once its caller's deadline has passed,
+// whether it came late or waited for a slot, and its time runs from its arrival.
+func TestDeadline(t *testing.T) {
+	e := testenv.Start(t)
+	var started atomic.Int64
+	release := make(chan struct{})
+	handler := func(ctx context.Context, _ endpoint.Caller, r echoReq) (echoResp, error) {
+		started.Add(1)
+		if r.Text == "hold" {
+			<-release
+		}
+		return echoResp{Text: r.Text}, nil
+	}
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{InFlight: 1, InFlightPerOp: 1, Timeout: 5 * time.Second},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+
+	// A deadline already past: not started.
+	msg := &nats.Msg{Subject: "im.v1.msg.send", Data: []byte(`{}`), Header: endpoint.Caller{UserID: 1}.Headers()}
+	msg.Header.Set(wire.HeaderDeadline, fmt.Sprint(time.Now().Add(-time.Second).UnixMilli()))
+	if _, err := e.NC.RequestMsg(msg, 300*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("expired request answered: %v", err)
+	}
+	// One request holds the only slot; the next gives up after 100ms while waiting.
+	held := make(chan error, 1)
+	go func() {
+		_, err := endpoint.Call[echoResp](t.Context(), e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{Text: "hold"})
+		held <- err
+	}()
+	for started.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = endpoint.Call[echoResp](ctx, e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{Text: "late"})
+	cancel()
+	if imerr.CodeOf(err) != imerr.Unavailable {
+		t.Fatalf("late request: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the late one had its slot by now
+	if n := started.Load(); n != 1 {
+		t.Fatalf("%d handlers started, want 1: the late request ran after its caller gave up", n)
+	}
+}
+
+// TestPanicStack: a panic answers internal and its stack reaches the log.
+func TestPanicStack(t *testing.T) {
+	e := testenv.Start(t)
+	var logs syncBuffer
+	handler := func(context.Context, endpoint.Caller, echoReq) (echoResp, error) { panic("boom") }
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.New(&logs), nil, endpoint.Config{},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	_, err = endpoint.Call[echoResp](t.Context(), e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{})
+	if imerr.CodeOf(err) != imerr.Internal {
+		t.Fatalf("got %v", err)
+	}
+	if out := logs.String(); !strings.Contains(out, `"panic":"boom"`) || !strings.Contains(out, "endpoint_test.go") {
+		t.Fatalf("log lacks the panic and its stack:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,167 +1,165 @@
 package endpoint
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"natter/shared/config"
 	"natter/shared/imerr"
 	"natter/shared/logging"
+	"natter/shared/metrics"
 	"natter/shared/op"
 	"natter/shared/wire"
 )
 
-// Config sizes a Server.
+// Config sizes a Server (env prefix ENDPOINT_ in the worker). Zero fields take
+// their envDefault.
 type Config struct {
 	// InFlight bounds the requests this process handles at once, across all its
-	// ops. micro calls a handler on its endpoint's subscription goroutine, one
-	// request at a time; the adapter hands each request to its own goroutine so
-	// that a send waiting for its group commit does not hold up the next one.
-	// When InFlight are running, the subscription waits (NATS buffers the rest).
+	// ops. Each request runs on its own goroutine, so that a send waiting for its
+	// group commit does not hold up the next one. When InFlight are running, the
+	// endpoint's subscription waits (NATS buffers the rest).
 	InFlight int `env:"IN_FLIGHT" envDefault:"1024"`
 	// InFlightPerOp bounds the requests of one op among them, so that a flood of
 	// one (logins, say) cannot take every slot from the others.
 	InFlightPerOp int `env:"IN_FLIGHT_PER_OP" envDefault:"256"`
-	// Timeout bounds one request.
+	// Timeout bounds one request from its arrival; the caller's own deadline
+	// (the Natter-Deadline header) shortens it.
 	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
-	Version string        `env:"VERSION" envDefault:"0.1.0"`
+	// Version is what `nats micro list` shows for every service (SemVer).
+	Version string `env:"VERSION" envDefault:"0.1.0"`
 }
 
-// Server hosts endpoints as micro services on one NATS connection.
+// Server hosts endpoints as NATS micro services: one service per op service of
+// the table, its endpoints in a queue group named after it, so workers scale by
+// running more processes.
+//
+// It speaks micro's protocol (the $SRV.PING, INFO and STATS subjects and their
+// replies, micro's error headers) with micro's own types, but runs the requests
+// itself: micro.AddService calls a handler on its endpoint's subscription
+// goroutine, one request at a time, and counts only what that call takes. natter
+// needs many requests of one op in flight per process (group commit batches
+// them), and `nats micro stats` must count errors and the time each request
+// really took. So each request runs on its own goroutine and the stats are the
+// server's own, measured from a request's arrival to its answer.
 type Server struct {
-	svcs  []micro.Service
+	nc    *nats.Conn
+	log   zerolog.Logger
+	cfg   Config
+	base  context.Context
 	slots chan struct{} // one per request in flight
-	m     *metrics
+	m     *serverMetrics
+	svcs  []*service
+	verbs []*nats.Subscription
 
 	mu       sync.Mutex
 	stopping bool           // handlers run inline, so that draining waits for them
 	running  sync.WaitGroup // handlers started on their own goroutine
 }
 
-// dispatch runs h for req on its own goroutine, once one of the op's slots
-// (opSlots) and one of the process's are free; waiting for them holds up only
-// this op's subscription. Once Stop has begun it runs h inline instead: requests
-// still buffered in a draining subscription are then answered before the NATS
-// connection's drain completes.
-func (s *Server) dispatch(h micro.HandlerFunc, opSlots chan struct{}) micro.HandlerFunc {
-	return func(req micro.Request) {
-		s.mu.Lock()
-		if s.stopping {
-			s.mu.Unlock()
-			h(req)
-			return
-		}
-		s.running.Add(1)
-		s.mu.Unlock()
-		opSlots <- struct{}{}
-		s.slots <- struct{}{}
-		s.m.inFlight.Inc()
-		go func() {
-			defer func() { s.m.inFlight.Dec(); <-s.slots; <-opSlots; s.running.Done() }()
-			h(req)
-		}()
-	}
+// service is one micro service: its identity and endpoints.
+type service struct {
+	id      micro.ServiceIdentity
+	desc    string
+	started time.Time
+	eps     []*handler
 }
 
-type metrics struct {
+// handler serves one op.
+type handler struct {
+	ep    Endpoint
+	svc   *service
+	sub   *nats.Subscription
+	slots chan struct{} // this op's share of the process's slots
+	hist  prometheus.Observer
+
+	mu      sync.Mutex // guards the stats below
+	count   int
+	errs    int
+	lastErr string
+	busy    time.Duration
+}
+
+type serverMetrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	inFlight prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
+	m := &serverMetrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "natter", Subsystem: "endpoint", Name: "duration_seconds",
-			Help:    "Time spent handling a request, by op.",
+			Help:    "Time from a request's arrival to its answer, by op.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "natter", Subsystem: "endpoint", Name: "errors_total",
-			Help: "Requests answered with an error, by op and code.",
+			Help: "Requests answered with an error (or dropped past their deadline: unavailable), by op and code.",
 		}, []string{"op", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "natter", Subsystem: "endpoint", Name: "in_flight",
 			Help: "Requests being handled; at ENDPOINT_IN_FLIGHT new ones wait in NATS.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
 	var err error
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = metrics.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.errors, err = register(reg, m.errors); err != nil {
+	if m.errors, err = metrics.Register(reg, m.errors); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+	if m.inFlight, err = metrics.Register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// register registers c, or returns the collector already registered in its
-// place (a second Server on one registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return c, fmt.Errorf("register metrics: %w", err)
-		}
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, nil
-}
-
-// Serve registers eps as one micro service per op service (queue group = service
-// name, so workers scale by running more processes), and returns once the server
-// has the subscriptions. Requests run under ctx (cancelled on shutdown after Stop
-// has drained them). reg may be nil.
+// Serve registers eps as one micro service per op service and returns once the
+// server has the subscriptions. Requests run under ctx (which should outlive the
+// drain of Stop). reg may be nil.
 func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer, cfg Config, eps []Endpoint) (*Server, error) {
+	cfg = config.WithDefaults(cfg)
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	byService := map[string][]Endpoint{}
-	var order []string
+	s := &Server{nc: nc, log: log, cfg: cfg, base: ctx, slots: make(chan struct{}, cfg.InFlight), m: m}
+	byName := map[string]*service{}
 	for _, ep := range eps {
-		if _, ok := byService[ep.Op.Service]; !ok {
-			order = append(order, ep.Op.Service)
+		svc := byName[ep.Op.Service]
+		if svc == nil {
+			svc = &service{id: micro.ServiceIdentity{Name: ep.Op.Service, ID: nuid.Next(), Version: cfg.Version},
+				desc: "natter " + ep.Op.Service, started: time.Now().UTC()}
+			byName[ep.Op.Service] = svc
+			s.svcs = append(s.svcs, svc)
 		}
-		byService[ep.Op.Service] = append(byService[ep.Op.Service], ep)
+		svc.eps = append(svc.eps, &handler{ep: ep, svc: svc, slots: make(chan struct{}, cfg.InFlightPerOp),
+			hist: m.duration.WithLabelValues(ep.Op.Name)})
 	}
-	s := &Server{slots: make(chan struct{}, cmp.Or(cfg.InFlight, 1024)), m: m}
-	for _, name := range order {
-		svc, err := micro.AddService(nc, micro.Config{
-			Name:        name,
-			Version:     cmp.Or(cfg.Version, "0.0.0"),
-			QueueGroup:  name,
-			Description: "natter " + name,
-		})
-		if err != nil {
-			_ = s.Stop()
-			return nil, fmt.Errorf("add service %s: %w", name, err)
-		}
-		s.svcs = append(s.svcs, svc)
-		for _, ep := range byService[name] {
-			h := s.dispatch(adapt(ctx, nc, log, m, cmp.Or(cfg.Timeout, 10*time.Second), ep), make(chan struct{}, cmp.Or(cfg.InFlightPerOp, 256)))
-			if err := svc.AddEndpoint(ep.Op.Endpoint(), h, micro.WithEndpointSubject(ep.Op.Subject())); err != nil {
+	for _, svc := range s.svcs {
+		for _, h := range svc.eps {
+			h.sub, err = nc.QueueSubscribe(h.ep.Op.Subject(), svc.id.Name, func(msg *nats.Msg) { s.dispatch(h, msg, time.Now()) })
+			if err != nil {
 				_ = s.Stop()
-				return nil, fmt.Errorf("add endpoint %s: %w", ep.Op.Name, err)
+				return nil, fmt.Errorf("subscribe %s: %w", h.ep.Op.Name, err)
 			}
+		}
+		if err := s.serveVerbs(svc); err != nil {
+			_ = s.Stop()
+			return nil, err
 		}
 	}
 	// A round trip to the server: once it answers, it has every subscription above,
@@ -173,81 +171,192 @@ func Serve(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheu
 	return s, nil
 }
 
-// Stop drains every service (new requests go to other workers) and waits for the
-// requests in flight to be answered. Requests the subscriptions still hold are
-// answered inline while the caller drains the NATS connection.
+// serveVerbs answers micro's PING, INFO and STATS for svc on the three subjects
+// micro uses for each ($SRV.<VERB>, $SRV.<VERB>.<name>, $SRV.<VERB>.<name>.<id>).
+func (s *Server) serveVerbs(svc *service) error {
+	for verb, answer := range map[micro.Verb]func() any{
+		micro.PingVerb:  func() any { return micro.Ping{ServiceIdentity: svc.id, Type: micro.PingResponseType} },
+		micro.InfoVerb:  func() any { return svc.info() },
+		micro.StatsVerb: func() any { return svc.stats() },
+	} {
+		for _, scope := range [][2]string{{"", ""}, {svc.id.Name, ""}, {svc.id.Name, svc.id.ID}} {
+			subj, err := micro.ControlSubject(verb, scope[0], scope[1])
+			if err != nil {
+				return err
+			}
+			sub, err := s.nc.Subscribe(subj, func(msg *nats.Msg) {
+				if b, err := json.Marshal(answer()); err == nil {
+					_ = msg.Respond(b)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("subscribe %s: %w", subj, err)
+			}
+			s.verbs = append(s.verbs, sub)
+		}
+	}
+	return nil
+}
+
+func (svc *service) info() micro.Info {
+	in := micro.Info{ServiceIdentity: svc.id, Type: micro.InfoResponseType, Description: svc.desc, Endpoints: []micro.EndpointInfo{}}
+	for _, h := range svc.eps {
+		access := map[op.Access]string{op.User: "user", op.Public: "public", op.Internal: "internal"}[h.ep.Op.Access]
+		in.Endpoints = append(in.Endpoints, micro.EndpointInfo{Name: h.ep.Op.Endpoint(), Subject: h.ep.Op.Subject(), QueueGroup: svc.id.Name,
+			Metadata: map[string]string{"op": h.ep.Op.Name, "access": access}})
+	}
+	return in
+}
+
+func (svc *service) stats() micro.Stats {
+	st := micro.Stats{ServiceIdentity: svc.id, Type: micro.StatsResponseType, Started: svc.started, Endpoints: []*micro.EndpointStats{}}
+	for _, h := range svc.eps {
+		h.mu.Lock()
+		es := &micro.EndpointStats{Name: h.ep.Op.Endpoint(), Subject: h.ep.Op.Subject(), QueueGroup: svc.id.Name,
+			NumRequests: h.count, NumErrors: h.errs, LastError: h.lastErr, ProcessingTime: h.busy}
+		if h.count > 0 {
+			es.AverageProcessingTime = h.busy / time.Duration(h.count)
+		}
+		h.mu.Unlock()
+		st.Endpoints = append(st.Endpoints, es)
+	}
+	return st
+}
+
+// dispatch runs the request on its own goroutine once one of the op's slots and
+// one of the process's are free; waiting for them holds up only this op's
+// subscription. Once Stop has begun it runs the request inline instead: requests
+// still buffered in a draining subscription are then answered before the NATS
+// connection's drain completes.
+func (s *Server) dispatch(h *handler, msg *nats.Msg, arrived time.Time) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		s.handle(h, msg, arrived)
+		return
+	}
+	s.running.Add(1)
+	s.mu.Unlock()
+	h.slots <- struct{}{}
+	s.slots <- struct{}{}
+	s.m.inFlight.Inc()
+	go func() {
+		defer func() { s.m.inFlight.Dec(); <-s.slots; <-h.slots; s.running.Done() }()
+		s.handle(h, msg, arrived)
+	}()
+}
+
+// errExpired marks a request whose caller gave up before it could start.
+var errExpired = imerr.New(imerr.Unavailable, "the request waited past its deadline")
+
+// handle answers one request. Its deadline runs from its arrival (Timeout), or
+// from the caller's Natter-Deadline when that is sooner; a request already past
+// it when a slot frees up is not started, since nobody waits for its answer.
+func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
+	name := h.ep.Op.Name
+	caller, err := callerFrom(msg.Header)
+	l := s.log.With().Str("op", name).Str("req_id", caller.RequestID).Int64("user", caller.UserID).Logger()
+	deadline := arrived.Add(s.cfg.Timeout)
+	if ms, perr := strconv.ParseInt(msg.Header.Get(wire.HeaderDeadline), 10, 64); perr == nil && ms > 0 {
+		if d := time.UnixMilli(ms); d.Before(deadline) {
+			deadline = d
+		}
+	}
+	var out []byte
+	switch {
+	case err != nil:
+	case !time.Now().Before(deadline):
+		err = errExpired
+	default:
+		if err = checkAccess(h.ep.Op, caller); err != nil {
+			break
+		}
+		if len(msg.Data) > wire.MaxFrame {
+			err = imerr.New(imerr.TooLarge, "the request is over %d bytes", wire.MaxFrame)
+			break
+		}
+		ctx, cancel := context.WithDeadline(logging.With(s.base, l), deadline)
+		out, err = call(ctx, l, h.ep, caller, msg.Data)
+		cancel()
+	}
+	if err == nil {
+		err = respond(msg, out, nil)
+		if err != nil {
+			l.Warn().Err(err).Msg("respond")
+		}
+		h.done(s, arrived, nil)
+		return
+	}
+	e := imerr.From(err)
+	if e.Code == imerr.Internal || (e.Code == imerr.Unavailable && err != errExpired) {
+		l.Error().Err(err).Msg("request failed")
+	}
+	if err != errExpired { // the caller gave up: nobody reads an answer
+		body, _ := json.Marshal(e)
+		hdr := nats.Header{micro.ErrorHeader: {e.Message}, micro.ErrorCodeHeader: {strconv.Itoa(e.Code.HTTPStatus())}}
+		if rerr := respond(msg, body, hdr); rerr != nil {
+			l.Warn().Err(rerr).Msg("respond")
+		}
+	}
+	h.done(s, arrived, e)
+}
+
+// done counts one answered request in the op's stats and metrics.
+func (h *handler) done(s *Server, arrived time.Time, e *imerr.Error) {
+	took := time.Since(arrived)
+	h.hist.Observe(took.Seconds())
+	h.mu.Lock()
+	h.count++
+	h.busy += took
+	if e != nil {
+		h.errs++
+		h.lastErr = string(e.Code) + ": " + e.Message
+	}
+	h.mu.Unlock()
+	if e != nil {
+		s.m.errors.WithLabelValues(h.ep.Op.Name, string(e.Code)).Inc()
+	}
+}
+
+// respond publishes the answer to the request's reply subject (none: nobody waits).
+func respond(msg *nats.Msg, data []byte, hdr nats.Header) error {
+	if msg.Reply == "" {
+		return nil
+	}
+	return msg.RespondMsg(&nats.Msg{Data: data, Header: hdr})
+}
+
+// Stop drains every endpoint subscription (new requests go to other workers) and
+// waits for the requests in flight to be answered. Requests the subscriptions
+// still hold are answered inline while the caller drains the NATS connection.
+// The PING, INFO and STATS subscriptions go last.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
 	var errs []error
 	for _, svc := range s.svcs {
-		if err := svc.Stop(); err != nil {
-			errs = append(errs, err)
+		for _, h := range svc.eps {
+			if h.sub != nil {
+				if err := h.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+					errs = append(errs, fmt.Errorf("drain %s: %w", h.ep.Op.Name, err))
+				}
+			}
 		}
 	}
 	s.running.Wait()
+	for _, sub := range s.verbs {
+		_ = sub.Unsubscribe()
+	}
 	return errors.Join(errs...)
 }
 
-// adapt turns ep into a micro handler. It answers by publishing to the request's
-// reply subject itself rather than through req.Respond: the answer comes from the
-// dispatch goroutine after micro's own handler call has returned, and micro reads
-// the request's respond state then (its error stats would race). Errors and
-// latencies are counted in natter_endpoint_*; micro's stats count requests.
-func adapt(base context.Context, nc *nats.Conn, log zerolog.Logger, m *metrics, timeout time.Duration, ep Endpoint) micro.HandlerFunc {
-	name := ep.Op.Name
-	hist := m.duration.WithLabelValues(name)
-	return func(req micro.Request) {
-		start := time.Now()
-		caller, err := callerFrom(req.Headers())
-		l := log.With().Str("op", name).Str("req_id", caller.RequestID).Int64("user", caller.UserID).Logger()
-		if err == nil {
-			err = checkAccess(ep.Op, caller)
-		}
-		var out []byte
-		if err == nil {
-			if len(req.Data()) > wire.MaxFrame {
-				err = imerr.New(imerr.TooLarge, "request over %d bytes", wire.MaxFrame)
-			} else {
-				ctx, cancel := context.WithTimeout(logging.With(base, l), timeout)
-				out, err = call(ctx, ep, caller, req.Data())
-				cancel()
-			}
-		}
-		hist.Observe(time.Since(start).Seconds())
-		if err != nil {
-			e := imerr.From(err)
-			m.errors.WithLabelValues(name, string(e.Code)).Inc()
-			if e.Code == imerr.Internal || e.Code == imerr.Unavailable {
-				l.Error().Err(err).Msg("request failed")
-			}
-			body, _ := json.Marshal(e)
-			hdr := nats.Header{wire.HeaderError: {e.Message}, wire.HeaderErrorCode: {strconv.Itoa(e.Code.HTTPStatus())}}
-			if rerr := respond(nc, req, body, hdr); rerr != nil {
-				l.Warn().Err(rerr).Msg("respond")
-			}
-			return
-		}
-		if rerr := respond(nc, req, out, nil); rerr != nil {
-			l.Warn().Err(rerr).Msg("respond")
-		}
-	}
-}
-
-// respond publishes the answer to req's reply subject (none: nobody waits).
-func respond(nc *nats.Conn, req micro.Request, data []byte, hdr nats.Header) error {
-	if req.Reply() == "" {
-		return nil
-	}
-	return nc.PublishMsg(&nats.Msg{Subject: req.Reply(), Data: data, Header: hdr})
-}
-
-// call runs the handler, turning a panic into an internal error so one bad request
-// cannot take a worker down.
-func call(ctx context.Context, ep Endpoint, c Caller, data []byte) (out []byte, err error) {
+// call runs the handler, turning a panic into an internal error (its stack in
+// the log) so one bad request cannot take a worker down.
+func call(ctx context.Context, l zerolog.Logger, ep Endpoint, c Caller, data []byte) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			l.Error().Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("handler panicked")
 			err = fmt.Errorf("panic in %s: %v", ep.Op.Name, r)
 		}
 	}()

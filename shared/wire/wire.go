@@ -43,6 +43,9 @@ const (
 	HeaderRole      = "Natter-Role"
 	HeaderConn      = "Natter-Conn"
 	HeaderRequestID = "Natter-Request-Id"
+	// HeaderDeadline is when the caller stops waiting (unix ms): a worker does not
+	// start a request past it. Clocks are assumed in sync (NTP).
+	HeaderDeadline = "Natter-Deadline"
 
 	// On delivery subjects: the connection that caused a push and must not get it
 	// back (it already has the reply), and control messages for the edge.
