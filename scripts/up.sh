@@ -96,6 +96,18 @@ run() {
 }
 run functions functions "$NATS_FUNCTIONS_PASSWORD"
 fpid=$RUN_PID
+
+# The edge follows session revocations in the JetStream stream IM_EVENTS, which the
+# worker creates before it answers /healthz (functions/main.go): start the edge
+# only then, so it never looks for a stream that does not exist yet.
+deadline=$((SECONDS + 60))
+until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics_host:$metrics_port/healthz" 2>/dev/null)" == 200 ]]; do
+  pid_running "$fpid" || die "the functions worker exited before it was ready (log: .data/log/functions.log)"
+  ((SECONDS < deadline)) ||
+    die "the functions worker did not answer http://$metrics_host:$metrics_port/healthz within 60s (log: .data/log/functions.log)"
+  sleep 0.2
+done
+
 run edge edge "$NATS_EDGE_PASSWORD"
 epid=$RUN_PID
 
