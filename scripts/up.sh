@@ -124,18 +124,31 @@ until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" 2>/dev/null)" 
   sleep 0.3
 done
 
+# NATS monitoring: a server services.sh started serves it on the NATS port + 4000
+# (4222 -> 8222); a reused server has what its own configuration says, maybe none.
+nats_host="$(connect_host "$(host_of "$NATS_ADDR")")" nats_port="$(port_of "$NATS_ADDR")"
+nats_mon="http://$nats_host:$((nats_port + 4000))"
+if ours_alive "nats-$nats_port"; then
+  nats_mon="$nats_mon   (/varz /jsz /connz)"
+elif [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$nats_mon/varz" 2>/dev/null)" == 200 ]]; then
+  nats_mon="$nats_mon   (of the reused NATS server)"
+else
+  nats_mon="none: the reused NATS server answers nothing at $nats_mon/varz (its own config sets monitoring)"
+fi
+
 cat <<EOF
 
 ${_b}natter is up${_0}
-  WebSocket   ws://$edge_host:$edge_port/ws
-  HTTP API    $base/api/v1/
-  health      $base/healthz   $base/readyz
-  metrics     $base/metrics   (edge)   http://$metrics_host:$metrics_port/metrics   (functions)
-  NATS        nats://$NATS_ADDR   (ops: go tool task nats -- micro list)
-  S3          http://$S3_ENDPOINT   (access key $S3_ACCESS_KEY, bucket $S3_BUCKET)
-  MySQL       $MYSQL_DSN
-  Redis       $REDIS_ADDR
-  logs        .data/log/functions.log  .data/log/edge.log
+  WebSocket     ws://$edge_host:$edge_port/ws
+  HTTP API      $base/api/v1/
+  health        $base/healthz   $base/readyz
+  metrics       $base/metrics   (edge)   http://$metrics_host:$metrics_port/metrics   (functions)
+  NATS          nats://$NATS_ADDR   (ops: go tool task nats -- micro list)
+  NATS monitor  $nats_mon
+  S3            http://$S3_ENDPOINT   (access key $S3_ACCESS_KEY, bucket $S3_BUCKET)
+  MySQL         $MYSQL_DSN
+  Redis         $REDIS_ADDR
+  logs          .data/log/functions.log  .data/log/edge.log
 
 Ctrl-C stops the worker, the edge and the services this run started.
 EOF
