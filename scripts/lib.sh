@@ -113,14 +113,18 @@ tool_path() {
   echo "$out" | tail -n 1
 }
 
-# tool_path_verbose NAME [flags...]: tool_path with progress output for slow builds.
+# tool_path_verbose NAME [flags...]: tool_path that says so (on stderr) when it has
+# to compile: a first build takes a minute or two, later ones come from the cache
+# and say nothing.
 tool_path_verbose() {
   local name="$1"; shift
   mkdir -p "$LOGS"
   local t0=$SECONDS path ticker=
-  log "preparing $name with go tool (a first build compiles it: minutes; then it is cached)" >&2
   # The ticker must not hold our stdout: the caller reads it through $(...).
-  ( exec >&2 </dev/null; while sleep 1; do
+  ( exec >&2 </dev/null
+    sleep 2
+    log "building $name with go tool: a first build compiles it (a minute or two); later runs take it from the build cache"
+    while sleep 1; do
       (( (SECONDS - t0) % 30 )) || printf '     ... still building %s (%ss)\n' "$name" $((SECONDS - t0))
     done ) &
   ticker=$!
