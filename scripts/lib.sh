@@ -44,15 +44,18 @@ export MYSQL_ADDR MYSQL_DSN REDIS_ADDR NATS_URL NATS_ADDR \
   NATS_EDGE_PASSWORD NATS_FUNCTIONS_PASSWORD NATS_ADMIN_PASSWORD NATS_SYS_PASSWORD
 
 # ---- output ----------------------------------------------------------------------
-if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
-  _b=$'\e[1m' _r=$'\e[31m' _y=$'\e[33m' _g=$'\e[32m' _0=$'\e[0m'
-else
-  _b='' _r='' _y='' _g='' _0=''
-fi
-log()  { printf '%s==>%s %s\n' "$_b" "$_0" "$*"; }
-ok()   { printf '%s  ok%s %s\n' "$_g" "$_0" "$*"; }
-warn() { printf '%swarn:%s %s\n' "$_y" "$_0" "$*" >&2; }
-die()  { printf '%serror:%s %s\n' "$_r" "$_0" "$*" >&2; exit 1; }
+# Colour only on a terminal and without NO_COLOR. _b/_0 (bold, reset) are for
+# stdout; the helpers look at the stream they write to on each call, since warn and
+# die write to stderr and callers redirect (log ... >&2), which may be a file.
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then _b=$'\e[1m' _0=$'\e[0m'; else _b='' _0=''; fi
+_say() { # FD SGR LABEL TEXT
+  if [[ -t "$1" && -z "${NO_COLOR:-}" ]]; then printf '\e[%sm%s\e[0m %s\n' "$2" "$3" "$4"
+  else printf '%s %s\n' "$3" "$4"; fi
+}
+log()  { _say 1 1 '==>' "$*"; }
+ok()   { _say 1 32 '  ok' "$*"; }
+warn() { _say 2 33 'warn:' "$*" >&2; }
+die()  { _say 2 31 'error:' "$*" >&2; exit 1; }
 
 # ---- addresses and ports ---------------------------------------------------------
 host_of() { local a="$1"; a="${a%:*}"; a="${a#[}"; a="${a%]}"; echo "${a:-127.0.0.1}"; }
@@ -113,14 +116,18 @@ tool_path() {
   echo "$out" | tail -n 1
 }
 
-# tool_path_verbose NAME [flags...]: tool_path with progress output for slow builds.
+# tool_path_verbose NAME [flags...]: tool_path that says so (on stderr) when it has
+# to compile: a first build takes a minute or two, later ones come from the cache
+# and say nothing.
 tool_path_verbose() {
   local name="$1"; shift
   mkdir -p "$LOGS"
   local t0=$SECONDS path ticker=
-  log "preparing $name with go tool (a first build compiles it: minutes; then it is cached)" >&2
   # The ticker must not hold our stdout: the caller reads it through $(...).
-  ( exec >&2 </dev/null; while sleep 1; do
+  ( exec >&2 </dev/null
+    sleep 2
+    log "building $name with go tool: a first build compiles it (a minute or two); later runs take it from the build cache"
+    while sleep 1; do
       (( (SECONDS - t0) % 30 )) || printf '     ... still building %s (%ss)\n' "$name" $((SECONDS - t0))
     done ) &
   ticker=$!

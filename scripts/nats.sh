@@ -6,5 +6,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-exec go tool -modfile=tools/go.mod nats --server "$NATS_URL" \
+# The first run compiles natscli, a minute or two: tool_path_verbose says so rather
+# than sit silent (on stderr, so the CLI's own output stays clean); later runs take
+# it from the build cache at once.
+nats="$(tool_path_verbose nats -modfile=tools/go.mod)"
+exec "$nats" --server "$NATS_URL" \
   --user "${NATS_ADMIN_USER:-admin}" --password "$NATS_ADMIN_PASSWORD" "$@"

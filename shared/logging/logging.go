@@ -13,11 +13,13 @@ import (
 	"natter/shared/config"
 )
 
-// New returns the root logger for a binary; main creates it once.
+// New returns the root logger for a binary; main creates it once. Pretty output is
+// coloured only on a terminal, so logs sent to a file or a pipe carry no escape
+// codes (zerolog also leaves colour out when NO_COLOR is set).
 func New(c config.Log, service string) zerolog.Logger {
 	var w io.Writer = os.Stderr
 	if c.Pretty {
-		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: !terminal(os.Stderr)}
 	}
 	lvl, err := zerolog.ParseLevel(c.Level)
 	if err != nil || c.Level == "" {
@@ -25,6 +27,13 @@ func New(c config.Log, service string) zerolog.Logger {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", service).Logger()
+}
+
+// terminal reports whether f is a character device: a terminal, or /dev/null, where
+// colour does no harm. Files and pipes are not.
+func terminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // With returns ctx carrying l.
