@@ -16,6 +16,7 @@ import (
 	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
@@ -52,8 +53,8 @@ type ListReq struct {
 }
 
 func (r *ListReq) Validate() error {
-	if r.Offset < 0 || r.Limit < 0 || r.Limit > 500 {
-		return errors.New("offset must not be negative, limit 0-500")
+	if r.Offset < 0 || r.Limit < 0 {
+		return errors.New("offset and limit must not be negative")
 	}
 	return nil
 }
@@ -61,19 +62,19 @@ func (r *ListReq) Validate() error {
 // Conversation is one row of the caller's conversation list.
 type Conversation struct {
 	ConvID    string        `json:"conv_id"`
-	Type      string        `json:"type"`                // direct or group
-	PeerID    int64         `json:"peer_id,omitempty"`   // direct
-	GroupID   int64         `json:"group_id,omitempty"`  // group
-	Name      string        `json:"name"`                // the peer's nickname or the group's name
-	Avatar    string        `json:"avatar"`              //
-	LastSeq   int64         `json:"last_seq"`            //
-	LastMsgAt int64         `json:"last_msg_at"`         // unix ms
-	Last      *wire.Message `json:"last_message"`        // preview: null content once recalled
-	Unread    int64         `json:"unread"`              //
-	ReadSeq   int64         `json:"read_seq"`            //
-	Mentioned bool          `json:"mentioned,omitempty"` // a message after the read cursor mentions the caller
-	Pinned    bool          `json:"pinned,omitempty"`    //
-	Muted     bool          `json:"muted,omitempty"`     //
+	Type      string        `json:"type"`               // direct or group
+	PeerID    int64         `json:"peer_id,omitempty"`  // direct
+	GroupID   int64         `json:"group_id,omitempty"` // group
+	Name      string        `json:"name"`               // the peer's nickname or the group's name
+	Avatar    string        `json:"avatar"`             //
+	LastSeq   int64         `json:"last_seq"`           //
+	LastMsgAt int64         `json:"last_msg_at"`        // unix ms
+	Last      *wire.Message `json:"last_message"`       // preview: null content once recalled
+	Unread    int64         `json:"unread"`             //
+	ReadSeq   int64         `json:"read_seq"`           //
+	Mentioned bool          `json:"mentioned"`          // a message after the read cursor mentions the caller
+	Pinned    bool          `json:"pinned"`             // always present, as in conv.pin's reply
+	Muted     bool          `json:"muted"`              //
 }
 
 type ListResp struct {
@@ -86,10 +87,7 @@ type ListResp struct {
 // then by last activity. A user with 1,000 conversations gets them in a few pages
 // (see BenchmarkList).
 func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListResp, error) {
-	limit := r.Limit
-	if limit == 0 {
-		limit = 100
-	}
+	limit := validate.Limit(r.Limit, 100, 500)
 	// The inner query sorts only the member rows and their conversations' activity
 	// (narrow rows); the page is then joined with the last message and names.
 	rows, err := s.db.QueryContext(ctx, `SELECT p.conv_id, p.kind, p.target_id, p.last_seq, p.last_msg_at, p.read_seq, p.min_seq,

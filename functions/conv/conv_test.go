@@ -78,6 +78,14 @@ func TestListUnreadPinMuteHide(t *testing.T) {
 		t.Fatalf("preview %+v", got[ab].Last)
 	}
 
+	// Flags are always present, false too: strict decoders need every field.
+	raw := fntest.Must[json.RawMessage](t, e, "conv.list", alice, conv.ListReq{Limit: 1})
+	for _, field := range []string{`"pinned":false`, `"muted":false`, `"mentioned":`} {
+		if !strings.Contains(string(raw), field) {
+			t.Fatalf("conv.list lacks %s: %s", field, raw)
+		}
+	}
+
 	// Pin the oldest: it comes first. Changes reach alice's other device.
 	laptopInbox, _ := e.NC.SubscribeSync(subject.Deliver(alice.UserID))
 	alice.ConnID = "phone-conn"

@@ -1,7 +1,6 @@
 package friend
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,13 +11,14 @@ import (
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
 // requests pages the caller's incoming or outgoing requests, newest first (by
 // request id: a re-sent or re-opened request keeps its place of first sending).
 func (s *Service) requests(ctx context.Context, c endpoint.Caller, r RequestsReq) (RequestsResp, error) {
-	limit := cmp.Or(r.Limit, defaultPage)
+	limit := validate.Limit(r.Limit, defaultPage, maxPage)
 	self, other := "to_id", "from_id"
 	if r.Direction == Outgoing {
 		self, other = "from_id", "to_id"

@@ -106,8 +106,8 @@ func (r *RequestsReq) Validate() error {
 	if r.Before < 0 {
 		return errors.New("before: a request id")
 	}
-	if r.Limit < 0 || r.Limit > maxPage {
-		return errors.New("limit: 1-100")
+	if r.Limit < 0 {
+		return errors.New("limit must not be negative")
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
@@ -261,10 +262,7 @@ func (s *Service) announcements(ctx context.Context, c endpoint.Caller, r Announ
 	} else if !ok {
 		return AnnouncementsResp{}, errNotMember
 	}
-	limit := r.Limit
-	if limit == 0 {
-		limit = 20
-	}
+	limit := validate.Limit(r.Limit, 20, 100)
 	before := r.Before
 	if before == 0 {
 		before = 1<<63 - 1

@@ -11,6 +11,7 @@ import (
 	"natter/functions/perm"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
@@ -44,10 +45,7 @@ func (s *Service) members(ctx context.Context, c endpoint.Caller, r MembersReq) 
 	} else if !ok {
 		return MembersResp{}, errNotMember
 	}
-	limit := r.Limit
-	if limit == 0 {
-		limit = 100
-	}
+	limit := validate.Limit(r.Limit, 100, 500)
 	rows, err := s.db.QueryContext(ctx, `SELECT m.user_id, u.nickname, u.avatar, m.role, m.muted_until, m.joined_at
 		FROM group_members m JOIN users u ON u.id = m.user_id
 		WHERE m.group_id = ? AND m.user_id > ? ORDER BY m.user_id LIMIT ?`, r.GroupID, r.After, limit+1)

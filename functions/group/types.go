@@ -170,8 +170,8 @@ func (r *MembersReq) Validate() error {
 	if err := validGroup(r.GroupID); err != nil {
 		return err
 	}
-	if r.After < 0 || r.Limit < 0 || r.Limit > 500 {
-		return errors.New("after must not be negative, limit 0-500")
+	if r.After < 0 || r.Limit < 0 {
+		return errors.New("after and limit must not be negative")
 	}
 	return nil
 }
@@ -312,8 +312,8 @@ func (r *AnnouncementsReq) Validate() error {
 	if err := validGroup(r.GroupID); err != nil {
 		return err
 	}
-	if r.Before < 0 || r.Limit < 0 || r.Limit > 100 {
-		return errors.New("before must not be negative, limit 0-100")
+	if r.Before < 0 || r.Limit < 0 {
+		return errors.New("before and limit must not be negative")
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
@@ -249,8 +250,12 @@ func (s *Service) react(ctx context.Context, c endpoint.Caller, r ReactReq) (wir
 	return ev, nil
 }
 
-// maxEmojis bounds the distinct reactions on one message.
-const maxEmojis = 20
+// maxEmojis bounds the distinct reactions on one message; maxReaders a page of
+// msg.receipts.
+const (
+	maxEmojis  = 20
+	maxReaders = 500
+)
 
 // attachReactions fills in the aggregated reactions of msgs (one query, and none
 // when no message was ever reacted to: only those have a mod).
@@ -302,8 +307,9 @@ func (s *Service) receipts(ctx context.Context, c endpoint.Caller, r ReceiptsReq
 	if r.Limit == 0 {
 		return out, nil
 	}
+	limit := validate.Limit(r.Limit, r.Limit, maxReaders)
 	rows, err := s.db.QueryContext(ctx, `SELECT user_id FROM conversation_members WHERE conv_id = ? AND read_seq >= ? AND min_seq < ? AND user_id <> ? AND user_id > ?
-		ORDER BY user_id LIMIT ?`, conv.Raw, m.Seq, m.Seq, m.Sender, r.After, r.Limit+1)
+		ORDER BY user_id LIMIT ?`, conv.Raw, m.Seq, m.Seq, m.Sender, r.After, limit+1)
 	if err != nil {
 		return ReceiptsResp{}, fmt.Errorf("readers: %w", err)
 	}
@@ -316,8 +322,8 @@ func (s *Service) receipts(ctx context.Context, c endpoint.Caller, r ReceiptsReq
 		}
 		out.Readers = append(out.Readers, u)
 	}
-	if len(out.Readers) > r.Limit {
-		out.Readers, out.HasMore = out.Readers[:r.Limit], true
+	if len(out.Readers) > limit {
+		out.Readers, out.HasMore = out.Readers[:limit], true
 	}
 	return out, rows.Err()
 }

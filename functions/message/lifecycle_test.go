@@ -172,7 +172,7 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	if ev.Count != 2 {
 		t.Fatalf("👍 count %d", ev.Count)
 	}
-	h := fntest.Must[message.HistoryResp](t, e, "msg.history", owner, message.HistoryReq{ConvID: g.ConvID, After: first.Seq - 1, Limit: 1})
+	h := fntest.Must[message.HistoryResp](t, e, "msg.history", owner, message.HistoryReq{ConvID: g.ConvID, After: ptr(first.Seq - 1), Limit: 1})
 	if got := fmt.Sprint(h.Messages[0].Reactions); got != "[{👍 2 true} {🎉 1 false}]" {
 		t.Fatalf("reactions %s", got)
 	}

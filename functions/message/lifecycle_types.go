@@ -84,8 +84,8 @@ func (r *ReceiptsReq) Validate() error {
 	if err := r.validRef(); err != nil {
 		return err
 	}
-	if r.After < 0 || r.Limit < 0 || r.Limit > 500 {
-		return errors.New("after must not be negative, limit 0-500")
+	if r.After < 0 || r.Limit < 0 {
+		return errors.New("after and limit must not be negative")
 	}
 	return nil
 }

@@ -201,9 +201,19 @@ func TestHistoryAndSync(t *testing.T) {
 	if len(got) != 120 || got[0] != 120 || got[119] != 1 {
 		t.Fatalf("walked back %d messages: first %d last %d", len(got), got[0], got[len(got)-1])
 	}
-	fwd, err := fntest.Call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: 100, Limit: 10})
+	fwd, err := fntest.Call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: ptr[int64](100), Limit: 10})
 	if err != nil || len(fwd.Messages) != 10 || fwd.Messages[0].Seq != 101 || !fwd.HasMore {
 		t.Fatalf("after 100: %d messages, has_more %v, %v", len(fwd.Messages), fwd.HasMore, err)
+	}
+	// Forward from 0 is the very beginning, not the newest page.
+	start, err := fntest.Call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, After: ptr[int64](0), Limit: 3})
+	if err != nil || len(start.Messages) != 3 || start.Messages[0].Seq != 1 || !start.HasMore {
+		t.Fatalf("after 0: %+v, %v", start, err)
+	}
+	// A limit above the maximum gets the maximum page (one rule for every paged op).
+	big, err := fntest.Call[message.HistoryResp](t, e, "msg.history", alice, message.HistoryReq{ConvID: ab, Limit: 100000})
+	if err != nil || len(big.Messages) != 100 || !big.HasMore {
+		t.Fatalf("limit 100000: %d messages, has_more %v, %v", len(big.Messages), big.HasMore, err)
 	}
 	_, err = fntest.Call[message.HistoryResp](t, e, "msg.history", carol, message.HistoryReq{ConvID: ab})
 	if imerr.CodeOf(err) != imerr.NotFound {
@@ -298,7 +308,7 @@ func TestSendBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := fntest.Call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: r.ConvID, After: r.Seq - 1})
+	h, err := fntest.Call[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: r.ConvID, After: ptr(r.Seq - 1)})
 	if err != nil || len(h.Messages) != 1 || strings.Contains(string(h.Messages[0].Content), "evil") || h.Messages[0].Type != "rich" {
 		t.Fatalf("rich stored as %+v %v", h.Messages, err)
 	}
@@ -342,3 +352,5 @@ func TestBlocksAndPrivacyOnEveryPath(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -8,6 +8,7 @@ import (
 	"natter/functions/msgstore"
 	"natter/shared/convid"
 	"natter/shared/endpoint"
+	"natter/shared/validate"
 	"natter/shared/wire"
 )
 
@@ -20,19 +21,15 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if err != nil {
 		return HistoryResp{}, err
 	}
-	limit := r.Limit
-	if limit == 0 {
-		limit = 50
-	}
-	limit = min(limit, s.cfg.HistoryLimit)
+	limit := validate.Limit(r.Limit, 50, s.cfg.HistoryLimit)
 	// Messages up to st.minSeq predate the caller's membership (groups that hide
 	// history from newcomers).
 	q := "SELECT " + msgstore.SelectColumns + " FROM messages WHERE conv_id = ? AND seq > ? "
 	args := []any{conv.Raw, st.minSeq}
 	switch {
-	case r.After > 0:
+	case r.After != nil: // forward from any seq, 0 included: the very beginning
 		q += "AND seq > ? ORDER BY seq ASC LIMIT ?"
-		args = append(args, r.After, limit+1)
+		args = append(args, *r.After, limit+1)
 	case r.Before > 0:
 		q += "AND seq < ? ORDER BY seq DESC LIMIT ?"
 		args = append(args, r.Before, limit+1)
@@ -52,7 +49,7 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if more {
 		msgs = msgs[:limit]
 	}
-	if r.After == 0 {
+	if r.After == nil {
 		slices.Reverse(msgs)
 	}
 	if err := s.attachReactions(ctx, c, conv.Raw, msgs); err != nil {
@@ -68,10 +65,7 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 // calls make progress; a device stores last_seq/last_mod as its cursors once a
 // conversation's has_more is false.
 func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncResp, error) {
-	limit := r.Limit
-	if limit == 0 || limit > s.cfg.SyncLimit {
-		limit = s.cfg.SyncLimit
-	}
+	limit := validate.Limit(r.Limit, s.cfg.SyncLimit, s.cfg.SyncLimit)
 	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq, c.last_mod, m.min_seq FROM conversation_members m
 		JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND c.last_seq > m.min_seq ORDER BY c.id`, c.UserID)
 	if err != nil {

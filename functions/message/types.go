@@ -146,12 +146,13 @@ func validContentText(s string, maxRunes int) error {
 	return validate.Text("content.text", s, maxRunes)
 }
 
-// HistoryReq pages one conversation by seq: Before (exclusive) walks back from the
-// newest when 0; After (exclusive) walks forward instead when set.
+// HistoryReq pages one conversation by seq. Without After it walks back: from
+// the newest, or from Before (exclusive). With After it walks forward from there
+// (exclusive): "after": 0 starts at the first message.
 type HistoryReq struct {
 	ConvID string `json:"conv_id"`
 	Before int64  `json:"before,omitempty"`
-	After  int64  `json:"after,omitempty"`
+	After  *int64 `json:"after,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 }
 
@@ -159,10 +160,10 @@ func (r *HistoryReq) Validate() error {
 	if r.ConvID == "" {
 		return errors.New("conv_id required")
 	}
-	if r.Before < 0 || r.After < 0 || r.Limit < 0 {
+	if r.Before < 0 || (r.After != nil && *r.After < 0) || r.Limit < 0 {
 		return errors.New("before, after and limit must not be negative")
 	}
-	if r.Before > 0 && r.After > 0 {
+	if r.Before > 0 && r.After != nil {
 		return errors.New("give before or after, not both")
 	}
 	return nil

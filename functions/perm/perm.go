@@ -4,6 +4,7 @@
 package perm
 
 import (
+	"fmt"
 	"time"
 
 	"natter/shared/imerr"
@@ -94,26 +95,28 @@ var Rules = map[Action]Rule{
 var Order = []Action{UpdateInfo, Invite, ReviewJoin, Kick, SetRole, Transfer, MuteMember, MuteAll, Announce, Dismiss, Leave, Send, ReadHistory, MentionAll, RecallOthers}
 
 // Check reports whether actor may take action a on target (nil when the action
-// has no target member). It returns a forbidden error saying why not.
+// has no target member). It returns a forbidden error whose message is a whole
+// sentence saying why not.
 func Check(a Action, actor Role, target *Role, self bool) error {
 	r, ok := Rules[a]
 	if !ok {
 		return imerr.New(imerr.Forbidden, "unknown action %s", a)
 	}
+	p := phrases[a]
 	if actor < r.Min {
-		return imerr.New(imerr.Forbidden, "only the %s%s may %s", r.Min, orAbove(r.Min), human(a))
+		return imerr.New(imerr.Forbidden, "only %s may %s", who(r.Min), p.general)
 	}
 	if actor > r.Max {
 		if a == Leave {
 			return imerr.New(imerr.Forbidden, "the owner must transfer ownership before leaving")
 		}
-		return imerr.New(imerr.Forbidden, "the %s may not %s", actor, human(a))
+		return imerr.New(imerr.Forbidden, "%s may not %s", actor.phrase(), p.general)
 	}
 	if r.NotSelf && self {
-		return imerr.New(imerr.Forbidden, "you cannot %s yourself", human(a))
+		return imerr.New(imerr.Forbidden, "you cannot %s", p.on("yourself"))
 	}
 	if r.Outrank && target != nil && !self && actor <= *target {
-		return imerr.New(imerr.Forbidden, "a %s cannot %s a %s", actor, human(a), *target)
+		return imerr.New(imerr.Forbidden, "%s cannot %s", actor.phrase(), p.on(target.phrase()))
 	}
 	return nil
 }
@@ -129,34 +132,57 @@ func CheckSend(actor Role, mutedUntil time.Time, muteAll bool, now time.Time) er
 	return nil
 }
 
-func orAbove(r Role) string {
-	if r == Owner {
-		return ""
+// phrase names a member of role r in a sentence.
+func (r Role) phrase() string {
+	switch r {
+	case Owner:
+		return "the owner"
+	case Admin:
+		return "an admin"
+	default:
+		return "a member"
 	}
-	return " or above"
 }
 
-func human(a Action) string {
-	switch a {
-	case UpdateInfo:
-		return "change the group's info"
-	case ReviewJoin:
-		return "review join requests"
-	case SetRole:
-		return "change roles of"
-	case Transfer:
-		return "transfer ownership to"
-	case MuteMember:
-		return "mute"
-	case MuteAll:
-		return "mute the whole group"
-	case ReadHistory:
-		return "read this group"
-	case MentionAll:
-		return "mention everyone"
-	case RecallOthers:
-		return "recall messages of"
+// who names everyone of role min or above.
+func who(min Role) string {
+	switch min {
+	case Owner:
+		return "the owner"
+	case Admin:
+		return "the owner and admins"
 	default:
-		return string(a)
+		return "members"
 	}
+}
+
+// phrase is how an action reads in an error: in general, and done to one member.
+type phrase struct {
+	general string
+	target  string // with %s for the member; empty: the action has no target
+}
+
+func (p phrase) on(member string) string {
+	if p.target == "" {
+		return p.general
+	}
+	return fmt.Sprintf(p.target, member)
+}
+
+var phrases = map[Action]phrase{
+	UpdateInfo:   {general: "change the group's info"},
+	Invite:       {general: "invite members"},
+	ReviewJoin:   {general: "review join requests"},
+	Kick:         {general: "remove members", target: "remove %s"},
+	SetRole:      {general: "change members' roles", target: "change the role of %s"},
+	Transfer:     {general: "transfer ownership", target: "transfer ownership to %s"},
+	MuteMember:   {general: "mute members", target: "mute %s"},
+	MuteAll:      {general: "mute the whole group"},
+	Announce:     {general: "post announcements"},
+	Dismiss:      {general: "dismiss the group"},
+	Leave:        {general: "leave the group"},
+	Send:         {general: "send messages"},
+	ReadHistory:  {general: "read this group"},
+	MentionAll:   {general: "mention everyone"},
+	RecallOthers: {general: "recall other members' messages", target: "recall the messages of %s"},
 }

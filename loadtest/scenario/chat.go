@@ -489,7 +489,7 @@ func (c *chat) inHistory(ctx context.Context, m *member, conv string, miss []int
 	for after < last && calls < budget {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var h message.HistoryResp
-		err := m.cl.Call(cctx, "msg.history", message.HistoryReq{ConvID: conv, After: after, Limit: 100}, &h)
+		err := m.cl.Call(cctx, "msg.history", message.HistoryReq{ConvID: conv, After: &after, Limit: 100}, &h)
 		cancel()
 		calls++
 		if err != nil || len(h.Messages) == 0 {

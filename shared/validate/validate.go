@@ -29,3 +29,13 @@ func Token(field, s string) error {
 	}
 	return nil
 }
+
+// Limit is the size of a page a client asked for: 0 asks for def, and more than
+// max gets max, the page then saying has_more as any full page does. One rule for
+// every paged op; a negative limit is refused by the request's Validate.
+func Limit(n, def, max int) int {
+	if n <= 0 {
+		return def
+	}
+	return min(n, max)
+}
