@@ -74,6 +74,7 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("block.list", s.blockList),
 		endpoint.Handle("account.privacy.get", s.privacyGet),
 		endpoint.Handle("account.privacy.set", s.privacySet),
+		endpoint.Handle("user.lookup", s.lookup),
 	}
 }
 

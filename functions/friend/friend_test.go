@@ -663,3 +663,51 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestLookup: exact usernames only; someone who takes no friend requests is
+// found by friends only, someone who blocked the caller not at all, and both
+// answer like a username nobody has.
+func TestLookup(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	carol, _ := fntest.User(t, e, "carol", "c1")
+	dave, _ := fntest.User(t, e, "dave", "d1")
+	fntest.Befriend(t, e, alice, carol)
+	nobody := "nobody"
+	fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{FriendRequests: &nobody})
+	fntest.Must[map[string]any](t, e, "block.add", dave, friend.UserReq{UserID: alice.UserID})
+
+	tests := []struct {
+		name     string
+		c        endpoint.Caller
+		username string
+		want     int64 // 0: not found
+	}{
+		{"exact", alice, "bob", bob.UserID},
+		{"case-insensitive like login", alice, "BOB", bob.UserID},
+		{"no prefix", alice, "bo", 0},
+		{"unknown", alice, "zed", 0},
+		{"private, by a friend", alice, "carol", carol.UserID},
+		{"private, by a stranger", bob, "carol", 0},
+		{"blocked the caller", alice, "dave", 0},
+		{"blocked someone else", bob, "dave", dave.UserID},
+		{"oneself", carol, "carol", carol.UserID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := fntest.Call[wire.UserCard](t, e, "user.lookup", tt.c, friend.LookupReq{Username: tt.username})
+			if tt.want == 0 {
+				fntest.WantCode(t, err, imerr.NotFound)
+				if err != nil && imerr.From(err).Message != "no user with this username" {
+					t.Fatalf("message %q tells why", imerr.From(err).Message)
+				}
+				return
+			}
+			if err != nil || u.UserID != tt.want || u.Username == "" {
+				t.Fatalf("got %+v, %v; want user %d", u, err, tt.want)
+			}
+		})
+	}
+}

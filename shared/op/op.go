@@ -103,6 +103,7 @@ var All = []Op{
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
 	{Name: "session.touch", Service: SvcAccount, Access: Internal},
 
+	{Name: "user.lookup", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/lookup"}}},
 	{Name: "account.privacy.get", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/me/privacy"}}},
 	{Name: "account.privacy.set", Service: SvcFriend, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/me/privacy"}}},
 	{Name: "friend.request", Service: SvcFriend, Routes: []Route{{Method: "POST", Path: "/api/v1/social/friends/request"}}},
