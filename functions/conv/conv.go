@@ -109,6 +109,7 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 	}
 	defer rows.Close()
 	out := ListResp{Conversations: make([]Conversation, 0, min(limit, 128))}
+	budget := wire.NewBudget()
 	for rows.Next() {
 		var (
 			v          Conversation
@@ -148,6 +149,14 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 				last.Content = json.RawMessage(content)
 			}
 			v.Last = last
+		}
+		size := 256 + len(v.ConvID) + len(v.Name) + len(v.Avatar)
+		if v.Last != nil {
+			size += v.Last.Size()
+		}
+		if !budget.Take(size) { // the reply is full: the next page starts here
+			out.HasMore = true
+			return out, nil
 		}
 		out.Conversations = append(out.Conversations, v)
 	}

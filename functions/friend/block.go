@@ -9,6 +9,8 @@ import (
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/validate"
+	"natter/shared/wire"
 )
 
 // blockAdd puts r.UserID on the caller's blacklist. The friendship, if any, stays
@@ -70,14 +72,16 @@ func (s *Service) blockRemove(ctx context.Context, c endpoint.Caller, r UserReq)
 
 // blockList returns the caller's whole blacklist (at most MaxBlocks), ordered by
 // user id.
-func (s *Service) blockList(ctx context.Context, c endpoint.Caller, _ Empty) (BlocksResp, error) {
+func (s *Service) blockList(ctx context.Context, c endpoint.Caller, r PageReq) (BlocksResp, error) {
+	limit := validate.Limit(r.Limit, s.cfg.MaxBlocks, s.cfg.MaxBlocks)
 	rows, err := s.db.QueryContext(ctx, `SELECT b.blocked_id, u.username, u.nickname, u.avatar, b.created_at
-		FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.user_id = ? ORDER BY b.blocked_id LIMIT ?`, c.UserID, s.cfg.MaxBlocks)
+		FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.user_id = ? AND b.blocked_id > ? ORDER BY b.blocked_id LIMIT ?`, c.UserID, r.After, limit+1)
 	if err != nil {
 		return BlocksResp{}, fmt.Errorf("list blocks: %w", err)
 	}
 	defer rows.Close()
 	out := BlocksResp{Blocks: []Block{}}
+	budget := wire.NewBudget()
 	for rows.Next() {
 		var b Block
 		var since time.Time
@@ -85,6 +89,10 @@ func (s *Service) blockList(ctx context.Context, c endpoint.Caller, _ Empty) (Bl
 			return BlocksResp{}, fmt.Errorf("scan block: %w", err)
 		}
 		b.Since = ms(since)
+		if len(out.Blocks) == limit || !budget.Take(cardSize(b.Username, b.Nickname, b.Avatar)) {
+			out.HasMore = true
+			break
+		}
 		out.Blocks = append(out.Blocks, b)
 	}
 	return out, rows.Err()

@@ -62,16 +62,18 @@ func (s *Service) requests(ctx context.Context, c endpoint.Caller, r RequestsReq
 
 // list returns all the caller's friends (at most MaxFriends, which accepting
 // enforces), ordered by user id; clients sort for display.
-func (s *Service) list(ctx context.Context, c endpoint.Caller, _ Empty) (ListResp, error) {
+func (s *Service) list(ctx context.Context, c endpoint.Caller, r PageReq) (ListResp, error) {
+	limit := validate.Limit(r.Limit, s.cfg.MaxFriends, s.cfg.MaxFriends)
 	rows, err := s.db.QueryContext(ctx, `SELECT f.friend_id, u.username, u.nickname, u.avatar, f.remark, f.created_at, b.user_id IS NOT NULL
 		FROM friendships f JOIN users u ON u.id = f.friend_id
 		LEFT JOIN blocks b ON b.user_id = f.user_id AND b.blocked_id = f.friend_id
-		WHERE f.user_id = ? ORDER BY f.friend_id LIMIT ?`, c.UserID, s.cfg.MaxFriends)
+		WHERE f.user_id = ? AND f.friend_id > ? ORDER BY f.friend_id LIMIT ?`, c.UserID, r.After, limit+1)
 	if err != nil {
 		return ListResp{}, fmt.Errorf("list friends: %w", err)
 	}
 	defer rows.Close()
 	out := ListResp{Friends: []Friend{}}
+	budget := wire.NewBudget()
 	for rows.Next() {
 		var f Friend
 		var since time.Time
@@ -79,9 +81,18 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, _ Empty) (ListRes
 			return ListResp{}, fmt.Errorf("scan friend: %w", err)
 		}
 		f.Since = ms(since)
+		if len(out.Friends) == limit || !budget.Take(cardSize(f.Username, f.Nickname, f.Avatar)+2*len(f.Remark)) {
+			out.HasMore = true
+			break
+		}
 		out.Friends = append(out.Friends, f)
 	}
 	return out, rows.Err()
+}
+
+// cardSize estimates a listed user's encoded size (escaping can double text).
+func cardSize(username, nickname, avatar string) int {
+	return 160 + 2*(len(username)+len(nickname)+len(avatar))
 }
 
 // delete ends a friendship in both directions, silently for the other side; the

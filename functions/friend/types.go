@@ -150,8 +150,25 @@ type Friend struct {
 	Since    int64  `json:"since"`
 }
 
+// PageReq pages friend.list and block.list by user id: After (exclusive), up to
+// Limit (0 or more than the cap: the cap, MaxFriends or MaxBlocks). A reply
+// stops early once it nears wire.MaxReply bytes; HasMore says to ask again from
+// the last user id.
+type PageReq struct {
+	After int64 `json:"after,omitempty"`
+	Limit int   `json:"limit,omitempty"`
+}
+
+func (r *PageReq) Validate() error {
+	if r.After < 0 || r.Limit < 0 {
+		return errors.New("after and limit must not be negative")
+	}
+	return nil
+}
+
 type ListResp struct {
 	Friends []Friend `json:"friends"`
+	HasMore bool     `json:"has_more"`
 }
 
 // UserReq names another user: friend.delete, block.add, block.remove.
@@ -188,7 +205,8 @@ type Block struct {
 }
 
 type BlocksResp struct {
-	Blocks []Block `json:"blocks"`
+	Blocks  []Block `json:"blocks"`
+	HasMore bool    `json:"has_more"`
 }
 
 // Privacy answers account.privacy.get and .set.

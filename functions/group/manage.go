@@ -97,18 +97,25 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 	return g.info(&owner), nil
 }
 
-func (s *Service) list(ctx context.Context, c endpoint.Caller, _ Empty) (ListResp, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+groupColumnsG+", m.role FROM group_members m JOIN chat_groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.id", c.UserID)
+func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListResp, error) {
+	limit := validate.Limit(r.Limit, 100, 500)
+	rows, err := s.db.QueryContext(ctx, "SELECT "+groupColumnsG+", m.role FROM group_members m JOIN chat_groups g ON g.id = m.group_id WHERE m.user_id = ? AND m.group_id > ? ORDER BY m.group_id LIMIT ?",
+		c.UserID, r.After, limit+1)
 	if err != nil {
 		return ListResp{}, fmt.Errorf("list groups: %w", err)
 	}
 	defer rows.Close()
 	out := ListResp{Groups: []Info{}}
+	budget := wire.NewBudget()
 	for rows.Next() {
 		var g row
 		var role perm.Role
 		if err := rows.Scan(&g.id, &g.owner, &g.name, &g.avatar, &g.intro, &g.policy, &g.historyVisible, &g.muteAll, &g.count, &g.max, &g.dismissed, &g.created, &role); err != nil {
 			return ListResp{}, fmt.Errorf("scan group: %w", err)
+		}
+		if len(out.Groups) == limit || !budget.Take(256+2*(len(g.name)+len(g.avatar)+len(g.intro))) {
+			out.HasMore = true
+			break
 		}
 		out.Groups = append(out.Groups, g.info(&role))
 	}

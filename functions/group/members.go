@@ -55,6 +55,7 @@ func (s *Service) members(ctx context.Context, c endpoint.Caller, r MembersReq) 
 	defer rows.Close()
 	out := MembersResp{Members: make([]Member, 0, limit)}
 	now := s.now()
+	budget := wire.NewBudget()
 	for rows.Next() {
 		var m Member
 		var role perm.Role
@@ -66,6 +67,10 @@ func (s *Service) members(ctx context.Context, c endpoint.Caller, r MembersReq) 
 		m.Role, m.JoinedAt = role.String(), joined.UnixMilli()
 		if muted.Valid && muted.Time.After(now) {
 			m.MutedUntil = muted.Time.UnixMilli()
+		}
+		if len(out.Members) < limit && !budget.Take(160+2*(len(m.Nickname)+len(m.Avatar))) { // escaping can double them
+			out.HasMore = true
+			return out, nil
 		}
 		out.Members = append(out.Members, m)
 	}

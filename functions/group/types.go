@@ -121,8 +121,23 @@ func (r *UpdateReq) Validate() error {
 	return nil
 }
 
+// ListReq pages group.list by group id: After (exclusive), up to Limit
+// (default 100, at most 500); HasMore says to ask again from the last group id.
+type ListReq struct {
+	After int64 `json:"after,omitempty"`
+	Limit int   `json:"limit,omitempty"`
+}
+
+func (r *ListReq) Validate() error {
+	if r.After < 0 || r.Limit < 0 {
+		return errors.New("after and limit must not be negative")
+	}
+	return nil
+}
+
 type ListResp struct {
-	Groups []Info `json:"groups"`
+	Groups  []Info `json:"groups"`
+	HasMore bool   `json:"has_more"`
 }
 
 type UsersReq struct {

@@ -354,3 +354,93 @@ func TestBlocksAndPrivacyOnEveryPath(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRepliesBoundedInBytes: a device that missed many maximum-size messages gets
+// them in pages that each stay under wire.MaxReply (NATS refuses a message over
+// its max_payload, 1 MB by default), every message exactly once, through sync
+// and through history; content over wire.MaxContent is refused.
+func TestRepliesBoundedInBytes(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	fntest.Befriend(t, e, alice, bob)
+
+	rich := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	big := func(url int) message.RichContent {
+		c := message.RichContent{Text: strings.Repeat("😀", 5000)}
+		for i := range 256 {
+			c.Spans = append(c.Spans, message.Span{Start: i, End: i + 1, Style: "link", URL: "https://example.com/" + strings.Repeat("x", url)})
+		}
+		return c
+	}
+	_, err := fntest.Call[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: bob.UserID, ClientMsgID: "huge", Type: "rich", Content: rich(big(1000))})
+	fntest.WantCode(t, err, imerr.BadRequest)
+
+	const n = 40
+	var conv string
+	for i := range n {
+		r := fntest.Must[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: bob.UserID, ClientMsgID: fmt.Sprint("m", i), Type: "rich", Content: rich(big(100))})
+		conv = r.ConvID
+	}
+
+	seen := map[int64]int{}
+	var cursor int64
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatal("sync does not make progress")
+		}
+		raw, err := fntest.Call[json.RawMessage](t, e, "msg.sync", bob, message.SyncReq{Cursors: map[string]int64{conv: cursor}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > wire.MaxReply {
+			t.Fatalf("a sync reply of %d bytes, over %d", len(raw), wire.MaxReply)
+		}
+		var r message.SyncResp
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		for _, sc := range r.Conversations {
+			for _, m := range sc.Messages {
+				seen[m.Seq]++
+				cursor = m.Seq
+			}
+		}
+		if !r.HasMore {
+			break
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("sync delivered %d distinct messages, want %d", len(seen), n)
+	}
+	for seq, k := range seen {
+		if k != 1 {
+			t.Fatalf("seq %d delivered %d times", seq, k)
+		}
+	}
+
+	got := 0
+	var before int64
+	for {
+		raw, err := fntest.Call[json.RawMessage](t, e, "msg.history", bob, message.HistoryReq{ConvID: conv, Before: before, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > wire.MaxReply {
+			t.Fatalf("a history reply of %d bytes, over %d", len(raw), wire.MaxReply)
+		}
+		var h message.HistoryResp
+		if err := json.Unmarshal(raw, &h); err != nil || len(h.Messages) == 0 {
+			t.Fatalf("history page: %v", err)
+		}
+		got += len(h.Messages)
+		before = h.Messages[0].Seq
+		if !h.HasMore {
+			break
+		}
+	}
+	if got != n {
+		t.Fatalf("history walked %d messages, want %d", got, n)
+	}
+}

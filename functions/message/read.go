@@ -49,6 +49,9 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 	if more {
 		msgs = msgs[:limit]
 	}
+	if n := fit(wire.NewBudget(), msgs); n < len(msgs) {
+		msgs, more = msgs[:n], true
+	}
 	if r.After == nil {
 		slices.Reverse(msgs)
 	}
@@ -94,6 +97,7 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 	}
 	out := SyncResp{Conversations: []SyncConv{}}
 	left := limit
+	budget := wire.NewBudget()
 	for _, b := range todo {
 		if left == 0 {
 			out.HasMore = true
@@ -112,6 +116,9 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 			if len(sc.Changed) > left {
 				sc.Changed, sc.HasMore = sc.Changed[:left], true
 			}
+			if n := fit(budget, sc.Changed); n < len(sc.Changed) {
+				sc.Changed, sc.HasMore, left = sc.Changed[:n], true, n // the page is full
+			}
 			left -= len(sc.Changed)
 		}
 		if b.top > b.cursor && left > 0 {
@@ -121,6 +128,9 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 			}
 			if sc.Messages, err = msgstore.ScanMessages(rows, sc.Messages); err != nil {
 				return SyncResp{}, err
+			}
+			if n := fit(budget, sc.Messages); n < len(sc.Messages) {
+				sc.Messages, left = sc.Messages[:n], n // the page is full
 			}
 			left -= len(sc.Messages)
 		}
@@ -137,4 +147,19 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 		out.Conversations = append(out.Conversations, sc)
 	}
 	return out, nil
+}
+
+// fit spends budget on msgs in order and returns how many fit. Messages changed
+// since sent (Mod) may carry up to maxEmojis reactions, not attached yet.
+func fit(budget *wire.Budget, msgs []wire.Message) int {
+	for i := range msgs {
+		n := msgs[i].Size()
+		if msgs[i].Mod > 0 {
+			n += 64 * maxEmojis
+		}
+		if !budget.Take(n) {
+			return i
+		}
+	}
+	return len(msgs)
 }

@@ -90,8 +90,7 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		if err := validContentText(c.Text, maxRunes); err != nil {
 			return nil, nil, err
 		}
-		b, err := json.Marshal(c)
-		return b, nil, err
+		return encodeContent(c, nil)
 	case wire.TypeRich:
 		var c RichContent
 		if err := strictDecode(raw, &c); err != nil {
@@ -125,11 +124,23 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		if c.ReplyTo < 0 {
 			return nil, nil, errors.New("content.reply_to: invalid seq")
 		}
-		b, err := json.Marshal(c)
-		return b, &c, err
+		return encodeContent(c, &c)
 	default:
 		return nil, nil, fmt.Errorf("type: %q is not one of text, rich", typ)
 	}
+}
+
+// encodeContent re-encodes validated content, refusing content over
+// wire.MaxContent bytes (long links in many spans can get there).
+func encodeContent(c any, rich *RichContent) (json.RawMessage, *RichContent, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b) > wire.MaxContent {
+		return nil, nil, fmt.Errorf("content: %d bytes, over the %d a message may hold", len(b), wire.MaxContent)
+	}
+	return b, rich, nil
 }
 
 func strictDecode(raw json.RawMessage, v any) error {
