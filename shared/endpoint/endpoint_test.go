@@ -359,3 +359,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestReplyOverMaxPayload: an answer NATS would refuse is an internal error at
+// once, not a timeout.
+func TestReplyOverMaxPayload(t *testing.T) {
+	e := testenv.Start(t)
+	handler := func(context.Context, endpoint.Caller, echoReq) (echoResp, error) {
+		return echoResp{Text: strings.Repeat("x", int(e.NC.MaxPayload()))}, nil
+	}
+	srv, err := endpoint.Serve(context.Background(), e.NC, zerolog.Nop(), nil, endpoint.Config{},
+		[]endpoint.Endpoint{endpoint.Handle("msg.send", handler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := endpoint.Call[echoResp](ctx, e.NC, "msg.send", endpoint.Caller{UserID: 1}, echoReq{}); imerr.CodeOf(err) != imerr.Internal {
+		t.Fatalf("got %v, want internal", err)
+	}
+}

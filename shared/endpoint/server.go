@@ -246,6 +246,9 @@ func (s *Server) dispatch(h *handler, msg *nats.Msg, arrived time.Time) {
 	}()
 }
 
+// replyHeadroom is left of NATS's max payload for a reply's headers.
+const replyHeadroom = 4 << 10
+
 // errExpired marks a request whose caller gave up before it could start.
 var errExpired = imerr.New(imerr.Unavailable, "the request waited past its deadline")
 
@@ -278,6 +281,11 @@ func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 		ctx, cancel := context.WithDeadline(logging.With(s.base, l), deadline)
 		out, err = call(ctx, l, h.ep, caller, msg.Data)
 		cancel()
+		// Pages stop before wire.MaxReply; an answer NATS would refuse is a bug,
+		// told to the caller now rather than by its timeout.
+		if max := s.nc.MaxPayload() - replyHeadroom; err == nil && int64(len(out)) > max {
+			err = fmt.Errorf("%s reply of %d bytes, over the server's max payload less headers (%d)", name, len(out), max)
+		}
 	}
 	if err == nil {
 		err = respond(msg, out, nil)
