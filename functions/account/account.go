@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,7 @@ import (
 	"natter/shared/imerr"
 	"natter/shared/logging"
 	"natter/shared/subject"
+	"natter/shared/username"
 	"natter/shared/wire"
 )
 
@@ -38,7 +40,14 @@ type Config struct {
 	// PresenceStale is how long a connection counts as live without a
 	// session.touch from its edge (edges touch every minute).
 	PresenceStale time.Duration `env:"PRESENCE_STALE" envDefault:"3m"`
-	RefreshTTL    time.Duration `env:"-"`
+	// Failed logins per account (guard.go): LoginFailures within LoginWindow lock
+	// the account for LoginLockout, doubled per further failure up to
+	// LoginLockoutMax.
+	LoginFailures   int           `env:"LOGIN_FAILURES" envDefault:"5"`
+	LoginWindow     time.Duration `env:"LOGIN_WINDOW" envDefault:"15m"`
+	LoginLockout    time.Duration `env:"LOGIN_LOCKOUT" envDefault:"1m"`
+	LoginLockoutMax time.Duration `env:"LOGIN_LOCKOUT_MAX" envDefault:"15m"`
+	RefreshTTL      time.Duration `env:"-"`
 }
 
 // Deps are what the domain needs; main wires them.
@@ -48,7 +57,15 @@ type Deps struct {
 	NC      *nats.Conn // events
 	Deliver *deliver.Deliverer
 	Signer  *auth.Signer
-	Config  Config
+	// Relations says whose profile a user may see; the friend domain implements
+	// it. Nil shows every profile.
+	Relations Relations
+	Config    Config
+}
+
+// Relations decides whose profile a user may see.
+type Relations interface {
+	Knows(ctx context.Context, viewer, user int64) (bool, error)
 }
 
 // Service implements the account endpoints.
@@ -58,8 +75,10 @@ type Service struct {
 	nc      *nats.Conn
 	deliver *deliver.Deliverer
 	signer  *auth.Signer
+	rel     Relations
 	cfg     Config
 	now     func() time.Time
+	guard   *loginGuard
 	// hashing bounds concurrent argon2id work: each hash takes ~20-40 ms of CPU
 	// and 19 MiB, and a burst of logins must not starve every other request.
 	hashing chan struct{}
@@ -71,8 +90,10 @@ func New(d Deps) *Service {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = config.Defaults[config.Auth]().RefreshTTL
 	}
-	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, cfg: cfg, now: time.Now,
+	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, rel: d.Relations, cfg: cfg, now: time.Now,
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	s.guard = &loginGuard{rdb: d.Redis, nc: d.NC, cfg: cfg, now: s.now}
+	return s
 }
 
 // Endpoints lists the domain's endpoints.
@@ -88,30 +109,41 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("session.connect", s.connect),
 		endpoint.Handle("session.disconnect", s.disconnect),
 		endpoint.Handle("session.touch", s.touch),
+		endpoint.Handle("session.check", s.check),
 	}
 }
 
 func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq) (RegisterResp, error) {
+	name, err := username.Canonical(r.Username)
+	if err != nil {
+		return RegisterResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
+	}
 	var hash string
 	if err := s.argon(ctx, func() { hash = HashPassword(r.Password) }); err != nil {
 		return RegisterResp{}, err
 	}
 	nick := r.Nickname
 	if nick == "" {
-		nick = r.Username
-	}
-	res, err := s.db.ExecContext(ctx, "INSERT INTO users (username, password_hash, nickname) VALUES (?, ?, ?)", r.Username, hash, nick)
-	if db.IsDuplicate(err) {
-		// A retried register (same username and password) gets its first answer.
-		id, existing, lerr := s.lookupUser(ctx, r.Username)
-		if lerr == nil {
-			var ok bool
-			_ = s.argon(ctx, func() { ok, _ = checkPassword(existing.hash, r.Password) })
-			if ok {
-				return RegisterResp{UserID: id}, nil
-			}
+		nick = r.Username // as typed: "Alice" stays "Alice" where others see it
+		if strings.ToLower(nick) != name {
+			nick = name
 		}
-		return RegisterResp{}, imerr.New(imerr.Conflict, "username %q is taken", r.Username)
+	}
+	var key any
+	if r.ClientID != "" {
+		key = r.ClientID
+	}
+	res, err := s.db.ExecContext(ctx, "INSERT INTO users (username, password_hash, nickname, register_key) VALUES (?, ?, ?, ?)", name, hash, nick, key)
+	if db.IsDuplicate(err) {
+		// A retry with the same client_id gets its first answer. Nothing else
+		// about the existing user is told: not whether the password matches.
+		var id int64
+		var stored sql.NullString
+		if lerr := s.db.QueryRowContext(ctx, "SELECT id, register_key FROM users WHERE username = ?", name).Scan(&id, &stored); lerr == nil &&
+			r.ClientID != "" && stored.String == r.ClientID {
+			return RegisterResp{UserID: id}, nil
+		}
+		return RegisterResp{}, imerr.New(imerr.Conflict, "username %q is taken", name)
 	}
 	if err != nil {
 		return RegisterResp{}, fmt.Errorf("insert user: %w", err)
@@ -139,10 +171,21 @@ func (s *Service) lookupUser(ctx context.Context, username string) (int64, userA
 
 var errBadCredentials = imerr.New(imerr.Unauthorized, "wrong username or password")
 
-func (s *Service) login(ctx context.Context, _ endpoint.Caller, r LoginReq) (Tokens, error) {
-	id, u, err := s.lookupUser(ctx, r.Username)
+func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tokens, error) {
+	// The canonical form, as register stored it; a name that has none cannot be
+	// anyone's, but costs the same as a wrong password.
+	name, nerr := username.Canonical(r.Username)
+	if nerr != nil {
+		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		return Tokens{}, errBadCredentials
+	}
+	if err := s.guard.check(ctx, name); err != nil {
+		return Tokens{}, err
+	}
+	id, u, err := s.lookupUser(ctx, name)
 	if errors.Is(err, sql.ErrNoRows) {
 		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		s.guard.failed(ctx, name, 0, c)
 		return Tokens{}, errBadCredentials
 	}
 	if err != nil {
@@ -156,8 +199,10 @@ func (s *Service) login(ctx context.Context, _ endpoint.Caller, r LoginReq) (Tok
 		return Tokens{}, fmt.Errorf("user %d: %w", id, err)
 	}
 	if !ok {
+		s.guard.failed(ctx, name, id, c)
 		return Tokens{}, errBadCredentials
 	}
+	s.guard.succeeded(ctx, name)
 	if u.banned {
 		return Tokens{}, imerr.New(imerr.Forbidden, "account banned")
 	}
@@ -214,34 +259,49 @@ func (s *Service) refresh(ctx context.Context, _ endpoint.Caller, r RefreshReq) 
 	}
 	now := s.now()
 	var out Tokens
+	stolen := false
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		stolen = false
 		var (
 			uid      int64
 			device   string
 			stored   []byte
+			previous []byte
 			expires  time.Time
 			revoked  sql.NullTime
 			banned   bool
 			userRole string
 		)
-		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.expires_at, s.revoked_at, u.banned, u.role
+		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.prev_refresh_hash, s.expires_at, s.revoked_at, u.banned, u.role
 			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, sid).
-			Scan(&uid, &device, &stored, &expires, &revoked, &banned, &userRole)
+			Scan(&uid, &device, &stored, &previous, &expires, &revoked, &banned, &userRole)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errBadRefresh
 		}
 		if err != nil {
 			return err
 		}
-		if revoked.Valid || now.After(expires) || !auth.HashEqual(stored, hash) {
+		if revoked.Valid || now.After(expires) {
 			return errBadRefresh
+		}
+		if !auth.HashEqual(stored, hash) {
+			if len(previous) == 0 || !auth.HashEqual(previous, hash) {
+				return errBadRefresh // a guess: nothing to end
+			}
+			// The token this session's last refresh replaced, presented again:
+			// someone holds a copy. End the session for both holders.
+			if _, err := tx.ExecContext(ctx, "UPDATE sessions SET revoked_at = ? WHERE id = ?", now, sid); err != nil {
+				return err
+			}
+			stolen, out.UserID = true, uid
+			return nil
 		}
 		if banned {
 			return imerr.New(imerr.Forbidden, "account banned")
 		}
 		// Rotate: the presented refresh token stops working.
 		next, nextHash := auth.NewRefresh(sid)
-		if _, err := tx.ExecContext(ctx, "UPDATE sessions SET refresh_hash = ?, refreshed_at = ?, expires_at = ? WHERE id = ?",
+		if _, err := tx.ExecContext(ctx, "UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, refreshed_at = ?, expires_at = ? WHERE id = ?",
 			nextHash, now, now.Add(s.cfg.RefreshTTL), sid); err != nil {
 			return err
 		}
@@ -254,6 +314,12 @@ func (s *Service) refresh(ctx context.Context, _ endpoint.Caller, r RefreshReq) 
 	})
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	if stolen {
+		logging.From(ctx).Warn().Str("event", "security").Str("session", sid).Int64("user", out.UserID).
+			Msg("refresh token reused: session revoked")
+		s.revoked(ctx, out.UserID, sid, "refresh token reused: log in again")
+		return Tokens{}, imerr.New(imerr.Unauthorized, "refresh token already used: the session has ended, log in again")
 	}
 	return out, nil
 }
@@ -284,7 +350,19 @@ func (s *Service) revoked(ctx context.Context, uid int64, sid, reason string) {
 	}
 }
 
-func (s *Service) profile(ctx context.Context, _ endpoint.Caller, r ProfileReq) (Profile, error) {
+// profile answers for users the caller knows (friends, a request between them, a
+// shared conversation) and themselves; anyone else is not_found, as if the id
+// did not exist, so sequential ids do not list every username.
+func (s *Service) profile(ctx context.Context, c endpoint.Caller, r ProfileReq) (Profile, error) {
+	if s.rel != nil {
+		ok, err := s.rel.Knows(ctx, c.UserID, r.UserID)
+		if err != nil {
+			return Profile{}, err
+		}
+		if !ok {
+			return Profile{}, imerr.New(imerr.NotFound, "user %d not found", r.UserID)
+		}
+	}
 	return s.loadProfile(ctx, r.UserID)
 }
 

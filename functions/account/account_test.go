@@ -22,17 +22,25 @@ func TestRegisterLoginRefreshLogout(t *testing.T) {
 	e := testenv.Start(t)
 	signer := fntest.Start(t, e, fntest.Options{})
 
-	reg, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "password-123", Nickname: "Alice"})
+	reg, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "password-123", Nickname: "Alice", ClientID: "reg-1"})
 	if err != nil || reg.UserID <= 0 {
 		t.Fatalf("register: %+v %v", reg, err)
 	}
-	// A retried register (same password) answers the same user; another password conflicts.
-	again, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ALICE", Password: "password-123"})
+	// A retried register (same client_id) answers the same user. Without it a taken
+	// username is a conflict, the right password too: register tells nothing about
+	// an account's password.
+	again, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "ALICE", Password: "password-123", ClientID: "reg-1"})
 	if err != nil || again.UserID != reg.UserID {
 		t.Fatalf("retried register: %+v %v", again, err)
 	}
-	_, err = fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "alice", Password: "other-password"})
-	fntest.WantCode(t, err, imerr.Conflict)
+	for _, r := range []account.RegisterReq{
+		{Username: "alice", Password: "password-123"},
+		{Username: "alice", Password: "password-123", ClientID: "reg-2"},
+		{Username: "ａｌｉｃｅ", Password: "other-password"}, // full width: the same canonical name
+	} {
+		_, err = fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, r)
+		fntest.WantCode(t, err, imerr.Conflict)
+	}
 
 	_, err = fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "wrong-password", DeviceID: "d1"})
 	fntest.WantCode(t, err, imerr.Unauthorized)

@@ -94,22 +94,11 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 	if r.ConnID == "" || len(r.ConnID) > 128 || strings.Contains(r.ConnID, "|") {
 		return wire.ConnectResp{}, imerr.New(imerr.BadRequest, "conn_id required")
 	}
-	if c.SessionID == "" || c.DeviceID == "" || strings.Contains(c.DeviceID, "|") {
-		return wire.ConnectResp{}, imerr.New(imerr.Unauthorized, "token has no session")
+	if c.DeviceID == "" || strings.Contains(c.DeviceID, "|") {
+		return wire.ConnectResp{}, imerr.New(imerr.Unauthorized, "token has no device")
 	}
-	var revoked sql.NullTime
-	var expires time.Time
-	var banned bool
-	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, u.banned FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = ? AND s.user_id = ?`, c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
-	if errors.Is(err, sql.ErrNoRows) || revoked.Valid || (err == nil && s.now().After(expires)) {
-		return wire.ConnectResp{}, imerr.New(imerr.Unauthorized, "session ended: log in again")
-	}
-	if err != nil {
-		return wire.ConnectResp{}, fmt.Errorf("load session: %w", err)
-	}
-	if banned {
-		return wire.ConnectResp{}, imerr.New(imerr.Forbidden, "account banned")
+	if err := s.liveSession(ctx, c); err != nil {
+		return wire.ConnectResp{}, err
 	}
 	now := s.now()
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
@@ -128,6 +117,39 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 		s.deliver.Kick(c.UserID, deliver.Kick{Conn: old, Reason: "signed in on another device"})
 	}
 	return wire.ConnectResp{Devices: devices}, nil
+}
+
+// check answers session.check: whether the caller's session is live and its user
+// not banned. Edges ask it for HTTP calls, as session.connect does for a
+// WebSocket, and cache the answer briefly.
+func (s *Service) check(ctx context.Context, c endpoint.Caller, _ Empty) (wire.SessionCheck, error) {
+	if err := s.liveSession(ctx, c); err != nil {
+		return wire.SessionCheck{}, err
+	}
+	return wire.SessionCheck{Live: true}, nil
+}
+
+// liveSession checks that the caller's session exists, is neither revoked nor
+// expired, and that its user is not banned.
+func (s *Service) liveSession(ctx context.Context, c endpoint.Caller) error {
+	if c.SessionID == "" || c.UserID == 0 {
+		return imerr.New(imerr.Unauthorized, "token has no session")
+	}
+	var revoked sql.NullTime
+	var expires time.Time
+	var banned bool
+	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, u.banned FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ? AND s.user_id = ?`, c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
+	if errors.Is(err, sql.ErrNoRows) || revoked.Valid || (err == nil && s.now().After(expires)) {
+		return imerr.New(imerr.Unauthorized, "session ended: log in again")
+	}
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	if banned {
+		return imerr.New(imerr.Forbidden, "account banned")
+	}
+	return nil
 }
 
 func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.DisconnectReq) (Empty, error) {

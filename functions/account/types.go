@@ -2,15 +2,15 @@ package account
 
 import (
 	"errors"
-	"natter/shared/validate"
-	"regexp"
 	"time"
 	"unicode/utf8"
+
+	"natter/shared/username"
+	"natter/shared/validate"
 )
 
 var (
-	usernameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
-	platforms  = map[string]bool{"": true, "ios": true, "android": true, "web": true, "desktop": true, "mac": true, "windows": true, "linux": true}
+	platforms = map[string]bool{"": true, "ios": true, "android": true, "web": true, "desktop": true, "mac": true, "windows": true, "linux": true}
 )
 
 const (
@@ -21,20 +21,29 @@ const (
 	maxBio      = 512
 )
 
+// RegisterReq is account.register. ClientID makes a retry safe: a register
+// retried with the same client_id gets the first answer; without it, a taken
+// username is a conflict whatever the password.
 type RegisterReq struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	Nickname string `json:"nickname"`
+	ClientID string `json:"client_id,omitempty"`
 }
 
 func (r *RegisterReq) Validate() error {
-	if !usernameRe.MatchString(r.Username) {
-		return errors.New("username: 3-32 letters, digits, '_', '.' or '-'")
+	if _, err := username.Canonical(r.Username); err != nil {
+		return err
 	}
 	if err := validPassword(r.Password); err != nil {
 		return err
 	}
-	return validate.Text("nickname", r.Nickname, maxNickname)
+	if r.ClientID != "" {
+		if err := validate.Token("client_id", r.ClientID); err != nil {
+			return err
+		}
+	}
+	return validate.Name("nickname", r.Nickname, maxNickname)
 }
 
 type RegisterResp struct {
@@ -124,7 +133,11 @@ func (r *UpdateProfileReq) Validate() error {
 		max  int
 	}{{"nickname", r.Nickname, maxNickname}, {"avatar", r.Avatar, maxAvatar}, {"bio", r.Bio, maxBio}} {
 		if f.v != nil {
-			if err := validate.Text(f.name, *f.v, f.max); err != nil {
+			check := validate.Text
+			if f.name == "nickname" {
+				check = validate.Name
+			}
+			if err := check(f.name, *f.v, f.max); err != nil {
 				return err
 			}
 		}

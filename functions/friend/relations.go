@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,4 +144,57 @@ func (r *Relations) prepared(ctx context.Context) (*sql.Stmt, error) {
 	}
 	r.stmt.Store(st)
 	return st, nil
+}
+
+// Knows reports whether viewer may see user's profile: themselves, friends,
+// users with a friend request between them, and users who share a conversation
+// (1:1 or group). Anyone else would only be enumerating ids.
+func (r *Relations) Knows(ctx context.Context, viewer, user int64) (bool, error) {
+	if viewer == user {
+		return true, nil
+	}
+	var ok bool
+	err := r.db.QueryRowContext(ctx, `SELECT
+		EXISTS(SELECT 1 FROM friendships WHERE user_id = ? AND friend_id = ?)
+		OR EXISTS(SELECT 1 FROM friend_requests WHERE (from_id = ? AND to_id = ?) OR (from_id = ? AND to_id = ?))
+		OR EXISTS(SELECT 1 FROM conversation_members a JOIN conversation_members b ON b.user_id = ? AND b.conv_id = a.conv_id WHERE a.user_id = ?)`,
+		viewer, user, viewer, user, user, viewer, user, viewer).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("knows: %w", err)
+	}
+	return ok, nil
+}
+
+// MayAddToGroups returns those of users whom actor may not add to a group: users
+// who blocked actor, and users whose "groups" privacy (who may add me to groups)
+// is nobody, or friends while actor is not one.
+func (r *Relations) MayAddToGroups(ctx context.Context, actor int64, users []int64) ([]int64, error) {
+	var refused []int64
+	for start := 0; start < len(users); start += 1000 {
+		chunk := users[start:min(start+1000, len(users))]
+		args := []any{actor, actor}
+		for _, u := range chunk {
+			args = append(args, u)
+		}
+		rows, err := r.db.QueryContext(ctx, `SELECT u.id FROM users u LEFT JOIN user_privacy p ON p.user_id = u.id
+			WHERE (EXISTS(SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = ?)
+				OR COALESCE(p.add_to_groups, '`+DefaultGroups+`') = '`+Nobody+`'
+				OR (COALESCE(p.add_to_groups, '`+DefaultGroups+`') = '`+Friends+`' AND NOT EXISTS(SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = ?)))
+			AND u.id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("may add to groups: %w", err)
+		}
+		for rows.Next() {
+			var u int64
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			refused = append(refused, u)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return refused, nil
 }

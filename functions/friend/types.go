@@ -26,6 +26,7 @@ const (
 const (
 	DefaultFriendRequests = Everyone
 	DefaultMessages       = Friends
+	DefaultGroups         = Everyone
 )
 
 const (
@@ -193,7 +194,7 @@ func (r *RemarkReq) Validate() error {
 	if r.UserID <= 0 {
 		return errors.New("user_id required")
 	}
-	return validate.Text("remark", r.Remark, maxRemark)
+	return validate.Name("remark", r.Remark, maxRemark)
 }
 
 type Block struct {
@@ -213,17 +214,22 @@ type BlocksResp struct {
 type Privacy struct {
 	FriendRequests string `json:"friend_requests"` // everyone | nobody
 	Messages       string `json:"messages"`        // friends | everyone
+	Groups         string `json:"groups"`          // who may add me to groups: everyone | friends | nobody
 }
 
 // PrivacySetReq changes the fields that are present.
 type PrivacySetReq struct {
 	FriendRequests *string `json:"friend_requests"`
 	Messages       *string `json:"messages"`
+	Groups         *string `json:"groups"`
 }
 
 func (r *PrivacySetReq) Validate() error {
-	if r.FriendRequests == nil && r.Messages == nil {
-		return errors.New("nothing to set: give friend_requests or messages")
+	if r.FriendRequests == nil && r.Messages == nil && r.Groups == nil {
+		return errors.New("nothing to set: give friend_requests, messages or groups")
+	}
+	if v := r.Groups; v != nil && *v != Everyone && *v != Friends && *v != Nobody {
+		return errors.New("groups: everyone, friends or nobody")
 	}
 	if v := r.FriendRequests; v != nil && *v != Everyone && *v != Nobody {
 		return errors.New("friend_requests: everyone or nobody")

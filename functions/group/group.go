@@ -36,7 +36,16 @@ type Deps struct {
 	DB      *sql.DB
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
-	Config  Config
+	// Relations says whom a user may add to groups (blocks, privacy); the friend
+	// domain implements it. Nil allows everyone.
+	Relations Relations
+	Config    Config
+}
+
+// Relations decides who may be added to groups by whom.
+type Relations interface {
+	// MayAddToGroups returns those of users whom actor may not add.
+	MayAddToGroups(ctx context.Context, actor int64, users []int64) ([]int64, error)
 }
 
 // Service implements the group endpoints.
@@ -44,13 +53,14 @@ type Service struct {
 	db      *sql.DB
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
+	rel     Relations
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the group service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, cfg: config.WithDefaults(d.Config), now: time.Now}
+	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, rel: d.Relations, cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.
@@ -379,6 +389,23 @@ func dedupe(ids []int64) []int64 {
 		}
 	}
 	return out
+}
+
+// mayAdd refuses when actor may not add some of users to a group (they blocked
+// actor, or their privacy says no). The answer does not say which, nor why: a
+// user cannot tell a block from a privacy setting.
+func (s *Service) mayAdd(ctx context.Context, actor int64, users []int64) error {
+	if s.rel == nil || len(users) == 0 {
+		return nil
+	}
+	refused, err := s.rel.MayAddToGroups(ctx, actor, users)
+	if err != nil {
+		return err
+	}
+	if len(refused) > 0 {
+		return imerr.New(imerr.Forbidden, "%d of the users cannot be added to a group by you", len(refused))
+	}
+	return nil
 }
 
 // txError maps a transaction's error for the client: refusals pass, the rest is

@@ -32,6 +32,9 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 	if len(members)+1 > s.cfg.MaxMembers {
 		return Info{}, imerr.New(imerr.Conflict, "a group holds at most %d members", s.cfg.MaxMembers)
 	}
+	if err := s.mayAdd(ctx, c.UserID, members); err != nil {
+		return Info{}, err
+	}
 	var clientID any
 	if r.ClientID != "" {
 		clientID = r.ClientID

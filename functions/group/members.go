@@ -16,6 +16,9 @@ import (
 )
 
 func (s *Service) invite(ctx context.Context, c endpoint.Caller, r UsersReq) (InviteResp, error) {
+	if err := s.mayAdd(ctx, c.UserID, dedupe(r.UserIDs)); err != nil {
+		return InviteResp{}, err
+	}
 	var added []int64
 	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, role, err := actor(ctx, tx, r.GroupID, c)

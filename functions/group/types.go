@@ -49,7 +49,7 @@ func (r *CreateReq) Validate() error {
 	if r.JoinPolicy != "" && !policies[r.JoinPolicy] {
 		return errors.New("join_policy: open, approval or invite")
 	}
-	if err := validate.Text("name", r.Name, maxName); err != nil {
+	if err := validate.Name("name", r.Name, maxName); err != nil {
 		return err
 	}
 	if err := validate.Text("avatar", r.Avatar, maxAvatar); err != nil {
@@ -110,7 +110,11 @@ func (r *UpdateReq) Validate() error {
 		max  int
 	}{{"name", r.Name, maxName}, {"avatar", r.Avatar, maxAvatar}, {"intro", r.Intro, maxIntro}} {
 		if f.v != nil {
-			if err := validate.Text(f.name, *f.v, f.max); err != nil {
+			check := validate.Text
+			if f.name == "name" {
+				check = validate.Name
+			}
+			if err := check(f.name, *f.v, f.max); err != nil {
 				return err
 			}
 		}

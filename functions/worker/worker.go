@@ -56,13 +56,13 @@ type Deps struct {
 // service in the op table (op.Services); FUNCTIONS names these.
 var domains = map[string]func(Deps) []endpoint.Endpoint{
 	"account": func(d Deps) []endpoint.Endpoint {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Config: d.Account}).Endpoints()
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Config: d.Account}).Endpoints()
 	},
 	"friend": func(d Deps) []endpoint.Endpoint {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
 	},
 	"group": func(d Deps) []endpoint.Endpoint {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Config: d.Group}).Endpoints()
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
 		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}).Endpoints()

@@ -102,6 +102,7 @@ var All = []Op{
 	{Name: "session.connect", Service: SvcAccount, Access: Internal},
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
 	{Name: "session.touch", Service: SvcAccount, Access: Internal},
+	{Name: "session.check", Service: SvcAccount, Access: Internal},
 
 	{Name: "user.lookup", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/lookup"}}},
 	{Name: "account.privacy.get", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/me/privacy"}}},

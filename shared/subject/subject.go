@@ -30,6 +30,9 @@ const (
 	EvtSessionRevoked = EventPrefix + "session.revoked"
 )
 
+// EvtLoginLocked is published when failed logins lock an account.
+const EvtLoginLocked = EventPrefix + "security.login_locked"
+
 // EvtRelationsChanged is published after a block, friendship or privacy change
 // commits; workers drop their cached send permissions for the users it names.
 const EvtRelationsChanged = EventPrefix + "relations.changed"

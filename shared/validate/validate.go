@@ -5,6 +5,7 @@ package validate
 import (
 	"fmt"
 	"regexp"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -38,4 +39,31 @@ func Limit(n, def, max int) int {
 		return def
 	}
 	return min(n, max)
+}
+
+// Name checks a name shown to other users (nickname, group name, remark): Text's
+// rules, and no control characters or bidirectional controls, which can make a
+// name read as something else ("‮moc.evil" shown backwards) or break a layout.
+func Name(field, s string, maxRunes int) error {
+	if err := Text(field, s, maxRunes); err != nil {
+		return err
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return fmt.Errorf("%s: no control or text-direction characters (U+%04X)", field, r)
+		}
+	}
+	return nil
+}
+
+func isBidiControl(r rune) bool {
+	switch {
+	case r == 0x061C, r == 0x200E, r == 0x200F: // ALM, LRM, RLM
+		return true
+	case r >= 0x202A && r <= 0x202E: // embeddings and overrides
+		return true
+	case r >= 0x2066 && r <= 0x2069: // isolates
+		return true
+	}
+	return false
 }

@@ -24,3 +24,17 @@ func TestToken(t *testing.T) {
 		}
 	}
 }
+
+func TestName(t *testing.T) {
+	for _, tt := range []struct {
+		s  string
+		ok bool
+	}{
+		{"Alice", true}, {"李雷", true}, {"عمر", true}, {"👨‍👩‍👧 family", true},
+		{"evil\u202emoc", false}, {"a\u2066b", false}, {"tab\there", false}, {"nl\n", false}, {"bell\a", false}, {"x\u200fy", false},
+	} {
+		if err := Name("nickname", tt.s, 64); (err == nil) != tt.ok {
+			t.Errorf("Name(%q): %v, want ok=%v", tt.s, err, tt.ok)
+		}
+	}
+}

@@ -34,6 +34,24 @@ type TouchConn struct {
 // MaxTouch is how many connections one session.touch carries at most.
 const MaxTouch = 1000
 
+// SessionCheck answers session.check, which an edge calls (as the token's user
+// and session) before it serves HTTP calls of a session it has not seen lately:
+// an error when the session ended or the user is banned.
+type SessionCheck struct {
+	Live bool `json:"live"`
+}
+
+// LoginLocked is published on im.evt.security.login_locked when failed logins
+// lock an account (the audit trail keeps it).
+type LoginLocked struct {
+	Username  string `json:"username"`
+	UserID    int64  `json:"user_id,omitempty"` // 0: no such user
+	Failures  int64  `json:"failures"`
+	LockedMs  int64  `json:"locked_ms"`
+	At        int64  `json:"at"` // unix ms
+	RequestID string `json:"request_id,omitempty"`
+}
+
 // DisconnectReq is the body of session.disconnect, sent by the edge when a
 // connection closes.
 type DisconnectReq struct {
