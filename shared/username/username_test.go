@@ -10,8 +10,8 @@ func TestCanonical(t *testing.T) {
 		{"Alice", "alice"},
 		{"ALICE_2.x-y", "alice_2.x-y"},
 		{"ｓｅｃ＿ａｌｉｃｅ", "sec_alice"}, // full width
-		{"sec_alİce", ""},        // dotted capital I: not folded into "alice"
-		{"sec_alıce", ""},        // dotless i
+		{"sec_alİce", ""},          // dotted capital I: not folded into "alice"
+		{"sec_alıce", ""},          // dotless i
 		{"al ice", ""},
 		{"al\u200bice", ""}, // zero-width space
 		{"ab", ""},
