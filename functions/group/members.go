@@ -11,6 +11,7 @@ import (
 	"natter/functions/perm"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/logging"
 	"natter/shared/validate"
 	"natter/shared/wire"
 )
@@ -239,8 +240,12 @@ func (s *Service) join(ctx context.Context, c endpoint.Caller, r JoinReq) (JoinR
 		return JoinResp{}, err
 	}
 	if len(admins) > 0 {
+		var nick string // as group.join.requests shows it; the push goes out anyway
+		if err := s.db.QueryRowContext(ctx, "SELECT nickname FROM users WHERE id = ?", c.UserID).Scan(&nick); err != nil {
+			logging.From(ctx).Warn().Err(err).Msg("requester's nickname")
+		}
 		s.deliver.Push(ctx, deliver.ToUsers(admins...), wire.GroupJoinRequested{JoinRequest: wire.JoinRequest{RequestID: out.RequestID, GroupID: r.GroupID, UserID: c.UserID,
-			Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()}}, deliver.Origin{})
+			Nickname: nick, Message: r.Message, Status: "pending", CreatedAt: s.now().UnixMilli()}}, deliver.Origin{})
 	}
 	return out, nil
 }

@@ -28,6 +28,8 @@ type standing struct {
 // it exists or not: a stranger learns nothing from the difference.
 var errNoConversation = imerr.New(imerr.NotFound, "conversation not found")
 
+var errDismissed = imerr.New(imerr.Forbidden, "this group was dismissed")
+
 // standingIn checks that the caller belongs to conv. Direct conversations need no
 // query: membership is in the id.
 func (s *Service) standingIn(ctx context.Context, c endpoint.Caller, conv convid.ID) (standing, error) {

@@ -37,6 +37,9 @@ func (s *Service) target(ctx context.Context, c endpoint.Caller, r MsgRef) (conv
 		return convid.ID{}, standing{}, wire.Message{}, err
 	}
 	st, err := s.standingIn(ctx, c, conv)
+	if errors.Is(err, errNoConversation) {
+		err = errNoMessage // the same answer as an id nobody has: ids tell a stranger nothing
+	}
 	if err != nil {
 		return convid.ID{}, standing{}, wire.Message{}, err
 	}
@@ -77,6 +80,9 @@ func (s *Service) recall(ctx context.Context, c endpoint.Caller, r RecallReq) (R
 	out := RecallResp{ConvID: conv.Raw, Seq: m.Seq, Mod: m.Mod}
 	if m.Recalled {
 		return out, nil // a retry
+	}
+	if st.dismissed {
+		return RecallResp{}, errDismissed
 	}
 	if m.Type == wire.TypeSystem {
 		return RecallResp{}, imerr.New(imerr.BadRequest, "system messages cannot be recalled")
@@ -140,6 +146,10 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 	if err != nil {
 		return wire.Message{}, err
 	}
+	// Editing is speaking again: a dismissed group, or a mute, forbids it.
+	if err := s.maySend(conv, st); err != nil {
+		return wire.Message{}, err
+	}
 	switch {
 	case m.Sender != c.UserID:
 		return wire.Message{}, imerr.New(imerr.Forbidden, "you can only edit your own messages")
@@ -197,6 +207,9 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 func (s *Service) react(ctx context.Context, c endpoint.Caller, r ReactReq) (wire.MsgReaction, error) {
 	conv, st, m, err := s.target(ctx, c, r.MsgRef)
 	if err != nil {
+		return wire.MsgReaction{}, err
+	}
+	if err := s.maySend(conv, st); err != nil {
 		return wire.MsgReaction{}, err
 	}
 	if m.Recalled || m.Type == wire.TypeSystem {
@@ -340,6 +353,16 @@ func (s *Service) typing(ctx context.Context, c endpoint.Caller, r TypingReq) (T
 	if err != nil {
 		return TypingResp{}, err
 	}
+	// Who may not send may not show typing either: blocks and privacy in 1:1,
+	// dismissal and mutes in groups.
+	if conv.Kind == convid.Direct && s.friends != nil {
+		if err := s.friends.CanMessage(ctx, c.UserID, conv.Peer(c.UserID)); err != nil {
+			return TypingResp{}, err
+		}
+	}
+	if err := s.maySend(conv, st); err != nil {
+		return TypingResp{}, err
+	}
 	if conv.Kind == convid.Group {
 		var n int
 		if err := s.db.QueryRowContext(ctx, "SELECT member_count FROM chat_groups WHERE id = ?", conv.Group).Scan(&n); err != nil {
@@ -356,7 +379,8 @@ func (s *Service) typing(ctx context.Context, c endpoint.Caller, r TypingReq) (T
 	if !ok {
 		return TypingResp{}, nil
 	}
-	// The typist's own devices need no indicator; in a 1:1 conversation only the peer gets it.
+	// In a 1:1 conversation only the peer gets it; in a group every member's
+	// devices do, the typist's other devices too (clients ignore their own id).
 	to := deliver.ToMembers(conv, st.version)
 	if conv.Kind == convid.Direct {
 		to = deliver.ToUser(conv.Peer(c.UserID))

@@ -218,3 +218,48 @@ func expectEvent(t *testing.T, sub *nats.Subscription, event string) {
 	}
 	t.Fatalf("no %s event", event)
 }
+
+// TestWhatOutsidersAndTheSilencedCannotDo: a message id of a conversation the
+// caller cannot see answers exactly like an id nobody has; a dismissed group
+// takes no edits, reactions or recalls, a muted member no edits or reactions; a
+// stranger cannot show typing in a 1:1 conversation.
+func TestWhatOutsidersAndTheSilencedCannotDo(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	alice, _ := fntest.User(t, e, "alice", "a")
+	bob, _ := fntest.User(t, e, "bob", "b")
+	carol, _ := fntest.User(t, e, "carol", "c")
+	fntest.Befriend(t, e, alice, bob)
+	m := send(t, e, alice, bob.UserID, "m1", "hello")
+
+	_, seen := fntest.Call[wire.MsgReaction](t, e, "msg.react", carol, message.ReactReq{MsgRef: message.MsgRef{ID: m.ID}, Emoji: "👍"})
+	_, unseen := fntest.Call[wire.MsgReaction](t, e, "msg.react", carol, message.ReactReq{MsgRef: message.MsgRef{ID: m.ID + 12345}, Emoji: "👍"})
+	if imerr.CodeOf(seen) != imerr.NotFound || imerr.From(seen).Message != imerr.From(unseen).Message {
+		t.Fatalf("an outsider tells ids apart: %v vs %v", seen, unseen)
+	}
+	_, err := fntest.Call[message.TypingResp](t, e, "msg.typing", carol, message.TypingReq{ConvID: convidOf(alice, carol)})
+	fntest.WantCode(t, err, imerr.Forbidden)
+
+	g := fntest.Must[group.Info](t, e, "group.create", alice, group.CreateReq{Name: "g", Members: []int64{bob.UserID}})
+	gm := fntest.Must[message.SendResp](t, e, "msg.send", bob, message.SendReq{ConvID: g.ConvID, ClientMsgID: "g1", Type: "text", Content: text("hi")})
+	ref := message.MsgRef{ID: gm.ID}
+	fntest.Must[map[string]any](t, e, "group.mute", alice, group.MuteReq{GroupID: g.GroupID, UserID: bob.UserID, Seconds: 3600})
+	_, err = fntest.Call[wire.Message](t, e, "msg.edit", bob, message.EditReq{MsgRef: ref, Content: text("edited while muted")})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	_, err = fntest.Call[wire.MsgReaction](t, e, "msg.react", bob, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.WantCode(t, err, imerr.Forbidden)
+
+	fntest.Must[map[string]any](t, e, "group.dismiss", alice, group.GroupReq{GroupID: g.GroupID})
+	_, err = fntest.Call[wire.MsgReaction](t, e, "msg.react", alice, message.ReactReq{MsgRef: ref, Emoji: "👍"})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	_, err = fntest.Call[message.RecallResp](t, e, "msg.recall", alice, message.RecallReq{MsgRef: ref})
+	fntest.WantCode(t, err, imerr.Forbidden)
+}
+
+func convidOf(a, b endpoint.Caller) string {
+	lo, hi := a.UserID, b.UserID
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return fmt.Sprintf("d:%d:%d", lo, hi)
+}

@@ -86,7 +86,7 @@ func (s *Service) maySend(conv convid.ID, st standing) error {
 		return nil
 	}
 	if st.dismissed {
-		return imerr.New(imerr.Forbidden, "this group was dismissed")
+		return errDismissed
 	}
 	if err := perm.Check(perm.Send, st.role, nil, false); err != nil {
 		return err
