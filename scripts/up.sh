@@ -20,7 +20,9 @@ cd "$ROOT"
 EDGE_ADDR="${EDGE_ADDR:-:8080}"
 METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9101}"
 LOG_PRETTY="${LOG_PRETTY:-true}"
-export EDGE_ADDR METRICS_ADDR LOG_PRETTY
+# Development: the binaries accept the built-in AUTH_SECRET (they refuse it otherwise).
+AUTH_DEV="${AUTH_DEV:-true}"
+export EDGE_ADDR METRICS_ADDR LOG_PRETTY AUTH_DEV
 
 edge_host="$(connect_host "$(host_of "$EDGE_ADDR")")" edge_port="$(port_of "$EDGE_ADDR")"
 metrics_host="$(connect_host "$(host_of "$METRICS_ADDR")")" metrics_port="$(port_of "$METRICS_ADDR")"

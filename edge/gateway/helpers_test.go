@@ -172,7 +172,7 @@ func newFixture(t *testing.T, tune func(*gateway.Config)) *fixture {
 	t.Helper()
 	f := &fixture{stub: startStub(t), nc: env.Connect(t), reg: prometheus.NewRegistry()}
 	var err error
-	if f.signer, err = auth.NewSigner(config.Auth{Secret: testSecret, AccessTTL: time.Hour}); err != nil {
+	if f.signer, err = auth.NewSigner(config.Auth{Secret: testSecret, AccessTTL: time.Hour, Dev: true}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := gateway.Config{ID: "edge-t"}

@@ -35,7 +35,7 @@ func TestUpgradeAuth(t *testing.T) {
 	f := newFixture(t, nil)
 	uid := newUser()
 	good := f.token(t, uid, "s1")
-	forger, _ := auth.NewSigner(config.Auth{Secret: "another-secret-0123456789", AccessTTL: time.Hour})
+	forger, _ := auth.NewSigner(config.Auth{Secret: "another-secret-0123456789", AccessTTL: time.Hour, Dev: true})
 	forged, _, _ := forger.Issue(auth.Claims{UserID: uid, SessionID: "s1"}, time.Now())
 	expired, _, _ := f.signer.Issue(auth.Claims{UserID: uid, SessionID: "s1"}, time.Now().Add(-2*time.Hour))
 

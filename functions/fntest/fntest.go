@@ -30,7 +30,7 @@ import (
 const Secret = "natter-test-secret-0123456789"
 
 // AuthConfig is the token config functions and edges share in tests.
-var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour}
+var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour, Dev: true}
 
 // Options tune the functions under test.
 type Options struct {

@@ -6,8 +6,10 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,18 +32,58 @@ type Claims struct {
 // ErrInvalid is returned for a token that is malformed, forged or expired.
 var ErrInvalid = errors.New("invalid token")
 
-// Signer signs and verifies access tokens with one shared secret.
+// Signer signs access tokens with the current secret and verifies them with it or
+// the previous one (rotation). A token names its key by id ("kid": a hash of the
+// secret, never the secret), so two keys cost no second try.
 type Signer struct {
-	key []byte
-	ttl time.Duration
+	kid  string
+	keys map[string][]byte // kid -> secret
+	ttl  time.Duration
 }
 
-// NewSigner returns a Signer; the secret must be at least 16 bytes.
+// knownSecrets are published in this repository (development, compose trial):
+// anyone can forge tokens with them.
+var knownSecrets = []string{config.Defaults[config.Auth]().Secret, "natter-compose-secret-change-me"}
+
+// minSecret is the shortest secret accepted outside development.
+const minSecret = 32
+
+// NewSigner returns a Signer. Outside development (c.Dev) it refuses a published
+// secret and secrets shorter than 32 bytes; in development, secrets under 16 bytes.
 func NewSigner(c config.Auth) (*Signer, error) {
-	if len(c.Secret) < 16 {
-		return nil, errors.New("auth: AUTH_SECRET must be at least 16 bytes")
+	s := &Signer{keys: map[string][]byte{}, ttl: c.AccessTTL}
+	for i, secret := range []string{c.Secret, c.PreviousSecret} {
+		name := []string{"AUTH_SECRET", "AUTH_PREVIOUS_SECRET"}[i]
+		if secret == "" && i == 1 {
+			continue
+		}
+		if err := checkSecret(name, secret, c.Dev); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256([]byte(secret))
+		kid := hex.EncodeToString(sum[:6])
+		if i == 0 {
+			s.kid = kid
+		}
+		s.keys[kid] = []byte(secret)
 	}
-	return &Signer{key: []byte(c.Secret), ttl: c.AccessTTL}, nil
+	return s, nil
+}
+
+func checkSecret(name, secret string, dev bool) error {
+	if dev {
+		if len(secret) < 16 {
+			return fmt.Errorf("auth: %s must be at least 16 bytes", name)
+		}
+		return nil
+	}
+	if slices.Contains(knownSecrets, secret) {
+		return fmt.Errorf("auth: %s is a published development secret: set %d or more random bytes (or AUTH_DEV=true for development)", name, minSecret)
+	}
+	if len(secret) < minSecret {
+		return fmt.Errorf("auth: %s must be at least %d bytes outside development (AUTH_DEV=true)", name, minSecret)
+	}
+	return nil
 }
 
 type jwtClaims struct {
@@ -65,7 +107,8 @@ func (s *Signer) Issue(c Claims, now time.Time) (string, time.Time, error) {
 		DeviceID:  c.DeviceID,
 		Role:      c.Role,
 	})
-	signed, err := tok.SignedString(s.key)
+	tok.Header["kid"] = s.kid
+	signed, err := tok.SignedString(s.keys[s.kid])
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
@@ -75,7 +118,16 @@ func (s *Signer) Issue(c Claims, now time.Time) (string, time.Time, error) {
 // Verify checks an access token's signature, algorithm and expiry.
 func (s *Signer) Verify(token string) (Claims, error) {
 	var jc jwtClaims
-	_, err := jwt.ParseWithClaims(token, &jc, func(*jwt.Token) (any, error) { return s.key, nil },
+	_, err := jwt.ParseWithClaims(token, &jc, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return s.keys[s.kid], nil // signed before keys had ids
+		}
+		if key, ok := s.keys[kid]; ok {
+			return key, nil
+		}
+		return nil, errors.New("unknown key")
+	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer("natter"),
 		jwt.WithExpirationRequired(),

@@ -12,11 +12,11 @@ import (
 )
 
 func TestVerify(t *testing.T) {
-	s, err := NewSigner(config.Auth{Secret: "0123456789abcdef0123", AccessTTL: time.Minute})
+	s, err := NewSigner(config.Auth{Secret: "0123456789abcdef0123", AccessTTL: time.Minute, Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewSigner(config.Auth{Secret: "another-secret-0123456", AccessTTL: time.Minute})
+	other, _ := NewSigner(config.Auth{Secret: "another-secret-0123456", AccessTTL: time.Minute, Dev: true})
 	now := time.Now()
 	good, _, err := s.Issue(Claims{UserID: 42, SessionID: "s1", DeviceID: "d1"}, now)
 	if err != nil {
@@ -67,5 +67,55 @@ func TestRefresh(t *testing.T) {
 	}
 	if _, _, err := ParseRefresh("nodot"); err == nil {
 		t.Fatal("accepted token without separator")
+	}
+}
+
+// TestSecrets: outside development a published or short secret refuses to start.
+func TestSecrets(t *testing.T) {
+	long := strings.Repeat("k", 32)
+	tests := []struct {
+		name string
+		c    config.Auth
+		ok   bool
+	}{
+		{"dev default without AUTH_DEV", config.Defaults[config.Auth](), false},
+		{"dev default with AUTH_DEV", config.Auth{Secret: config.Defaults[config.Auth]().Secret, Dev: true}, true},
+		{"compose trial secret", config.Auth{Secret: "natter-compose-secret-change-me"}, false},
+		{"short", config.Auth{Secret: strings.Repeat("k", 31)}, false},
+		{"long enough", config.Auth{Secret: long}, true},
+		{"short previous", config.Auth{Secret: long, PreviousSecret: "short"}, false},
+		{"too short even for dev", config.Auth{Secret: "short", Dev: true}, false},
+	}
+	for _, tt := range tests {
+		if _, err := NewSigner(tt.c); (err == nil) != tt.ok {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+// TestRotation: tokens of the previous secret verify while it is configured;
+// new tokens use the new one; a token of a secret no longer configured fails.
+func TestRotation(t *testing.T) {
+	a, b, c := strings.Repeat("a", 32), strings.Repeat("b", 32), strings.Repeat("c", 32)
+	now := time.Now()
+	old, _ := NewSigner(config.Auth{Secret: a, AccessTTL: time.Minute})
+	oldTok, _, _ := old.Issue(Claims{UserID: 1, SessionID: "s"}, now)
+	rotated, err := NewSigner(config.Auth{Secret: b, PreviousSecret: a, AccessTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Verify(oldTok); err != nil {
+		t.Fatalf("old token during rotation: %v", err)
+	}
+	newTok, _, _ := rotated.Issue(Claims{UserID: 1, SessionID: "s"}, now)
+	if _, err := old.Verify(newTok); err == nil {
+		t.Fatal("a new token verified with the old secret alone")
+	}
+	later, _ := NewSigner(config.Auth{Secret: c, PreviousSecret: b, AccessTTL: time.Minute})
+	if _, err := later.Verify(oldTok); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a token of a retired secret: %v", err)
+	}
+	if _, err := later.Verify(newTok); err != nil {
+		t.Fatal(err)
 	}
 }

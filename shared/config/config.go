@@ -53,12 +53,18 @@ type S3 struct {
 	UseSSL    bool   `env:"USE_SSL" envDefault:"false"`
 }
 
-// Auth signs and checks tokens (env prefix AUTH_). The secret has a dev default so
-// `task up` works; production sets AUTH_SECRET.
+// Auth signs and checks tokens (env prefix AUTH_). The secret has a development
+// default so that `go tool task up` works, and a process refuses to start with it
+// (or any secret under 32 bytes) unless AUTH_DEV is set, as up and the tests do.
 type Auth struct {
-	Secret     string        `env:"SECRET" envDefault:"natter-dev-secret-change-me"`
-	AccessTTL  time.Duration `env:"ACCESS_TTL" envDefault:"15m"`
-	RefreshTTL time.Duration `env:"REFRESH_TTL" envDefault:"720h"`
+	Secret string `env:"SECRET" envDefault:"natter-dev-secret-change-me"`
+	// PreviousSecret is accepted for tokens signed with it, never used to sign:
+	// to rotate, set AUTH_SECRET to a new secret and this to the old one, and
+	// remove it one AUTH_ACCESS_TTL later.
+	PreviousSecret string        `env:"PREVIOUS_SECRET"`
+	Dev            bool          `env:"DEV"`
+	AccessTTL      time.Duration `env:"ACCESS_TTL" envDefault:"15m"`
+	RefreshTTL     time.Duration `env:"REFRESH_TTL" envDefault:"720h"`
 }
 
 // Log configures the root logger (env prefix LOG_).
