@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"natter/shared/validate"
@@ -112,6 +114,9 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 			}
 			if (s.Style == "link") != (s.URL != "") || len(s.URL) > maxURL {
 				return nil, nil, fmt.Errorf("content.spans[%d]: url goes with style link only", i)
+			}
+			if s.URL != "" && !safeLink(s.URL) {
+				return nil, nil, fmt.Errorf("content.spans[%d]: a link must be an absolute http, https or mailto URL", i)
 			}
 		}
 		seen := make(map[int64]bool, len(c.Mentions))
@@ -233,4 +238,27 @@ type SyncConv struct {
 type SyncResp struct {
 	Conversations []SyncConv `json:"conversations"`
 	HasMore       bool       `json:"has_more"`
+}
+
+// safeLink accepts absolute http and https URLs with a host, and mailto: URLs:
+// nothing a client would run (javascript:, data:, vbscript:) or resolve against
+// its own origin. Control characters and spaces, which browsers strip before
+// reading the scheme, are refused outright.
+func safeLink(raw string) bool {
+	for _, r := range raw {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+		return u.Host != "" && u.User == nil
+	case "mailto":
+		return u.Opaque != ""
+	}
+	return false
 }

@@ -11,6 +11,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/worker"
 	"natter/shared/endpoint"
+	"natter/shared/imerr"
 	"natter/shared/op"
 	"natter/shared/wire"
 )
@@ -111,4 +112,25 @@ func docSections(t *testing.T) (ops, pushes map[string]int) {
 		}
 	}
 	return ops, pushes
+}
+
+// FuzzRequests feeds every op's request decoding and validation arbitrary
+// bodies: none may panic, and every refusal is a bad_request.
+func FuzzRequests(f *testing.F) {
+	eps, err := worker.Endpoints(context.Background(), nil, worker.Deps{Message: message.Config{Writers: -1}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range eps {
+		f.Add(uint16(i), []byte(`{}`))
+	}
+	f.Add(uint16(0), []byte(`{"username":"ａｌｉｃｅ","password":"x"}`))
+	f.Add(uint16(0), []byte(`{"to":1,"client_msg_id":"a","type":"rich","content":{"text":"x","spans":[{"start":0,"end":1,"style":"link","url":"javascript:x"}]}}`))
+	f.Add(uint16(0), []byte(`{"cursors":{"d:1:2":-1},"limit":-5}`))
+	f.Fuzz(func(t *testing.T, which uint16, body []byte) {
+		ep := eps[int(which)%len(eps)]
+		if err := ep.Check(body); err != nil && imerr.CodeOf(err) != imerr.BadRequest {
+			t.Fatalf("%s refused %q with %v, want bad_request", ep.Op.Name, body, err)
+		}
+	})
 }

@@ -37,21 +37,33 @@ type Validator interface{ Validate() error }
 type Endpoint struct {
 	Op     op.Op
 	handle func(ctx context.Context, c Caller, data []byte) ([]byte, error)
+	check  func(data []byte) error
 }
+
+// Check decodes and validates a request body as the handler would receive it,
+// without calling the handler: nil, or a bad_request error (fuzz tests use it).
+func (e Endpoint) Check(data []byte) error { return e.check(data) }
 
 // Handle binds the handler h to the op named name (which must be in op.All).
 func Handle[Req, Resp any](name string, h func(context.Context, Caller, Req) (Resp, error)) Endpoint {
-	return Endpoint{Op: op.Must(name), handle: func(ctx context.Context, c Caller, data []byte) ([]byte, error) {
+	decode := func(data []byte) (Req, error) {
 		var req Req
 		if len(data) > 0 {
 			if err := json.Unmarshal(data, &req); err != nil {
-				return nil, imerr.Wrap(imerr.BadRequest, err, "malformed request: "+jsonProblem(err))
+				return req, imerr.Wrap(imerr.BadRequest, err, "malformed request: "+jsonProblem(err))
 			}
 		}
 		if v, ok := any(&req).(Validator); ok {
 			if err := v.Validate(); err != nil {
-				return nil, asBadRequest(err)
+				return req, asBadRequest(err)
 			}
+		}
+		return req, nil
+	}
+	return Endpoint{Op: op.Must(name), check: func(data []byte) error { _, err := decode(data); return err }, handle: func(ctx context.Context, c Caller, data []byte) ([]byte, error) {
+		req, err := decode(data)
+		if err != nil {
+			return nil, err
 		}
 		resp, err := h(ctx, c, req)
 		if err != nil {
