@@ -103,7 +103,7 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		writeJSONError(w, e)
 	}
 
-	caller := endpoint.Caller{RequestID: reqID}
+	caller := endpoint.Caller{RequestID: reqID, ClientIP: clientAddr(r)}
 	if token := bearer(r); token != "" || rt.op.Access != op.Public {
 		claims, aerr := g.authenticate(token)
 		switch {
@@ -115,14 +115,23 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 		// A public op ignores a bad token: it acts for nobody then.
 	}
-	limited := !g.publicLimits.allow("ip:"+clientAddr(r), start)
-	if caller.UserID != 0 {
+	// Public ops (login, register, refresh: password guesses, argon2id work) are
+	// limited per client address, a token or not; the rest per user.
+	limited := rt.op.Access == op.Public && !g.publicLimits.allow("ip:"+caller.ClientIP, start)
+	if caller.UserID != 0 && !limited {
 		limited = !g.userLimits.allow("u:"+strconv.FormatInt(caller.UserID, 10), start)
 	}
 	if limited {
 		w.Header().Set("Retry-After", "1")
 		fail(imerr.New(imerr.RateLimited, "too many requests: slow down"))
 		return
+	}
+	// The session checks a WebSocket gets when it connects, for HTTP too.
+	if rt.op.Access != op.Public {
+		if e := g.checkSession(r.Context(), caller); e != nil {
+			fail(e)
+			return
+		}
 	}
 
 	data, berr := requestBody(w, r, rt)

@@ -241,3 +241,52 @@ func TestHTTPRateLimits(t *testing.T) {
 		t.Fatalf("bob limited by alice: %d %s", status, body)
 	}
 }
+
+// TestHTTPPublicLimitWithToken: a token does not move login, register or refresh
+// from the per-address limit to the (looser) per-user one.
+func TestHTTPPublicLimitWithToken(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) {
+		c.HTTPPublicLimit, c.HTTPPublicBurst = 0.1, 2
+		c.HTTPUserLimit, c.HTTPUserBurst = 100, 100
+	})
+	tok := f.token(t, newUser(), "s1")
+	for i := range 2 {
+		if status, _, body := f.httpDo(t, "POST", "/api/v1/account.login", tok, "", nil); status != 200 {
+			t.Fatalf("login %d: %d %s", i, status, body)
+		}
+	}
+	if status, _, body := f.httpDo(t, "POST", "/api/v1/account.login", tok, "", nil); status != 429 {
+		t.Fatalf("3rd login with a token: %d %s", status, body)
+	}
+}
+
+// TestHTTPSessionCheck: HTTP calls get the session checks a WebSocket gets at
+// connect: an ended session or a banned user is refused though the token is
+// valid, and a live session is checked once per TTL, not per call.
+func TestHTTPSessionCheck(t *testing.T) {
+	f := newFixture(t, nil)
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"live", f.token(t, newUser(), "s-live"), 200},
+		{"ended session", f.token(t, newUser(), endedSession), 401},
+		{"banned user", f.token(t, bannedUser, "s-banned"), 403},
+	}
+	for _, tt := range tests {
+		if status, _, body := f.httpDo(t, "POST", "/api/v1/msg.send", tt.token, "", nil); status != tt.status {
+			t.Errorf("%s: %d %s, want %d", tt.name, status, body, tt.status)
+		}
+	}
+	before := f.stub.checks.Load()
+	live := tests[0].token
+	for range 5 {
+		if status, _, body := f.httpDo(t, "POST", "/api/v1/msg.send", live, "", nil); status != 200 {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	if n := f.stub.checks.Load() - before; n != 0 {
+		t.Fatalf("%d session checks for 5 calls of a session checked moments ago", n)
+	}
+}

@@ -43,6 +43,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration `env:"HEARTBEAT_TIMEOUT" envDefault:"90s"`
 	// RequestTimeout bounds one NATS request (WebSocket frame or HTTP call).
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
+	// SessionCheckTTL is how long an HTTP caller's session, once found live by
+	// session.check (not revoked, not expired, user not banned), is trusted
+	// before it is checked again.
+	SessionCheckTTL time.Duration `env:"SESSION_CHECK_TTL" envDefault:"30s"`
 	// WriteTimeout bounds one write to a WebSocket; a client that does not read for
 	// that long is disconnected.
 	WriteTimeout time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s"`
@@ -120,6 +124,7 @@ type Gateway struct {
 	upgrader *gws.Upgrader
 	hub      *hub
 	rev      *revocations
+	sessions *sessionCache // HTTP callers' sessions found live lately
 	// HTTP rate limits: per user, and per client address for unauthenticated calls.
 	userLimits, publicLimits *keyedLimiter
 
@@ -173,6 +178,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		stop:   make(chan struct{}),
 	}
 	g.hub = newHub(d.NC, m, cfg.DeliverBuffer, g.log)
+	g.sessions = newSessionCache(cfg.SessionCheckTTL)
 	g.rev = newRevocations(cmp.Or(d.AccessTTL, config.Defaults[config.Auth]().AccessTTL))
 	g.userLimits = newKeyedLimiter(cfg.HTTPUserLimit, cfg.HTTPUserBurst)
 	g.publicLimits = newKeyedLimiter(cfg.HTTPPublicLimit, cfg.HTTPPublicBurst)

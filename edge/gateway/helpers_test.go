@@ -47,10 +47,13 @@ func TestMain(m *testing.M) {
 
 const (
 	testSecret = "edge-test-secret-0123456789"
-	bannedUser = 666 // session.connect refuses this user
-	slowOp     = "msg.sync"
-	failingOp  = "account.logout"
-	absentOp   = "account.devices" // no stub serves it
+	bannedUser = 666 // session.connect and session.check refuse this user
+	// endedSession is a session that session.check finds ended (logged out while
+	// the edge did not hear of it).
+	endedSession = "ended-session"
+	slowOp       = "msg.sync"
+	failingOp    = "account.logout"
+	absentOp     = "account.devices" // no stub serves it
 )
 
 var lastUser atomic.Int64
@@ -84,6 +87,7 @@ type stub struct {
 	connects    chan connectCall
 	disconnects chan disconnectCall
 	touches     chan wire.TouchReq
+	checks      atomic.Int64 // session.check calls
 }
 
 func startStub(t *testing.T) *stub {
@@ -107,6 +111,16 @@ func startStub(t *testing.T) *stub {
 		endpoint.Handle("session.touch", func(_ context.Context, _ endpoint.Caller, r wire.TouchReq) (struct{}, error) {
 			s.touches <- r
 			return struct{}{}, nil
+		}),
+		endpoint.Handle("session.check", func(_ context.Context, c endpoint.Caller, _ struct{}) (wire.SessionCheck, error) {
+			s.checks.Add(1)
+			switch {
+			case c.UserID == bannedUser:
+				return wire.SessionCheck{}, imerr.New(imerr.Forbidden, "account banned")
+			case c.SessionID == endedSession:
+				return wire.SessionCheck{}, imerr.New(imerr.Unauthorized, "session ended: log in again")
+			}
+			return wire.SessionCheck{Live: true}, nil
 		}),
 		endpoint.Handle("msg.send", echoFn),
 		endpoint.Handle("account.login", echoFn),

@@ -75,9 +75,9 @@ func (g *loginGuard) failed(ctx context.Context, name string, uid int64, c endpo
 	if res[1] == 0 {
 		return
 	}
-	ev := wire.LoginLocked{Username: name, UserID: uid, Failures: res[0], LockedMs: res[1], At: g.now().UnixMilli(), RequestID: c.RequestID}
+	ev := wire.LoginLocked{Username: name, UserID: uid, Failures: res[0], LockedMs: res[1], At: g.now().UnixMilli(), RequestID: c.RequestID, ClientIP: c.ClientIP}
 	logging.From(ctx).Warn().Str("event", "security").Str("username", name).Int64("user", uid).Int64("failures", res[0]).
-		Int64("locked_ms", res[1]).Msg("account locked after failed logins")
+		Int64("locked_ms", res[1]).Str("client_ip", c.ClientIP).Msg("account locked after failed logins")
 	b, err := json.Marshal(ev)
 	if err == nil {
 		err = g.nc.Publish(subject.EvtLoginLocked, b)

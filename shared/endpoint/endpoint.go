@@ -27,6 +27,8 @@ type Caller struct {
 	Role      string
 	ConnID    string
 	RequestID string
+	// ClientIP is the client's address as the edge saw it, for audit logs.
+	ClientIP string
 }
 
 // Validator is implemented by requests that check their own fields; the adapter
@@ -93,6 +95,7 @@ func (c Caller) Headers() nats.Header {
 	set(wire.HeaderRole, c.Role)
 	set(wire.HeaderConn, c.ConnID)
 	set(wire.HeaderRequestID, c.RequestID)
+	set(wire.HeaderClientIP, c.ClientIP)
 	return h
 }
 
@@ -103,6 +106,7 @@ func callerFrom(h nats.Header) (Caller, error) {
 		Role:      h.Get(wire.HeaderRole),
 		ConnID:    h.Get(wire.HeaderConn),
 		RequestID: h.Get(wire.HeaderRequestID),
+		ClientIP:  h.Get(wire.HeaderClientIP),
 	}
 	if u := h.Get(wire.HeaderUser); u != "" {
 		id, err := strconv.ParseInt(u, 10, 64)

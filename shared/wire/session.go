@@ -50,6 +50,7 @@ type LoginLocked struct {
 	LockedMs  int64  `json:"locked_ms"`
 	At        int64  `json:"at"` // unix ms
 	RequestID string `json:"request_id,omitempty"`
+	ClientIP  string `json:"client_ip,omitempty"` // of the failure that locked it
 }
 
 // DisconnectReq is the body of session.disconnect, sent by the edge when a

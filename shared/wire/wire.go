@@ -43,6 +43,7 @@ const (
 	HeaderRole      = "Natter-Role"
 	HeaderConn      = "Natter-Conn"
 	HeaderRequestID = "Natter-Request-Id"
+	HeaderClientIP  = "Natter-Client-Ip" // the client's address, for audit logs
 	// HeaderDeadline is when the caller stops waiting (unix ms): a worker does not
 	// start a request past it. Clocks are assumed in sync (NTP).
 	HeaderDeadline = "Natter-Deadline"
