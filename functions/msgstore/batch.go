@@ -167,7 +167,7 @@ func (c *collector) collect(ctx context.Context, linger time.Duration) (next *re
 			case <-ctx.Done():
 				return nil, false
 			case f := <-c.sh.done:
-				c.s.finishChange(ctx, c.sh, f)
+				c.s.finishChange(c.sh, f)
 				continue
 			case r = <-c.sh.q:
 			}
@@ -188,7 +188,7 @@ func (c *collector) collect(ctx context.Context, linger time.Duration) (next *re
 				return next, true
 			}
 		case f := <-c.sh.done:
-			c.s.finishChange(ctx, c.sh, f)
+			c.s.finishChange(c.sh, f)
 			if next := c.fill(); next != nil {
 				return next, true
 			}
@@ -262,23 +262,16 @@ func (s *Store) startChange(ctx context.Context, sh *shard, r *request) {
 }
 
 // finishChange runs on the writer once a change's transaction ended: its push
-// first, then the conversation's held requests are released in order, up to the
-// next change, which starts.
-func (s *Store) finishChange(ctx context.Context, sh *shard, r *request) {
+// first, then the conversation's held requests are released, in order, to be
+// taken before anything queued later. A change among them closes the batch of
+// the sends released before it, as any change does, so those are stored first.
+func (s *Store) finishChange(sh *shard, r *request) {
 	if r.res.err == nil && r.m != nil && r.o.After != nil {
 		r.o.After(r.m, false)
 	}
 	r.done <- r.res
-	list := sh.held[r.conv]
+	sh.ready = append(sh.ready, sh.held[r.conv]...)
 	delete(sh.held, r.conv)
-	for i, x := range list {
-		if x.change != nil {
-			sh.held[x.conv] = list[i+1:]
-			s.startChange(ctx, sh, x)
-			return
-		}
-		sh.ready = append(sh.ready, x)
-	}
 }
 
 type msgKey struct {

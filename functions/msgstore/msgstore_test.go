@@ -282,3 +282,55 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestHeldInOrder: while a change runs, a send, another change and another send
+// queue behind it for the same conversation; they are stored in that order, one
+// transaction at a time (the second change waits for the send before it).
+func TestHeldInOrder(t *testing.T) {
+	e := testenv.Start(t)
+	s, _ := start(t, e, time.Millisecond)
+	users := fntest.SeedUsers(t, e, "held", 2)
+	conv := groupConv(t, e, 1, users)
+
+	var mu sync.Mutex
+	var order []string
+	after := func(m *wire.Message, _ bool) {
+		mu.Lock()
+		order = append(order, fmt.Sprintf("%s@%d", m.ClientMsgID, m.Seq))
+		mu.Unlock()
+	}
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	change := func(id string, wait chan struct{}) {
+		defer wg.Done()
+		if _, err := s.Change(t.Context(), conv, func(tx *sql.Tx) (*wire.Message, error) {
+			if wait != nil {
+				<-wait
+			}
+			return msg(conv, users[0], id), nil
+		}, after); err != nil {
+			t.Error(err)
+		}
+	}
+	sendMsg := func(id string) {
+		defer wg.Done()
+		if _, err := s.Append(t.Context(), msg(conv, users[1], id), msgstore.AppendOptions{After: after}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(4)
+	go change("c1", release)
+	time.Sleep(50 * time.Millisecond) // c1 runs
+	go sendMsg("s1")
+	time.Sleep(30 * time.Millisecond) // queued, in this order
+	go change("c2", nil)
+	time.Sleep(30 * time.Millisecond)
+	go sendMsg("s2")
+	time.Sleep(30 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	want := []string{"c1@1", "s1@2", "c2@3", "s2@4"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("stored and pushed %v, want %v", order, want)
+	}
+}
