@@ -14,6 +14,7 @@ import (
 
 	"natter/shared/endpoint"
 	"natter/shared/op"
+	"natter/shared/subject"
 	"natter/shared/testenv"
 )
 
@@ -27,6 +28,7 @@ var matrix = []struct {
 	may           []string
 }{
 	{"requests", "im.v1.msg.send", []string{"p", "ps", "-"}},
+	{"internal ops", "im.internal.session.connect", []string{"p", "s", "-"}},
 	{"deliveries", "im.deliver.42", []string{"s", "p", "-"}},
 	{"events", "im.evt.session.revoked", []string{"-", "ps", "s"}},
 	{"config events", "im.evt.config.changed", []string{"s", "ps", "s"}},
@@ -103,8 +105,9 @@ func refused(err error, what string) bool {
 }
 
 // TestRepliesUnderPermissions: with inboxes per user, functions still answer
-// the edge's requests (allow_responses), and every micro service of one worker
-// process answers an operator's `nats micro list` on the same reply subject.
+// the edge's requests (allow_responses), internal ones too, on their own
+// subjects only; and every micro service of one worker process answers an
+// operator's `nats micro list` on the same reply subject.
 func TestRepliesUnderPermissions(t *testing.T) {
 	e := testenv.StartNATS(t, testenv.Options{NATSConfig: testenv.RepoFile(t, "nats-config/dev.conf")})
 	functions, edge, admin := e.ConnectAs(t, "functions"), e.ConnectAs(t, "edge"), e.ConnectAs(t, "admin")
@@ -113,6 +116,7 @@ func TestRepliesUnderPermissions(t *testing.T) {
 	for _, s := range op.Services { // one op of each service: one micro service each
 		eps = append(eps, endpoint.Handle(op.ByService(s.Name)[0].Name, echo))
 	}
+	eps = append(eps, endpoint.Handle("session.connect", echo))
 	srv, err := endpoint.Serve(context.Background(), functions, zerolog.Nop(), nil, endpoint.Config{}, eps)
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +130,11 @@ func TestRepliesUnderPermissions(t *testing.T) {
 		if err != nil || string(out) != `{"k":1}` {
 			t.Fatalf("edge request %s: %q, %v", ep.Op.Name, out, err)
 		}
+	}
+	// Not on the client ops' subjects: an edge that routed a client's frame there
+	// would find nobody.
+	if _, err := edge.RequestWithContext(ctx, subject.Request("session.connect"), nil); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("internal op on %s: %v", subject.Request("session.connect"), err)
 	}
 
 	inbox := admin.NewRespInbox()
