@@ -61,6 +61,7 @@ type Env struct {
 	dir      string
 	accounts bool // the NATS server runs a config with users
 	ns       *natsserver.Server
+	nsOpts   *natsserver.Options
 	redisCmd *exec.Cmd
 	dbName   string
 	rootDSN  string
@@ -174,13 +175,10 @@ func (e *Env) startNATS(conf string) error {
 	opts.HTTPHost, opts.HTTPPort = "", 0
 	opts.JetStream, opts.StoreDir = true, e.dir+"/nats"
 	opts.NoLog, opts.NoSigs = true, true
-	ns, err := natsserver.NewServer(opts)
+	e.nsOpts = opts.Clone()
+	ns, err := runNATS(opts)
 	if err != nil {
-		return fmt.Errorf("nats server: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return errors.New("nats server not ready")
+		return err
 	}
 	e.ns = ns
 	e.NATS = e.NATSAs("functions")
@@ -195,6 +193,42 @@ func (e *Env) startNATS(conf string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return bus.EnsureStreams(ctx, e.NC)
+}
+
+func runNATS(opts *natsserver.Options) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("nats server not ready")
+	}
+	return ns, nil
+}
+
+// RestartNATS stops the private NATS server and starts it again on the same
+// address; with wipe, on an empty JetStream store, as a server restarted without
+// its disk: every stream is lost. Connections reconnect on their own (at their
+// ReconnectWait); nothing declares the streams again (a worker does at start:
+// bus.EnsureStreams).
+func (e *Env) RestartNATS(tb testing.TB, wipe bool) {
+	tb.Helper()
+	opts := e.nsOpts.Clone()
+	opts.Port = e.ns.Addr().(*net.TCPAddr).Port
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	if wipe {
+		if err := os.RemoveAll(opts.StoreDir); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	ns, err := runNATS(opts)
+	if err != nil {
+		tb.Fatalf("testenv: restart nats: %v", err)
+	}
+	e.ns = ns
 }
 
 // startRedis runs a private redis-server without persistence; only when none is on
