@@ -2,6 +2,8 @@
 # The nats CLI (natscli, from tools/go.mod) as the ops user `admin` against NATS_URL:
 #   scripts/nats.sh micro list        scripts/nats.sh micro stats im-message
 # (A server without accounts, such as a plain reused one, ignores the credentials.)
+# Replies come under the user's own inbox prefix, the only one nats-config lets it
+# subscribe to.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,5 +12,6 @@ cd "$ROOT"
 # than sit silent (on stderr, so the CLI's own output stays clean); later runs take
 # it from the build cache at once.
 nats="$(tool_path_verbose nats -modfile=tools/go.mod)"
+user="${NATS_ADMIN_USER:-admin}"
 exec "$nats" --server "$NATS_URL" \
-  --user "${NATS_ADMIN_USER:-admin}" --password "$NATS_ADMIN_PASSWORD" "$@"
+  --user "$user" --password "$NATS_ADMIN_PASSWORD" --inbox-prefix "_INBOX.$user" "$@"

@@ -179,9 +179,11 @@ func TestOperatorEndpoints(t *testing.T) {
 	if status, _, _ := f.httpDo(t, "GET", "/healthz", "", "", nil); status != http.StatusOK {
 		t.Fatalf("healthz %d", status)
 	}
-	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusOK {
-		t.Fatalf("readyz %d", status)
-	}
+	// Ready once it follows session revocations, moments after it starts.
+	waitFor(t, "readyz 200", func() bool {
+		status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil)
+		return status == http.StatusOK
+	})
 	status, _, body := f.httpDo(t, "GET", "/metrics", "", "", nil)
 	if status != http.StatusOK {
 		t.Fatalf("metrics %d", status)

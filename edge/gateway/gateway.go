@@ -248,8 +248,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// ready: not shutting down, connected to NATS, and following session
+// revocations (an edge that cannot would accept revoked tokens).
 func (g *Gateway) ready() bool {
-	return !g.notReady.Load() && g.nc.Status() == nats.CONNECTED
+	return !g.notReady.Load() && g.nc.Status() == nats.CONNECTED && g.rev.following.Load()
 }
 
 // newID returns a fresh id under this edge's prefix, from seq.

@@ -452,9 +452,10 @@ func TestShutdown(t *testing.T) {
 	f := newFixture(t, nil)
 	a, b := f.dial(t, newUser(), "s1"), f.dial(t, newUser(), "s1")
 	ids := map[string]bool{a.connID(t): true, b.connID(t): true}
-	if status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil); status != http.StatusOK {
-		t.Fatalf("readyz before shutdown: %d", status)
-	}
+	waitFor(t, "readyz 200 before shutdown", func() bool { // once it follows revocations
+		status, _, _ := f.httpDo(t, "GET", "/readyz", "", "", nil)
+		return status == http.StatusOK
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

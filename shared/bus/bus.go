@@ -4,6 +4,8 @@ package bus
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,8 +16,26 @@ import (
 	"natter/shared/subject"
 )
 
+// InboxPrefix is where the replies to user's requests arrive: _INBOX.<user>.
+// nats-config/accounts.conf lets each user subscribe under its own prefix only,
+// so that no user reads the replies another one waits for (a login's tokens).
+func InboxPrefix(user string) string { return "_INBOX." + user }
+
+// user is the NATS user c connects as: NATS_USER, or the one in the URL.
+func user(c config.NATS) string {
+	if c.User != "" {
+		return c.User
+	}
+	first, _, _ := strings.Cut(c.URL, ",")
+	if u, err := url.Parse(strings.TrimSpace(first)); err == nil && u.User != nil {
+		return u.User.Username()
+	}
+	return ""
+}
+
 // Connect dials NATS with reconnects forever (a worker or edge without NATS is
-// useless, and NATS restarts must not need a process restart).
+// useless, and NATS restarts must not need a process restart). A connection as a
+// user takes that user's inbox prefix (InboxPrefix).
 func Connect(c config.NATS, name string, log zerolog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
@@ -37,6 +57,9 @@ func Connect(c config.NATS, name string, log zerolog.Logger) (*nats.Conn, error)
 	}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Pass))
+	}
+	if u := user(c); u != "" {
+		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(u)))
 	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {

@@ -18,7 +18,7 @@ type Access uint8
 const (
 	User     Access = iota // a logged-in user (access token)
 	Public                 // anyone: register, login, refresh
-	Internal               // only the edge itself, never a client frame or HTTP route
+	Internal               // only the edge itself, never a client frame or HTTP route; served on im.internal.<op>
 )
 
 // Route maps a REST route onto an op. Path and query parameters become fields of
@@ -37,8 +37,14 @@ type Op struct {
 	Routes  []Route
 }
 
-// Subject is the NATS request subject serving o.
-func (o Op) Subject() string { return subject.Request(o.Name) }
+// Subject is the NATS request subject serving o: im.v1.<op>, or
+// im.internal.<op> for an internal op.
+func (o Op) Subject() string {
+	if o.Access == Internal {
+		return subject.Internal(o.Name)
+	}
+	return subject.Request(o.Name)
+}
 
 // Endpoint is o's micro endpoint name (micro forbids dots in names).
 func (o Op) Endpoint() string { return strings.ReplaceAll(o.Name, ".", "_") }

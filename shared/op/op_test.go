@@ -31,6 +31,9 @@ func TestTable(t *testing.T) {
 	if got := Must("msg.send").Subject(); got != "im.v1.msg.send" {
 		t.Fatalf("subject = %q", got)
 	}
+	if got := Must("session.connect").Subject(); got != "im.internal.session.connect" {
+		t.Fatalf("internal op's subject = %q", got)
+	}
 	if got := Must("account.profile.get").Endpoint(); got != "account_profile_get" {
 		t.Fatalf("endpoint = %q", got)
 	}

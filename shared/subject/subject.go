@@ -5,8 +5,13 @@ package subject
 import "strconv"
 
 const (
-	// RequestPrefix prefixes every operation subject: im.v1.<op>.
+	// RequestPrefix prefixes the subjects of the ops clients call through the
+	// edge: im.v1.<op>.
 	RequestPrefix = "im.v1."
+	// InternalPrefix prefixes the subjects of internal ops, which only the edge
+	// calls for itself (session.connect, ...): im.internal.<op>. A space of their
+	// own, so that NATS permissions grant them apart from client ops.
+	InternalPrefix = "im.internal."
 	// EventPrefix prefixes events between services: im.evt.<domain>.<event>.
 	EventPrefix = "im.evt."
 	// DeliverPrefix prefixes per-user delivery subjects: im.deliver.<userID>.
@@ -17,6 +22,10 @@ const (
 
 // Request is the subject serving op (e.g. "msg.send" -> "im.v1.msg.send").
 func Request(op string) string { return RequestPrefix + op }
+
+// Internal is the subject serving internal op (e.g. "session.connect" ->
+// "im.internal.session.connect").
+func Internal(op string) string { return InternalPrefix + op }
 
 // Deliver is the subject every edge holding a connection of user subscribes to.
 func Deliver(user int64) string {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"natter/shared/blob"
 	"natter/shared/bus"
@@ -32,6 +34,18 @@ import (
 	"natter/shared/db"
 	"natter/shared/ids"
 )
+
+// Options choose how an Env is set up; the zero value is what Start uses.
+type Options struct {
+	// NATSConfig is a nats-server config file for the private server, e.g.
+	// RepoFile(tb, "nats-config/dev.conf"): its accounts, users and permissions
+	// apply. The Env's own listen address, store dir and no monitoring port
+	// override the file's. Passwords come from NATS_<USER>_PASSWORD, as in
+	// production; New sets test values for the four users of
+	// nats-config/accounts.conf when they are unset. NC then connects as the
+	// functions user, and ConnectAs as any user.
+	NATSConfig string
+}
 
 // Env is one set of private services.
 type Env struct {
@@ -45,7 +59,9 @@ type Env struct {
 	RDB *redis.Client
 
 	dir      string
+	accounts bool // the NATS server runs a config with users
 	ns       *natsserver.Server
+	nsOpts   *natsserver.Options
 	redisCmd *exec.Cmd
 	dbName   string
 	rootDSN  string
@@ -66,19 +82,48 @@ func Start(tb testing.TB) *Env {
 	return e
 }
 
+// StartWith is Start with options.
+func StartWith(tb testing.TB, o Options) *Env {
+	tb.Helper()
+	e, err := NewWith(context.Background(), o)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(e.Close)
+	return e
+}
+
+// StartNATS starts only the private NATS server of an Env (with natter's
+// streams), for tests that need neither Redis nor a database.
+func StartNATS(tb testing.TB, o Options) *Env {
+	tb.Helper()
+	e, err := newEnv(o)
+	if err == nil {
+		err = e.startNATS(o.NATSConfig)
+	}
+	if err != nil {
+		e.Close()
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(e.Close)
+	return e
+}
+
 // New starts an Env; Close releases it. TestMain users call it directly.
-func New(ctx context.Context) (e *Env, err error) {
-	dir, err := os.MkdirTemp("", "natter-testenv-")
+func New(ctx context.Context) (*Env, error) { return NewWith(ctx, Options{}) }
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, o Options) (e *Env, err error) {
+	e, err = newEnv(o)
 	if err != nil {
 		return nil, err
 	}
-	e = &Env{dir: dir}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	if err = e.startNATS(); err != nil {
+	if err = e.startNATS(o.NATSConfig); err != nil {
 		return nil, err
 	}
 	if err = e.startRedis(ctx); err != nil {
@@ -90,35 +135,100 @@ func New(ctx context.Context) (e *Env, err error) {
 	return e, nil
 }
 
-func (e *Env) startNATS() error {
+func newEnv(o Options) (*Env, error) {
+	dir, err := os.MkdirTemp("", "natter-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	return &Env{dir: dir, accounts: o.NATSConfig != ""}, nil
+}
+
+// Test passwords of the users of nats-config/accounts.conf, used when the
+// environment does not set them (`go tool task test` sets its dev defaults).
+var testPasswords = map[string]string{
+	"edge": "test-edge", "functions": "test-functions", "admin": "test-admin", "sys": "test-sys",
+}
+
+// PasswordVar is the environment variable nats-config/accounts.conf reads the
+// password of user from.
+func PasswordVar(user string) string { return "NATS_" + strings.ToUpper(user) + "_PASSWORD" }
+
+func (e *Env) startNATS(conf string) error {
 	opts := &natsserver.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  e.dir + "/nats",
-		NoLog:     true,
-		NoSigs:    true,
 		// Enough for load-style tests; production servers set their own.
 		MaxPayload: 8 << 20,
 	}
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		return fmt.Errorf("nats server: %w", err)
+	if conf != "" {
+		for u, pw := range testPasswords {
+			if _, set := os.LookupEnv(PasswordVar(u)); !set {
+				if err := os.Setenv(PasswordVar(u), pw); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		if opts, err = natsserver.ProcessConfigFile(conf); err != nil {
+			return fmt.Errorf("nats config: %w", err)
+		}
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return errors.New("nats server not ready")
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.HTTPHost, opts.HTTPPort = "", 0
+	opts.JetStream, opts.StoreDir = true, e.dir+"/nats"
+	opts.NoLog, opts.NoSigs = true, true
+	e.nsOpts = opts.Clone()
+	ns, err := runNATS(opts)
+	if err != nil {
+		return err
 	}
 	e.ns = ns
-	e.NATS = config.NATS{URL: ns.ClientURL()}
-	nc, err := nats.Connect(ns.ClientURL())
+	e.NATS = e.NATSAs("functions")
+	if e.accounts {
+		e.NC, err = bus.Connect(e.NATS, "natter-testenv", zerolog.Nop())
+	} else {
+		e.NC, err = nats.Connect(ns.ClientURL())
+	}
 	if err != nil {
 		return fmt.Errorf("nats connect: %w", err)
 	}
-	e.NC = nc
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return bus.EnsureStreams(ctx, nc)
+	return bus.EnsureStreams(ctx, e.NC)
+}
+
+func runNATS(opts *natsserver.Options) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("nats server not ready")
+	}
+	return ns, nil
+}
+
+// RestartNATS stops the private NATS server and starts it again on the same
+// address; with wipe, on an empty JetStream store, as a server restarted without
+// its disk: every stream is lost. Connections reconnect on their own (at their
+// ReconnectWait); nothing declares the streams again (a worker does at start:
+// bus.EnsureStreams).
+func (e *Env) RestartNATS(tb testing.TB, wipe bool) {
+	tb.Helper()
+	opts := e.nsOpts.Clone()
+	opts.Port = e.ns.Addr().(*net.TCPAddr).Port
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	if wipe {
+		if err := os.RemoveAll(opts.StoreDir); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	ns, err := runNATS(opts)
+	if err != nil {
+		tb.Fatalf("testenv: restart nats: %v", err)
+	}
+	e.ns = ns
 }
 
 // startRedis runs a private redis-server without persistence; only when none is on
@@ -246,15 +356,63 @@ func (e *Env) Close() {
 	}
 }
 
-// Connect opens another NATS connection to the Env's server (closed with tb).
+// Connect opens another NATS connection to the Env's server (closed with tb);
+// with a NATSConfig, as the functions user.
 func (e *Env) Connect(tb testing.TB) *nats.Conn {
 	tb.Helper()
+	if e.accounts {
+		return e.ConnectAs(tb, "functions")
+	}
 	nc, err := nats.Connect(e.NATS.URL)
 	if err != nil {
 		tb.Fatalf("nats connect: %v", err)
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// NATSAs is how a process connects to the Env's server as user (its password
+// from PasswordVar); on a server without a NATSConfig, just the URL.
+func (e *Env) NATSAs(user string) config.NATS {
+	c := config.NATS{URL: e.ns.ClientURL()}
+	if e.accounts {
+		c.User, c.Pass = user, os.Getenv(PasswordVar(user))
+	}
+	return c
+}
+
+// ConnectAs connects to the Env's server as user, with the user's inbox prefix
+// as bus.Connect sets it, then opts (closed with tb).
+func (e *Env) ConnectAs(tb testing.TB, user string, opts ...nats.Option) *nats.Conn {
+	tb.Helper()
+	c := e.NATSAs(user)
+	opts = append([]nats.Option{nats.UserInfo(c.User, c.Pass), nats.CustomInboxPrefix(bus.InboxPrefix(user))}, opts...)
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		tb.Fatalf("nats connect as %s: %v", user, err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// RepoFile is the path of a file of the repository (rel, slash-separated, from
+// its root), found from the test's working directory.
+func RepoFile(tb testing.TB, rel string) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module natter\n") {
+			return filepath.Join(dir, filepath.FromSlash(rel))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatalf("testenv: no natter go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 func freePort() (int, error) {

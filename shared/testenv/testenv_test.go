@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestStart(t *testing.T) {
@@ -35,5 +37,23 @@ func TestReadCommitted(t *testing.T) {
 	}
 	if level != "READ-COMMITTED" {
 		t.Fatalf("@@%s = %q, want READ-COMMITTED on every pooled connection", name, level)
+	}
+}
+
+// TestNATSConfig: a server on the repository's dev.conf lets each user in with
+// its password and no one without.
+func TestNATSConfig(t *testing.T) {
+	e := StartNATS(t, Options{NATSConfig: RepoFile(t, "nats-config/dev.conf")})
+	for _, user := range []string{"edge", "functions", "admin"} {
+		if nc := e.ConnectAs(t, user); !nc.IsConnected() {
+			t.Fatalf("%s not connected", user)
+		}
+	}
+	if nc, err := nats.Connect(e.NATS.URL); err == nil {
+		nc.Close()
+		t.Fatal("connected without credentials")
+	}
+	if got := e.NATS.User; got != "functions" || e.NC.Opts.User != "functions" {
+		t.Fatalf("NC connects as %q", got)
 	}
 }
