@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The nats CLI (natscli, from tools/go.mod) as the ops user `admin` against NATS_URL:
+# The nats CLI (natscli, from tools/go.mod) as the operators' read-only user `admin`
+# against NATS_URL:
 #   scripts/nats.sh micro list        scripts/nats.sh micro stats im-message
 # (A server without accounts, such as a plain reused one, ignores the credentials.)
 # Replies come under the user's own inbox prefix, the only one nats-config lets it

@@ -97,7 +97,7 @@ func newLossFixture(t *testing.T) *lossFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	signer, err := auth.NewSigner(config.Auth{Secret: testSecret, AccessTTL: time.Hour})
+	signer, err := auth.NewSigner(config.Auth{Secret: testSecret, AccessTTL: time.Hour, Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
