@@ -137,6 +137,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err := bus.EnsureStreams(ctx, nc); err != nil {
 		return err
 	}
+	// A stream deleted by hand would stay gone (and every edge not ready) until a
+	// worker restarts: every worker puts it back within a minute.
+	go bus.KeepStreams(ctx, nc, time.Minute, log)
 	node := cfg.NodeID
 	if node < 0 {
 		node = ids.RandomNode()

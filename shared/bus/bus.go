@@ -99,3 +99,22 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 	}
 	return nil
 }
+
+// KeepStreams calls EnsureStreams every interval until ctx ends, so that a stream
+// someone deleted comes back (an edge stays not ready without IM_EVENTS).
+func KeepStreams(ctx context.Context, nc *nats.Conn, interval time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := EnsureStreams(cctx, nc); err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg("ensure streams")
+			}
+			cancel()
+		}
+	}
+}
