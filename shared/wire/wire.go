@@ -5,7 +5,7 @@ package wire
 
 import (
 	"encoding/json"
-	"strconv"
+	"unicode/utf8"
 
 	"natter/shared/imerr"
 )
@@ -77,7 +77,7 @@ const (
 // which is already JSON from the function. The hot path uses it to avoid a decode/encode.
 func AppendReplyOK(dst []byte, id string, data []byte) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendQuote(dst, id)
+	dst = appendString(dst, id)
 	dst = append(dst, `,"ok":true`...)
 	if len(data) > 0 {
 		dst = append(dst, `,"data":`...)
@@ -86,10 +86,78 @@ func AppendReplyOK(dst []byte, id string, data []byte) []byte {
 	return append(dst, '}')
 }
 
-// AppendReplyError appends an error reply frame to dst.
+// AppendReplyError appends {"id":id,"ok":false,"error":{"code":...,"message":...}}
+// to dst: the bytes json.Marshal(Reply{ID: id, Error: e}) gives, without its
+// allocations (rate-limited and malformed frames are answered this way).
 func AppendReplyError(dst []byte, id string, e *imerr.Error) []byte {
-	b, _ := json.Marshal(Reply{ID: id, Error: e}) // fields are strings: cannot fail
-	return append(dst, b...)
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"ok":false`...)
+	if e != nil {
+		dst = append(dst, `,"error":{"code":`...)
+		dst = appendString(dst, string(e.Code))
+		dst = append(dst, `,"message":`...)
+		dst = appendString(dst, e.Message)
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, byte for byte as encoding/json writes
+// it: quotes, backslashes and control characters escaped, <, > and & as \u003c,
+// \u003e and \u0026, U+2028 and U+2029 escaped, and each byte that is not
+// valid UTF-8 as \ufffd. Clients choose ids freely, so this is the only safe
+// way to echo one (strconv.Quote writes Go syntax, such as \x01, which is not JSON).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0 // s[start:i] is still to be copied as is
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // EncodePush returns the JSON frame for a push event.
