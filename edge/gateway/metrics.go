@@ -22,8 +22,12 @@ type metrics struct {
 	dropped   prometheus.Counter
 }
 
-// opInvalid labels frames that name no client op (bad JSON, unknown or internal op).
-const opInvalid = "invalid"
+// Op labels of frames that name no client op: opInvalid for bad JSON, unknown
+// and internal ops; opUnparsed for frames refused before parsing (rate limited).
+const (
+	opInvalid  = "invalid"
+	opUnparsed = "unparsed"
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	opts := func(name, help string) prometheus.Opts {

@@ -202,25 +202,30 @@ func TestRequestsInParallel(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	f := newFixture(t, func(c *gateway.Config) { c.RateLimit, c.RateBurst = 0.01, 3 })
 	c := f.dial(t, newUser(), "s1")
-	for i := range 5 {
-		c.send(t, "p"+strconv.Itoa(i), gateway.OpPing, nil)
-	}
-	var ok, limited int
-	for range 5 {
-		switch r := c.reply(t); {
-		case r.OK:
-			ok++
-		case r.Error.Code == imerr.RateLimited && r.ID != "":
-			limited++
-		default:
-			t.Fatalf("unexpected reply %+v", r)
+	// Malformed frames take tokens too: the limiter runs before any parsing. One
+	// at a time: a connection's frames are handled in parallel.
+	for _, frame := range []string{`{"id":"m0","op":`, `[1,2]`, `not json`} {
+		c.sendRaw(t, frame)
+		if r := c.reply(t); r.OK || r.Error.Code != imerr.BadRequest {
+			t.Fatalf("%s: got %+v, want bad_request", frame, r)
 		}
 	}
-	if ok != 3 || limited != 2 {
-		t.Fatalf("%d ok and %d rate_limited, want 3 and 2", ok, limited)
+	tests := []struct{ frame, id string }{
+		{`{"id":"p1","op":"ping"}`, "p1"},
+		{`{"op":"ping","id":"p2"}`, ""}, // its id is not first: not looked for
+		{`{"id":"p3","op":`, "p3"},      // malformed, but the id comes first
+	}
+	for _, tt := range tests {
+		c.sendRaw(t, tt.frame)
+		if r := c.reply(t); r.OK || r.Error.Code != imerr.RateLimited || r.ID != tt.id {
+			t.Fatalf("%s: got %+v, want rate_limited with id %q", tt.frame, r, tt.id)
+		}
 	}
 	if c.isClosed() {
 		t.Fatal("rate limiting closed the connection")
+	}
+	if got := f.metric(t, "natter_edge_requests_total", "op", "unparsed", "code", "rate_limited"); got != 3 {
+		t.Fatalf("requests_total{unparsed,rate_limited} = %v, want 3", got)
 	}
 }
 
