@@ -26,6 +26,7 @@ type conn struct {
 	slot     int          // which heartbeat tick pings it (connections spread over the interval)
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
 	timedOut atomic.Bool  // the heartbeat is closing it (3002)
+	closing  atomic.Bool  // the edge is closing it for what the client sent: no more frames are handled
 	out      outbox
 }
 
@@ -57,6 +58,15 @@ func (c *conn) closeAsync(code uint16, reason string) {
 		c.flush()
 		c.closeNow(code, reason)
 	})
+}
+
+// refuseConn closes the connection with code, once, after the frames already
+// queued, and stops handling its frames meanwhile: for a client that broke the
+// protocol.
+func (c *conn) refuseConn(code uint16, reason string) {
+	if !c.closing.Swap(true) {
+		c.closeAsync(code, reason)
+	}
 }
 
 func (c *conn) closeNow(code uint16, reason string) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lxzan/gws"
 	"golang.org/x/time/rate"
@@ -205,12 +206,20 @@ func (e events) OnMessage(sock *gws.Conn, msg *gws.Message) {
 	g := e.g
 	defer msg.Close()
 	c := connOf(sock)
-	if c == nil {
+	if c == nil || c.closing.Load() {
 		return
 	}
 	c.touch()
 	g.m.framesIn.Inc()
-	g.handleFrame(c, msg.Bytes())
+	frame := msg.Bytes()
+	// RFC 6455 requires text to be UTF-8 and the connection failed with 1007
+	// otherwise. Checked here rather than with gws's CheckUtf8Enabled, which would
+	// check every frame the edge writes too.
+	if msg.Opcode == gws.OpcodeText && !utf8.Valid(frame) {
+		c.refuseConn(wire.CloseInvalidData, "text frame not UTF-8")
+		return
+	}
+	g.handleFrame(c, frame)
 }
 
 func isUpgrade(r *http.Request) bool {

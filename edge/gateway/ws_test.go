@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lxzan/gws"
 	"github.com/nats-io/nats.go"
 
 	"natter/edge/gateway"
@@ -251,6 +252,46 @@ func TestFrameSizeLimit(t *testing.T) {
 	}
 	if code := c.closeCode(t); code != wire.CloseTooLarge {
 		t.Fatalf("close code %d, want %d", code, wire.CloseTooLarge)
+	}
+}
+
+// TestInvalidUTF8: a text frame that is not UTF-8 fails the connection with 1007
+// (RFC 6455), instead of being read with replacement characters.
+func TestInvalidUTF8(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	tests := []struct {
+		name  string
+		frame string
+	}{
+		{"in a string", "{\"id\":\"u1\",\"op\":\"msg.send\",\"data\":{\"text\":\"\xff\"}}"},
+		{"in the id", "{\"id\":\"\xc3\",\"op\":\"ping\"}"},
+		{"surrogate", "{\"id\":\"u2\",\"op\":\"ping\",\"data\":\"\xed\xa0\x80\"}"},
+		{"not JSON either", "\xfe\xff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := f.dial(t, uid, "s1")
+			if err := c.sock.WriteMessage(gws.OpcodeText, []byte(tt.frame)); err != nil {
+				t.Fatal(err)
+			}
+			if code := c.closeCode(t); code != wire.CloseInvalidData {
+				t.Fatalf("close code %d, want %d", code, wire.CloseInvalidData)
+			}
+			select {
+			case fr := <-c.frames:
+				t.Fatalf("the frame was answered: %s", fr)
+			default:
+			}
+		})
+	}
+	// Binary frames are not text: what they hold is for the JSON parser to judge.
+	c := f.dial(t, uid, "s1")
+	if err := c.sock.WriteMessage(gws.OpcodeBinary, []byte("{\"id\":\"b1\",\"op\":\"ping\",\"data\":\"\xff\"}")); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.reply(t); !r.OK || r.ID != "b1" {
+		t.Fatalf("binary frame: %+v", r)
 	}
 }
 

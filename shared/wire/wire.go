@@ -64,8 +64,10 @@ const (
 	ControlKick = "kick"
 )
 
-// WebSocket close codes (3000s: client may reconnect; 3500s: it must not retry as is).
+// WebSocket close codes (3000s: client may reconnect; 3500s: it must not retry as is;
+// 1000s: RFC 6455's own).
 const (
+	CloseInvalidData  = 1007 // a text frame that is not UTF-8 (RFC 6455 section 8.1)
 	CloseShutdown     = 3001 // edge going away: reconnect elsewhere
 	CloseHeartbeat    = 3002 // no heartbeat within the timeout
 	CloseKicked       = 3501 // another device took the slot, or the session was revoked
