@@ -27,7 +27,11 @@ type conn struct {
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame, ping or pong received
 	timedOut atomic.Bool  // the heartbeat is closing it (3002)
 	closing  atomic.Bool  // the edge is closing it for what the client sent: no more frames are handled
-	out      outbox
+	slow     atomic.Bool  // closed as a slow consumer (3003)
+	// overSince is when (unix nanoseconds) its queue went over QueueBytes, or
+	// first lost a push to it, without recovering since; 0 if it is not.
+	overSince atomic.Int64
+	out       outbox
 }
 
 func (c *conn) caller(reqID string) endpoint.Caller {

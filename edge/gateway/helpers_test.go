@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,7 +52,25 @@ const (
 	slowOp     = "msg.sync"
 	failingOp  = "account.logout"
 	absentOp   = "account.devices" // no stub serves it
+	bigOp      = "msg.history"     // answers as many bytes as asked for
 )
+
+var (
+	blobMu sync.Mutex
+	blobs  = map[int]string{}
+)
+
+// blob returns n bytes of text, made once per n.
+func blob(n int) string {
+	blobMu.Lock()
+	defer blobMu.Unlock()
+	b, ok := blobs[n]
+	if !ok {
+		b = strings.Repeat("x", n)
+		blobs[n] = b
+	}
+	return b
+}
 
 var lastUser atomic.Int64
 
@@ -84,6 +103,9 @@ type stub struct {
 	connects    chan connectCall
 	disconnects chan disconnectCall
 	touches     chan wire.TouchReq
+	big         atomic.Int64 // bigOp calls that asked for reply_bytes
+	slowNow     atomic.Int32 // slowOp calls running
+	slowMax     atomic.Int32 // the most slowOp calls that ran at once
 }
 
 func startStub(t *testing.T) *stub {
@@ -113,12 +135,26 @@ func startStub(t *testing.T) *stub {
 		endpoint.Handle("account.register", echoFn),
 		endpoint.Handle("account.profile.get", echoFn),
 		endpoint.Handle("account.profile.update", echoFn),
-		endpoint.Handle("msg.history", echoFn),
+		// Answers {"blob":"xx..."} of about reply_bytes bytes when asked, else echoes.
+		endpoint.Handle(bigOp, func(ctx context.Context, c endpoint.Caller, data json.RawMessage) (any, error) {
+			var r struct {
+				ReplyBytes int `json:"reply_bytes"`
+			}
+			if _ = json.Unmarshal(data, &r); r.ReplyBytes > 0 {
+				s.big.Add(1)
+				return map[string]string{"blob": blob(r.ReplyBytes)}, nil
+			}
+			return echoFn(ctx, c, data)
+		}),
 		endpoint.Handle(slowOp, func(ctx context.Context, c endpoint.Caller, data json.RawMessage) (echo, error) {
 			var r struct {
 				SleepMS int `json:"sleep_ms"`
 			}
 			_ = json.Unmarshal(data, &r)
+			n := s.slowNow.Add(1)
+			defer s.slowNow.Add(-1)
+			for m := s.slowMax.Load(); n > m && !s.slowMax.CompareAndSwap(m, n); m = s.slowMax.Load() {
+			}
 			select {
 			case <-time.After(time.Duration(r.SleepMS) * time.Millisecond):
 			case <-ctx.Done():
@@ -482,3 +518,6 @@ func errorCode(t *testing.T, body []byte) imerr.Code {
 	}
 	return e.Error.Code
 }
+
+// startReading starts the read loop of a client dialled with noRead.
+func (c *client) startReading() { go c.sock.ReadLoop() }

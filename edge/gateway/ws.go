@@ -59,6 +59,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	n := g.connSeq.Add(1)
 	c := &conn{g: g, id: g.prefix + "-" + strconv.FormatUint(n, 36), slot: int(n % heartbeatSlots), claims: claims, platform: platform}
+	c.out.room.L = &c.out.mu
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
 	}
@@ -173,6 +174,7 @@ func (e events) OnClose(sock *gws.Conn, err error) {
 		return
 	}
 	g.hub.remove(c)
+	c.shutOut() // frees the queue and the requests waiting for room
 	ev := g.log.Debug().Str("conn", c.id).Int64("user", c.claims.UserID)
 	var ce *gws.CloseError
 	if errors.As(err, &ce) {
@@ -202,6 +204,8 @@ func (events) OnPong(sock *gws.Conn, _ []byte) {
 // OnMessage implements gws.Event. With ParallelEnabled it runs on its own
 // goroutine (at most Parallel per connection), so a slow request does not stop
 // the connection's reads and replies may leave in any order; ids correlate them.
+// gws reads the next frame only once fewer than Parallel run (a semaphore, not a
+// queue), so waitRoom holding them back stops the connection's reads.
 func (e events) OnMessage(sock *gws.Conn, msg *gws.Message) {
 	g := e.g
 	defer msg.Close()
@@ -218,6 +222,9 @@ func (e events) OnMessage(sock *gws.Conn, msg *gws.Message) {
 	if msg.Opcode == gws.OpcodeText && !utf8.Valid(frame) {
 		c.refuseConn(wire.CloseInvalidData, "text frame not UTF-8")
 		return
+	}
+	if !c.waitRoom() {
+		return // closing
 	}
 	g.handleFrame(c, frame)
 }

@@ -70,6 +70,7 @@ const (
 	CloseInvalidData  = 1007 // a text frame that is not UTF-8 (RFC 6455 section 8.1)
 	CloseShutdown     = 3001 // edge going away: reconnect elsewhere
 	CloseHeartbeat    = 3002 // no heartbeat within the timeout
+	CloseSlowConsumer = 3003 // the client did not read what the edge queued for it: reconnect and sync
 	CloseKicked       = 3501 // another device took the slot, or the session was revoked
 	CloseUnauthorized = 3502 // token expired or revoked: log in again
 	CloseTooLarge     = 3503 // frame over MaxFrame
