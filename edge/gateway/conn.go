@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,10 @@ type conn struct {
 	// first lost a push to it, without recovering since; 0 if it is not.
 	overSince atomic.Int64
 	out       outbox
+
+	pongMu     sync.Mutex
+	pong       []byte // payload of the latest ping, while pongQueued
+	pongQueued bool   // a pong is on the write queue
 }
 
 func (c *conn) caller(reqID string) endpoint.Caller {
@@ -46,6 +51,15 @@ func (c *conn) caller(reqID string) endpoint.Caller {
 }
 
 func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// writePong answers the latest ping; it runs on the socket's write queue.
+func (c *conn) writePong() {
+	c.pongMu.Lock()
+	p := c.pong
+	c.pong, c.pongQueued = nil, false
+	c.pongMu.Unlock()
+	_ = c.sock.WritePong(p)
+}
 
 // kick writes frame (if any) after everything already queued, then closes with 3501.
 func (c *conn) kick(frame []byte) {

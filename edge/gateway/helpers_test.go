@@ -254,6 +254,7 @@ type client struct {
 	closeErr error
 	closedAt time.Time    // when the connection closed (read after closed)
 	pings    atomic.Int32 // pings received from the edge
+	pongs    atomic.Int32 // pongs received from the edge
 	silent   bool         // does not answer pings
 }
 
@@ -266,6 +267,8 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 	c.closeErr, c.closedAt = err, time.Now()
 	close(c.closed)
 }
+
+func (c *client) OnPong(*gws.Conn, []byte) { c.pongs.Add(1) }
 
 func (c *client) OnPing(s *gws.Conn, p []byte) {
 	c.pings.Add(1)

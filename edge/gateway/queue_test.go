@@ -254,3 +254,31 @@ func TestParallelBound(t *testing.T) {
 		t.Fatalf("%d requests of one connection ran at once, want Parallel (2)", m)
 	}
 }
+
+// TestPongsCoalesce: pings from a client that does not read are answered with
+// one pong once its writer is free, not one queued per ping.
+func TestPongsCoalesce(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { patient(c); c.QueueTimeout = time.Hour })
+	uid := newUser()
+	cl := f.dial(t, uid, "s1", noRead)
+	// Fill the socket buffers and the queue: the edge's writer is stuck.
+	push := `{"event":"e","data":"` + blob(40<<10) + `"}`
+	for range 200 {
+		publish(t, uid, push, nil)
+	}
+	waitFor(t, "a push dropped", func() bool { return f.metric(t, "natter_edge_pushes_dropped_total") > 0 })
+	const pings = 20_000
+	for range pings {
+		if err := cl.sock.WritePing(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // for the edge to read them
+	cl.startReading()
+	waitFor(t, "the pushes read", func() bool { return f.metric(t, "natter_edge_queued_bytes") == 0 })
+	waitFor(t, "a pong", func() bool { return cl.pongs.Load() > 0 })
+	time.Sleep(100 * time.Millisecond)
+	if n := cl.pongs.Load(); n > 3 {
+		t.Fatalf("%d pongs for %d pings sent while the writer was stuck", n, pings)
+	}
+}

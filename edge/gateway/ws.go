@@ -186,11 +186,23 @@ func (e events) OnClose(sock *gws.Conn, err error) {
 	g.disconnect(c)
 }
 
-// OnPing implements gws.Event: a client ping counts as a heartbeat and gets a pong.
+// OnPing implements gws.Event: a client ping counts as a heartbeat and gets a
+// pong. At most one pong waits on the write queue, with the latest ping's
+// payload (RFC 6455 5.5.3 allows answering only the most recent ping): a client
+// that pings without reading cannot grow the queue.
 func (events) OnPing(sock *gws.Conn, payload []byte) {
-	if c := connOf(sock); c != nil {
-		c.touch()
-		sock.Async(func() { _ = sock.WritePong(payload) })
+	c := connOf(sock)
+	if c == nil {
+		return
+	}
+	c.touch()
+	c.pongMu.Lock()
+	c.pong = payload // gws allocates it for this ping
+	queued := c.pongQueued
+	c.pongQueued = true
+	c.pongMu.Unlock()
+	if !queued {
+		sock.Async(c.writePong)
 	}
 }
 
