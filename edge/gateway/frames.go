@@ -44,6 +44,9 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 	case req.ID == "":
 		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "missing id"), start)
 		return
+	case len(req.ID) > wire.MaxID:
+		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "id over %d bytes", wire.MaxID), start)
+		return
 	case !known:
 		g.refuse(c, req.ID, label, unknownOp(req.Op), start)
 		return
@@ -112,7 +115,7 @@ func leadingID(frame []byte) string {
 		return ""
 	}
 	b = b[1:]
-	for i := 0; i < len(b) && i <= maxLeadingID; i++ {
+	for i := 0; i < len(b) && i <= wire.MaxID; i++ {
 		switch c := b[i]; {
 		case c == '"':
 			if !utf8.Valid(b[:i]) {
@@ -125,9 +128,6 @@ func leadingID(frame []byte) string {
 	}
 	return ""
 }
-
-// maxLeadingID bounds how far leadingID looks for the end of an id.
-const maxLeadingID = 128
 
 // skipSpace drops JSON whitespace from the front of b.
 func skipSpace(b []byte) []byte {

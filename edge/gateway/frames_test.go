@@ -1,6 +1,10 @@
 package gateway
 
-import "testing"
+import (
+	"testing"
+
+	"natter/shared/wire"
+)
 
 func TestLeadingID(t *testing.T) {
 	tests := []struct {
@@ -27,10 +31,10 @@ func TestLeadingID(t *testing.T) {
 		}
 	}
 	long := `{"id":"`
-	for range maxLeadingID {
+	for range wire.MaxID {
 		long += "x"
 	}
-	if got := leadingID([]byte(long + `"}`)); len(got) != maxLeadingID {
-		t.Errorf("an id of %d bytes: got %d bytes", maxLeadingID, len(got))
+	if got := leadingID([]byte(long + `"}`)); len(got) != wire.MaxID {
+		t.Errorf("an id of %d bytes: got %d bytes", wire.MaxID, len(got))
 	}
 }

@@ -169,6 +169,9 @@ func TestBadFrames(t *testing.T) {
 		{"malformed JSON", `{"id":"x","op":`, "", ""},
 		{"not an object", `[1,2]`, "", ""},
 		{"missing id", `{"op":"msg.send","data":{}}`, "", "missing id"},
+		// Not echoed: it would make the reply as large as the frame, or six times
+		// that in escaped control characters.
+		{"long id", `{"id":"` + strings.Repeat(`\u0001`, wire.MaxID+1) + `","op":"ping"}`, "", "id over 128 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +187,10 @@ func TestBadFrames(t *testing.T) {
 				t.Fatalf("connection unusable after a bad frame: %+v", r)
 			}
 		})
+	}
+	// An id of MaxID bytes is echoed, however long its JSON (call checks the id).
+	if r := c.call(t, strings.Repeat("\x01", wire.MaxID), gateway.OpPing, nil); !r.OK {
+		t.Fatalf("ping with an id of %d bytes: %+v", wire.MaxID, r)
 	}
 }
 

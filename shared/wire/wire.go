@@ -13,6 +13,11 @@ import (
 // MaxFrame is the largest client frame (WebSocket message or HTTP body) accepted.
 const MaxFrame = 1 << 20
 
+// MaxID bounds a request's id in bytes. The edge echoes the id in the reply, so
+// an unbounded id would unbound the reply (escaped control characters take six
+// bytes each).
+const MaxID = 128
+
 // Request is a client frame asking for an operation.
 type Request struct {
 	ID   string          `json:"id"`
