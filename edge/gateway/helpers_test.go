@@ -108,7 +108,7 @@ type stub struct {
 	slowMax     atomic.Int32 // the most slowOp calls that ran at once
 }
 
-func startStub(t *testing.T) *stub {
+func startStub(t testing.TB) *stub {
 	t.Helper()
 	s := &stub{connects: make(chan connectCall, 256), disconnects: make(chan disconnectCall, 256), touches: make(chan wire.TouchReq, 256)}
 	echoFn := func(_ context.Context, c endpoint.Caller, data json.RawMessage) (echo, error) {
@@ -204,7 +204,7 @@ type fixture struct {
 	stub   *stub
 }
 
-func newFixture(t *testing.T, tune func(*gateway.Config)) *fixture {
+func newFixture(t testing.TB, tune func(*gateway.Config)) *fixture {
 	t.Helper()
 	f := &fixture{stub: startStub(t), nc: env.Connect(t), reg: prometheus.NewRegistry()}
 	var err error
@@ -232,7 +232,7 @@ func newFixture(t *testing.T, tune func(*gateway.Config)) *fixture {
 }
 
 // token issues an access token for user uid in session sid.
-func (f *fixture) token(t *testing.T, uid int64, sid string) string {
+func (f *fixture) token(t testing.TB, uid int64, sid string) string {
 	t.Helper()
 	tok, _, err := f.signer.Issue(auth.Claims{UserID: uid, SessionID: sid, DeviceID: "dev-" + sid, Role: "user"}, time.Now())
 	if err != nil {
@@ -281,6 +281,7 @@ type dialConfig struct {
 	opt    *gws.ClientOption
 	c      *client
 	noRead bool
+	keep   bool
 }
 
 type dialOpt func(*dialConfig)
@@ -295,8 +296,11 @@ func silent(d *dialConfig) { d.c.silent = true }
 // noRead leaves the client's read loop unstarted: a client that stops reading.
 func noRead(d *dialConfig) { d.noRead = true }
 
+// keepOpen leaves the connection open when the test ends (the caller closes it).
+func keepOpen(d *dialConfig) { d.keep = true }
+
 // dialQuery connects with the given URL query and starts reading (unless noRead).
-func (f *fixture) dialQuery(t *testing.T, query string, opts ...dialOpt) *client {
+func (f *fixture) dialQuery(t testing.TB, query string, opts ...dialOpt) *client {
 	t.Helper()
 	d := &dialConfig{
 		opt: &gws.ClientOption{Addr: f.wsURL(query), RequestHeader: http.Header{}},
@@ -317,12 +321,14 @@ func (f *fixture) dialQuery(t *testing.T, query string, opts ...dialOpt) *client
 	if !d.noRead {
 		go sock.ReadLoop()
 	}
-	t.Cleanup(func() { _ = sock.NetConn().Close() })
+	if !d.keep {
+		t.Cleanup(func() { _ = sock.NetConn().Close() })
+	}
 	return d.c
 }
 
 // dial connects as user uid in session sid.
-func (f *fixture) dial(t *testing.T, uid int64, sid string, opts ...dialOpt) *client {
+func (f *fixture) dial(t testing.TB, uid int64, sid string, opts ...dialOpt) *client {
 	t.Helper()
 	return f.dialQuery(t, "token="+f.token(t, uid, sid), opts...)
 }
