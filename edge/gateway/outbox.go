@@ -214,8 +214,9 @@ func (c *conn) flush() {
 		return
 	}
 	// Moving the deadline costs a timer update; a deadline up to a second short of
-	// WriteTimeout is as good. A connection being closed keeps the short one.
-	if now := time.Now(); o.deadline.Sub(now) < c.g.cfg.WriteTimeout-time.Second && !c.closing.Load() {
+	// WriteTimeout is as good. A connection dropped as a slow consumer keeps the
+	// short one dropSlow set.
+	if now := time.Now(); o.deadline.Sub(now) < c.g.cfg.WriteTimeout-time.Second && !c.slow.Load() {
 		o.deadline = now.Add(c.g.cfg.WriteTimeout)
 		_ = c.sock.SetWriteDeadline(o.deadline)
 	}

@@ -302,6 +302,32 @@ func TestInvalidUTF8(t *testing.T) {
 	}
 }
 
+// TestInvalidUTF8AfterIdle: the 1007 close writes what was queued first, even
+// when the write deadline of the connection's last write has long passed.
+func TestInvalidUTF8AfterIdle(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) {
+		c.WriteTimeout = 100 * time.Millisecond
+		c.WriteDelay, c.WriteDelayAbove = time.Hour, -1 // pushes wait for the next write
+	})
+	uid := newUser()
+	c := f.dial(t, uid, "s1")
+	if r := c.call(t, "p", gateway.OpPing, nil); !r.OK { // sets a write deadline
+		t.Fatalf("ping: %+v", r)
+	}
+	time.Sleep(1200 * time.Millisecond) // a second past it
+	publish(t, uid, `{"event":"held"}`, nil)
+	waitFor(t, "the push held", func() bool { return f.metric(t, "natter_edge_pushes_total") == 1 })
+	if err := c.sock.WriteMessage(gws.OpcodeText, []byte("\xff")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.next(t); string(got) != `{"event":"held"}` {
+		t.Fatalf("got %s, want the held push", got)
+	}
+	if code := c.closeCode(t); code != wire.CloseInvalidData {
+		t.Fatalf("close code %d, want %d", code, wire.CloseInvalidData)
+	}
+}
+
 func TestPushFanout(t *testing.T) {
 	f := newFixture(t, nil)
 	uid, other := newUser(), newUser()
