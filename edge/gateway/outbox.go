@@ -241,7 +241,10 @@ func (c *conn) flush() {
 	o.bytes -= taken
 	o.pushes -= takenPush
 	if o.bytes <= c.g.cfg.QueueBytes {
-		if !o.dropped {
+		// Caught up: nothing lost while this flush wrote, or nothing left at all
+		// (a push dropped while this flush held the budget needs no flush of its
+		// own to be forgiven).
+		if !o.dropped || o.bytes == 0 {
 			c.overSince.Store(0)
 		}
 		if o.waiting > 0 {

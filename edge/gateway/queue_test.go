@@ -282,3 +282,41 @@ func TestPongsCoalesce(t *testing.T) {
 		t.Fatalf("%d pongs for %d pings sent while the writer was stuck", n, pings)
 	}
 }
+
+// TestSlowConsumerRecovers: a client that falls behind, loses pushes, then
+// reads everything is not closed later, though nothing more is sent to it.
+func TestSlowConsumerRecovers(t *testing.T) {
+	const timeout = time.Second
+	f := newFixture(t, func(c *gateway.Config) {
+		patient(c)
+		c.SendQueue, c.QueueBytes, c.QueueTimeout = 100_000, 64<<10, timeout
+		c.HeartbeatInterval = 300 * time.Millisecond // checked every 10 ms
+	})
+	uid := newUser()
+	cl := f.dial(t, uid, "s1", noRead)
+	push := []byte(`{"event":"e","data":"` + blob(60<<10) + `"}`)
+	start := time.Now()
+	// 9 MB, paced so that the writer keeps up until the socket buffers are full;
+	// then a stuck write holds one push and the rest are dropped.
+	for range 150 {
+		if err := env.NC.Publish("im.deliver."+strconv.FormatInt(uid, 10), push); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "all pushes handled", func() bool {
+		return f.metric(t, "natter_edge_pushes_total")+f.metric(t, "natter_edge_pushes_dropped_total") == 150
+	})
+	if f.metric(t, "natter_edge_pushes_dropped_total") == 0 {
+		t.Fatal("nothing dropped")
+	}
+	if time.Since(start) > timeout/2 {
+		t.Skipf("too slow for the timing (%v)", time.Since(start))
+	}
+	cl.startReading()
+	waitFor(t, "the queue drained", func() bool { return f.metric(t, "natter_edge_queued_bytes") == 0 })
+	time.Sleep(2 * timeout)
+	if got := f.metric(t, "natter_edge_slow_consumer_closes_total"); got != 0 || cl.isClosed() {
+		t.Fatalf("closed as a slow consumer after it caught up (%v)", got)
+	}
+}
