@@ -20,9 +20,9 @@ func TestConfigWithDefaults(t *testing.T) {
 				c.ID, c.HeartbeatTimeout, c.SendQueue = "edge-7", 45*time.Second, 4
 				return c
 			}},
-		{"negative (off) stays", Config{RateLimit: -1, HTTPUserLimit: -1, HTTPPublicLimit: -1, WriteDelay: -1, WriteDelayAbove: -1},
+		{"negative (off) stays", Config{RateLimit: -1, HTTPUserLimit: -1, HTTPPublicLimit: -1, WriteDelay: -1, WriteDelayAbove: -1, QueueTimeout: -1},
 			func(c Config) Config {
-				c.RateLimit, c.HTTPUserLimit, c.HTTPPublicLimit, c.WriteDelay, c.WriteDelayAbove = -1, -1, -1, -1, -1
+				c.RateLimit, c.HTTPUserLimit, c.HTTPPublicLimit, c.WriteDelay, c.WriteDelayAbove, c.QueueTimeout = -1, -1, -1, -1, -1, -1
 				return c
 			}},
 	}
@@ -41,7 +41,7 @@ func TestConfigWithDefaults(t *testing.T) {
 			}
 		})
 	}
-	if def.HeartbeatTimeout == 0 || def.SendQueue == 0 || def.ID != "" {
+	if def.HeartbeatTimeout == 0 || def.SendQueue == 0 || def.QueueBytes != 2<<20 || def.QueueMax != 8<<20 || def.ID != "" {
 		t.Fatalf("envDefault tags not read: %+v", def)
 	}
 }

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
@@ -19,6 +21,12 @@ const OpPing = "ping"
 // handleFrame answers one client frame: a request for an op of the table.
 func (g *Gateway) handleFrame(c *conn, frame []byte) {
 	start := time.Now()
+	// Every frame takes a token before any parsing, malformed ones too: parsing is
+	// the cost the limit bounds.
+	if c.limiter != nil && !c.limiter.Allow() {
+		g.refuse(c, leadingID(frame), opUnparsed, imerr.New(imerr.RateLimited, "too many frames: slow down"), start)
+		return
+	}
 	var req wire.Request
 	if err := json.Unmarshal(frame, &req); err != nil {
 		g.refuse(c, "", opInvalid, imerr.New(imerr.BadRequest, "malformed frame: want {\"id\":...,\"op\":...,\"data\":...}"), start)
@@ -32,13 +40,12 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 	if req.Op == OpPing {
 		known, label = true, OpPing
 	}
-	if c.limiter != nil && !c.limiter.Allow() {
-		g.refuse(c, req.ID, label, imerr.New(imerr.RateLimited, "too many frames: slow down"), start)
-		return
-	}
 	switch {
 	case req.ID == "":
 		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "missing id"), start)
+		return
+	case len(req.ID) > wire.MaxID:
+		g.refuse(c, "", label, imerr.New(imerr.BadRequest, "id over %d bytes", wire.MaxID), start)
 		return
 	case !known:
 		g.refuse(c, req.ID, label, unknownOp(req.Op), start)
@@ -84,4 +91,48 @@ func unknownOp(name string) *imerr.Error {
 func (g *Gateway) refuse(c *conn, id, label string, e *imerr.Error, start time.Time) {
 	c.reply(wire.AppendReplyError(nil, id, e))
 	g.m.observe("ws", label, e, time.Since(start))
+}
+
+// leadingID is the id of a frame that starts {"id":"...", as clients write it,
+// found without parsing the rest: a frame refused before parsing is answered
+// with its id when that is this cheap, and with "" otherwise (an id that is not
+// plain text, or a frame with other fields first).
+func leadingID(frame []byte) string {
+	b := skipSpace(frame)
+	if len(b) == 0 || b[0] != '{' {
+		return ""
+	}
+	b = skipSpace(b[1:])
+	if !bytes.HasPrefix(b, []byte(`"id"`)) {
+		return ""
+	}
+	b = skipSpace(b[4:])
+	if len(b) == 0 || b[0] != ':' {
+		return ""
+	}
+	b = skipSpace(b[1:])
+	if len(b) == 0 || b[0] != '"' {
+		return ""
+	}
+	b = b[1:]
+	for i := 0; i < len(b) && i <= wire.MaxID; i++ {
+		switch c := b[i]; {
+		case c == '"':
+			if !utf8.Valid(b[:i]) {
+				return ""
+			}
+			return string(b[:i])
+		case c == '\\' || c < 0x20:
+			return ""
+		}
+	}
+	return ""
+}
+
+// skipSpace drops JSON whitespace from the front of b.
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
 }

@@ -69,6 +69,23 @@ type Config struct {
 	// pushes beyond it are dropped (and counted) rather than buffered without bound.
 	// Clients recover dropped pushes by seq through history/sync.
 	SendQueue int `env:"SEND_QUEUE" envDefault:"256"`
+	// QueueBytes is the byte budget of one WebSocket's send queue: the frames,
+	// replies and pushes alike, queued for it and not yet written. A push that
+	// would take the queue over it is dropped (and counted); while the queue is
+	// over it, no new request of that connection starts, so once Parallel wait the
+	// edge reads no more of its frames until the client reads.
+	QueueBytes int `env:"WS_QUEUE_BYTES" envDefault:"2097152"`
+	// QueueMax is the hard limit of one WebSocket's send queue: a reply that
+	// would take it past QueueMax closes the connection (3003) instead. It leaves
+	// room above QueueBytes for the replies of Parallel requests already running
+	// (replies are at most wire.MaxReply of data), so only a client that reads
+	// nothing for a long while, or far too slowly, reaches it.
+	QueueMax int `env:"WS_QUEUE_MAX" envDefault:"8388608"`
+	// QueueTimeout closes (3003) a WebSocket whose send queue stays over
+	// QueueBytes, or keeps losing pushes to it, for this long: a client that
+	// cannot keep up is better off reconnecting and syncing. Negative: never
+	// (QueueMax and WriteTimeout still apply).
+	QueueTimeout time.Duration `env:"WS_QUEUE_TIMEOUT" envDefault:"10s"`
 	// WriteDelay, when positive, holds push frames up to this long so that those
 	// arriving meanwhile for the same connection share one write: fewer syscalls
 	// for busy groups, at up to WriteDelay more latency per push. Replies are never
@@ -142,6 +159,7 @@ type Gateway struct {
 	calls    tracker // fire-and-forget session.disconnect calls
 	held     heldPushes
 	pushed   atomic.Int64 // pushes queued, for the push rate WriteDelayAbove compares
+	queued   atomic.Int64 // bytes in all send queues (natter_edge_queued_bytes)
 	holding  atomic.Bool  // the push rate is above WriteDelayAbove: hold pushes
 	shutOnce sync.Once
 }
@@ -156,13 +174,12 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if !saneID(cfg.ID) {
 		return nil, fmt.Errorf("gateway: edge id %q: want at most 64 of A-Z a-z 0-9 - _ . :", cfg.ID)
 	}
+	if cfg.QueueBytes < 0 || cfg.QueueMax < cfg.QueueBytes {
+		return nil, fmt.Errorf("gateway: WS_QUEUE_MAX (%d) must be at least WS_QUEUE_BYTES (%d)", cfg.QueueMax, cfg.QueueBytes)
+	}
 	reg := d.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
@@ -171,12 +188,17 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		signer: d.Signer,
 		log:    d.Log.With().Str("edge", cfg.ID).Logger(),
 		reg:    reg,
-		m:      m,
 		prefix: cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),
 		ctx:    ctx,
 		cancel: cancel,
 		stop:   make(chan struct{}),
 	}
+	var err error
+	if g.m, err = newMetrics(reg, &g.queued); err != nil {
+		cancel()
+		return nil, err
+	}
+	m := g.m
 	g.hub = newHub(d.NC, m, cfg.DeliverBuffer, g.log)
 	g.sessions = newSessionCache(cfg.SessionCheckTTL)
 	g.rev = newRevocations(cmp.Or(d.AccessTTL, config.Defaults[config.Auth]().AccessTTL))

@@ -14,6 +14,8 @@ import (
 //
 // It also corks: between cork and uncork, writes are gathered and leave in one
 // write(2), so the frames a connection's writer finds queued cost one syscall.
+// Gathering stops at maxCorkBuffer: what is gathered then leaves with the write
+// that would overflow it, so a large flush is not copied whole a second time.
 type heldConn struct {
 	net.Conn
 	mu      sync.Mutex
@@ -25,14 +27,25 @@ type heldConn struct {
 // corkBuffers recycles cork buffers: a connection holds one only while it writes.
 var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// maxCorkBuffer is the largest buffer kept for reuse (a 1 MB frame's is dropped).
+// maxCorkBuffer is the most a cork gathers before writing.
 const maxCorkBuffer = 64 << 10
 
 func (c *heldConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.corked != nil {
-		*c.corked = append(*c.corked, p...)
+		if !c.started || len(*c.corked)+len(p) <= maxCorkBuffer {
+			*c.corked = append(*c.corked, p...)
+			return len(p), nil
+		}
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		bufs := net.Buffers{*c.corked, p} // one writev
+		*c.corked = (*c.corked)[:0]
+		if _, err := bufs.WriteTo(c.Conn); err != nil {
+			return 0, err
+		}
 		return len(p), nil
 	}
 	if !c.started {

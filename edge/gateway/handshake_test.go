@@ -45,3 +45,34 @@ func TestHeldConnCork(t *testing.T) {
 		t.Fatalf("uncork without cork: %v, %q", err, under.writes)
 	}
 }
+
+// TestHeldConnCorkBounded: a cork gathers at most maxCorkBuffer bytes; a write
+// that would overflow it leaves at once with what was gathered, in order.
+func TestHeldConnCorkBounded(t *testing.T) {
+	under := &countingConn{}
+	hc := &heldConn{Conn: under}
+	if err := hc.release(); err != nil {
+		t.Fatal(err)
+	}
+	hc.cork()
+	var want []byte
+	for i := range 5 {
+		p := bytes.Repeat([]byte{'a' + byte(i)}, 40<<10)
+		want = append(want, p...)
+		if n, err := hc.Write(p); n != len(p) || err != nil {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+		if len(*hc.corked) > maxCorkBuffer {
+			t.Fatalf("after write %d the cork holds %d bytes", i, len(*hc.corked))
+		}
+	}
+	if len(under.writes) == 0 {
+		t.Fatal("200 KiB gathered without a write")
+	}
+	if err := hc.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Join(under.writes, nil); !bytes.Equal(got, want) {
+		t.Fatalf("the network got %d bytes out of order or incomplete (want %d)", len(got), len(want))
+	}
+}

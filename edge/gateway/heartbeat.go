@@ -14,7 +14,9 @@ import (
 const heartbeatSlots = 30
 
 // heartbeat pings every connection once per HeartbeatInterval and closes (3002)
-// those silent for longer than HeartbeatTimeout. One loop serves all connections.
+// those silent for longer than HeartbeatTimeout, and (3003) those whose send
+// queue stayed over QueueBytes for longer than QueueTimeout. One loop serves all
+// connections.
 // Each tick (HeartbeatInterval/heartbeatSlots) pings one slot but checks the
 // silence of every connection, one atomic load each, so a close comes within a
 // tick of the timeout rather than at the connection's next ping.
@@ -28,7 +30,12 @@ func (g *Gateway) heartbeat() {
 		case now := <-t.C:
 			slot := tick % heartbeatSlots
 			deadline := now.Add(-g.cfg.HeartbeatTimeout).UnixNano()
+			slowSince := now.Add(-g.cfg.QueueTimeout).UnixNano()
 			g.hub.each(func(c *conn) {
+				if t := c.overSince.Load(); t != 0 && t < slowSince && g.cfg.QueueTimeout > 0 {
+					c.dropSlow("send queue full for too long")
+					return
+				}
 				if c.lastSeen.Load() < deadline {
 					// Once: the connection stays in the hub until its read loop ends.
 					if !c.timedOut.Swap(true) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,7 +55,25 @@ const (
 	slowOp       = "msg.sync"
 	failingOp    = "account.logout"
 	absentOp     = "account.devices" // no stub serves it
+	bigOp        = "msg.history"     // answers as many bytes as asked for
 )
+
+var (
+	blobMu sync.Mutex
+	blobs  = map[int]string{}
+)
+
+// blob returns n bytes of text, made once per n.
+func blob(n int) string {
+	blobMu.Lock()
+	defer blobMu.Unlock()
+	b, ok := blobs[n]
+	if !ok {
+		b = strings.Repeat("x", n)
+		blobs[n] = b
+	}
+	return b
+}
 
 var lastUser atomic.Int64
 
@@ -88,9 +107,12 @@ type stub struct {
 	disconnects chan disconnectCall
 	touches     chan wire.TouchReq
 	checks      atomic.Int64 // session.check calls
+	big         atomic.Int64 // bigOp calls that asked for reply_bytes
+	slowNow     atomic.Int32 // slowOp calls running
+	slowMax     atomic.Int32 // the most slowOp calls that ran at once
 }
 
-func startStub(t *testing.T) *stub {
+func startStub(t testing.TB) *stub {
 	t.Helper()
 	s := &stub{connects: make(chan connectCall, 256), disconnects: make(chan disconnectCall, 256), touches: make(chan wire.TouchReq, 256)}
 	echoFn := func(_ context.Context, c endpoint.Caller, data json.RawMessage) (echo, error) {
@@ -127,12 +149,26 @@ func startStub(t *testing.T) *stub {
 		endpoint.Handle("account.register", echoFn),
 		endpoint.Handle("account.profile.get", echoFn),
 		endpoint.Handle("account.profile.update", echoFn),
-		endpoint.Handle("msg.history", echoFn),
+		// Answers {"blob":"xx..."} of about reply_bytes bytes when asked, else echoes.
+		endpoint.Handle(bigOp, func(ctx context.Context, c endpoint.Caller, data json.RawMessage) (any, error) {
+			var r struct {
+				ReplyBytes int `json:"reply_bytes"`
+			}
+			if _ = json.Unmarshal(data, &r); r.ReplyBytes > 0 {
+				s.big.Add(1)
+				return map[string]string{"blob": blob(r.ReplyBytes)}, nil
+			}
+			return echoFn(ctx, c, data)
+		}),
 		endpoint.Handle(slowOp, func(ctx context.Context, c endpoint.Caller, data json.RawMessage) (echo, error) {
 			var r struct {
 				SleepMS int `json:"sleep_ms"`
 			}
 			_ = json.Unmarshal(data, &r)
+			n := s.slowNow.Add(1)
+			defer s.slowNow.Add(-1)
+			for m := s.slowMax.Load(); n > m && !s.slowMax.CompareAndSwap(m, n); m = s.slowMax.Load() {
+			}
 			select {
 			case <-time.After(time.Duration(r.SleepMS) * time.Millisecond):
 			case <-ctx.Done():
@@ -182,7 +218,7 @@ type fixture struct {
 	stub   *stub
 }
 
-func newFixture(t *testing.T, tune func(*gateway.Config)) *fixture {
+func newFixture(t testing.TB, tune func(*gateway.Config)) *fixture {
 	t.Helper()
 	f := &fixture{stub: startStub(t), nc: env.Connect(t), reg: prometheus.NewRegistry()}
 	var err error
@@ -210,7 +246,7 @@ func newFixture(t *testing.T, tune func(*gateway.Config)) *fixture {
 }
 
 // token issues an access token for user uid in session sid.
-func (f *fixture) token(t *testing.T, uid int64, sid string) string {
+func (f *fixture) token(t testing.TB, uid int64, sid string) string {
 	t.Helper()
 	tok, _, err := f.signer.Issue(auth.Claims{UserID: uid, SessionID: sid, DeviceID: "dev-" + sid, Role: "user"}, time.Now())
 	if err != nil {
@@ -232,6 +268,7 @@ type client struct {
 	closeErr error
 	closedAt time.Time    // when the connection closed (read after closed)
 	pings    atomic.Int32 // pings received from the edge
+	pongs    atomic.Int32 // pongs received from the edge
 	silent   bool         // does not answer pings
 }
 
@@ -245,6 +282,8 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 	close(c.closed)
 }
 
+func (c *client) OnPong(*gws.Conn, []byte) { c.pongs.Add(1) }
+
 func (c *client) OnPing(s *gws.Conn, p []byte) {
 	c.pings.Add(1)
 	if !c.silent {
@@ -256,6 +295,7 @@ type dialConfig struct {
 	opt    *gws.ClientOption
 	c      *client
 	noRead bool
+	keep   bool
 }
 
 type dialOpt func(*dialConfig)
@@ -270,8 +310,11 @@ func silent(d *dialConfig) { d.c.silent = true }
 // noRead leaves the client's read loop unstarted: a client that stops reading.
 func noRead(d *dialConfig) { d.noRead = true }
 
+// keepOpen leaves the connection open when the test ends (the caller closes it).
+func keepOpen(d *dialConfig) { d.keep = true }
+
 // dialQuery connects with the given URL query and starts reading (unless noRead).
-func (f *fixture) dialQuery(t *testing.T, query string, opts ...dialOpt) *client {
+func (f *fixture) dialQuery(t testing.TB, query string, opts ...dialOpt) *client {
 	t.Helper()
 	d := &dialConfig{
 		opt: &gws.ClientOption{Addr: f.wsURL(query), RequestHeader: http.Header{}},
@@ -292,12 +335,14 @@ func (f *fixture) dialQuery(t *testing.T, query string, opts ...dialOpt) *client
 	if !d.noRead {
 		go sock.ReadLoop()
 	}
-	t.Cleanup(func() { _ = sock.NetConn().Close() })
+	if !d.keep {
+		t.Cleanup(func() { _ = sock.NetConn().Close() })
+	}
 	return d.c
 }
 
 // dial connects as user uid in session sid.
-func (f *fixture) dial(t *testing.T, uid int64, sid string, opts ...dialOpt) *client {
+func (f *fixture) dial(t testing.TB, uid int64, sid string, opts ...dialOpt) *client {
 	t.Helper()
 	return f.dialQuery(t, "token="+f.token(t, uid, sid), opts...)
 }
@@ -496,3 +541,6 @@ func errorCode(t *testing.T, body []byte) imerr.Code {
 	}
 	return e.Error.Code
 }
+
+// startReading starts the read loop of a client dialled with noRead.
+func (c *client) startReading() { go c.sock.ReadLoop() }

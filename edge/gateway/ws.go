@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lxzan/gws"
 	"golang.org/x/time/rate"
@@ -58,6 +59,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	n := g.connSeq.Add(1)
 	c := &conn{g: g, id: g.prefix + "-" + strconv.FormatUint(n, 36), slot: int(n % heartbeatSlots), claims: claims, platform: platform}
+	c.out.room.L = &c.out.mu
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
 	}
@@ -172,6 +174,7 @@ func (e events) OnClose(sock *gws.Conn, err error) {
 		return
 	}
 	g.hub.remove(c)
+	c.shutOut() // frees the queue and the requests waiting for room
 	ev := g.log.Debug().Str("conn", c.id).Int64("user", c.claims.UserID)
 	var ce *gws.CloseError
 	if errors.As(err, &ce) {
@@ -183,11 +186,23 @@ func (e events) OnClose(sock *gws.Conn, err error) {
 	g.disconnect(c)
 }
 
-// OnPing implements gws.Event: a client ping counts as a heartbeat and gets a pong.
+// OnPing implements gws.Event: a client ping counts as a heartbeat and gets a
+// pong. At most one pong waits on the write queue, with the latest ping's
+// payload (RFC 6455 5.5.3 allows answering only the most recent ping): a client
+// that pings without reading cannot grow the queue.
 func (events) OnPing(sock *gws.Conn, payload []byte) {
-	if c := connOf(sock); c != nil {
-		c.touch()
-		sock.Async(func() { _ = sock.WritePong(payload) })
+	c := connOf(sock)
+	if c == nil {
+		return
+	}
+	c.touch()
+	c.pongMu.Lock()
+	c.pong = payload // gws allocates it for this ping
+	queued := c.pongQueued
+	c.pongQueued = true
+	c.pongMu.Unlock()
+	if !queued {
+		sock.Async(c.writePong)
 	}
 }
 
@@ -201,16 +216,29 @@ func (events) OnPong(sock *gws.Conn, _ []byte) {
 // OnMessage implements gws.Event. With ParallelEnabled it runs on its own
 // goroutine (at most Parallel per connection), so a slow request does not stop
 // the connection's reads and replies may leave in any order; ids correlate them.
+// gws reads the next frame only once fewer than Parallel run (a semaphore, not a
+// queue), so waitRoom holding them back stops the connection's reads.
 func (e events) OnMessage(sock *gws.Conn, msg *gws.Message) {
 	g := e.g
 	defer msg.Close()
 	c := connOf(sock)
-	if c == nil {
+	if c == nil || c.closing.Load() {
 		return
 	}
 	c.touch()
 	g.m.framesIn.Inc()
-	g.handleFrame(c, msg.Bytes())
+	frame := msg.Bytes()
+	// RFC 6455 requires text to be UTF-8 and the connection failed with 1007
+	// otherwise. Checked here rather than with gws's CheckUtf8Enabled, which would
+	// check every frame the edge writes too.
+	if msg.Opcode == gws.OpcodeText && !utf8.Valid(frame) {
+		c.refuseConn(wire.CloseInvalidData, "text frame not UTF-8")
+		return
+	}
+	if !c.waitRoom() {
+		return // closing
+	}
+	g.handleFrame(c, frame)
 }
 
 func isUpgrade(r *http.Request) bool {

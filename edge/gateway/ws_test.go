@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lxzan/gws"
 	"github.com/nats-io/nats.go"
 
 	"natter/edge/gateway"
@@ -168,6 +169,9 @@ func TestBadFrames(t *testing.T) {
 		{"malformed JSON", `{"id":"x","op":`, "", ""},
 		{"not an object", `[1,2]`, "", ""},
 		{"missing id", `{"op":"msg.send","data":{}}`, "", "missing id"},
+		// Not echoed: it would make the reply as large as the frame, or six times
+		// that in escaped control characters.
+		{"long id", `{"id":"` + strings.Repeat(`\u0001`, wire.MaxID+1) + `","op":"ping"}`, "", "id over 128 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +187,10 @@ func TestBadFrames(t *testing.T) {
 				t.Fatalf("connection unusable after a bad frame: %+v", r)
 			}
 		})
+	}
+	// An id of MaxID bytes is echoed, however long its JSON (call checks the id).
+	if r := c.call(t, strings.Repeat("\x01", wire.MaxID), gateway.OpPing, nil); !r.OK {
+		t.Fatalf("ping with an id of %d bytes: %+v", wire.MaxID, r)
 	}
 }
 
@@ -202,25 +210,30 @@ func TestRequestsInParallel(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	f := newFixture(t, func(c *gateway.Config) { c.RateLimit, c.RateBurst = 0.01, 3 })
 	c := f.dial(t, newUser(), "s1")
-	for i := range 5 {
-		c.send(t, "p"+strconv.Itoa(i), gateway.OpPing, nil)
-	}
-	var ok, limited int
-	for range 5 {
-		switch r := c.reply(t); {
-		case r.OK:
-			ok++
-		case r.Error.Code == imerr.RateLimited && r.ID != "":
-			limited++
-		default:
-			t.Fatalf("unexpected reply %+v", r)
+	// Malformed frames take tokens too: the limiter runs before any parsing. One
+	// at a time: a connection's frames are handled in parallel.
+	for _, frame := range []string{`{"id":"m0","op":`, `[1,2]`, `not json`} {
+		c.sendRaw(t, frame)
+		if r := c.reply(t); r.OK || r.Error.Code != imerr.BadRequest {
+			t.Fatalf("%s: got %+v, want bad_request", frame, r)
 		}
 	}
-	if ok != 3 || limited != 2 {
-		t.Fatalf("%d ok and %d rate_limited, want 3 and 2", ok, limited)
+	tests := []struct{ frame, id string }{
+		{`{"id":"p1","op":"ping"}`, "p1"},
+		{`{"op":"ping","id":"p2"}`, ""}, // its id is not first: not looked for
+		{`{"id":"p3","op":`, "p3"},      // malformed, but the id comes first
+	}
+	for _, tt := range tests {
+		c.sendRaw(t, tt.frame)
+		if r := c.reply(t); r.OK || r.Error.Code != imerr.RateLimited || r.ID != tt.id {
+			t.Fatalf("%s: got %+v, want rate_limited with id %q", tt.frame, r, tt.id)
+		}
 	}
 	if c.isClosed() {
 		t.Fatal("rate limiting closed the connection")
+	}
+	if got := f.metric(t, "natter_edge_requests_total", "op", "unparsed", "code", "rate_limited"); got != 3 {
+		t.Fatalf("requests_total{unparsed,rate_limited} = %v, want 3", got)
 	}
 }
 
@@ -246,6 +259,72 @@ func TestFrameSizeLimit(t *testing.T) {
 	}
 	if code := c.closeCode(t); code != wire.CloseTooLarge {
 		t.Fatalf("close code %d, want %d", code, wire.CloseTooLarge)
+	}
+}
+
+// TestInvalidUTF8: a text frame that is not UTF-8 fails the connection with 1007
+// (RFC 6455), instead of being read with replacement characters.
+func TestInvalidUTF8(t *testing.T) {
+	f := newFixture(t, nil)
+	uid := newUser()
+	tests := []struct {
+		name  string
+		frame string
+	}{
+		{"in a string", "{\"id\":\"u1\",\"op\":\"msg.send\",\"data\":{\"text\":\"\xff\"}}"},
+		{"in the id", "{\"id\":\"\xc3\",\"op\":\"ping\"}"},
+		{"surrogate", "{\"id\":\"u2\",\"op\":\"ping\",\"data\":\"\xed\xa0\x80\"}"},
+		{"not JSON either", "\xfe\xff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := f.dial(t, uid, "s1")
+			if err := c.sock.WriteMessage(gws.OpcodeText, []byte(tt.frame)); err != nil {
+				t.Fatal(err)
+			}
+			if code := c.closeCode(t); code != wire.CloseInvalidData {
+				t.Fatalf("close code %d, want %d", code, wire.CloseInvalidData)
+			}
+			select {
+			case fr := <-c.frames:
+				t.Fatalf("the frame was answered: %s", fr)
+			default:
+			}
+		})
+	}
+	// Binary frames are not text: what they hold is for the JSON parser to judge.
+	c := f.dial(t, uid, "s1")
+	if err := c.sock.WriteMessage(gws.OpcodeBinary, []byte("{\"id\":\"b1\",\"op\":\"ping\",\"data\":\"\xff\"}")); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.reply(t); !r.OK || r.ID != "b1" {
+		t.Fatalf("binary frame: %+v", r)
+	}
+}
+
+// TestInvalidUTF8AfterIdle: the 1007 close writes what was queued first, even
+// when the write deadline of the connection's last write has long passed.
+func TestInvalidUTF8AfterIdle(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) {
+		c.WriteTimeout = 100 * time.Millisecond
+		c.WriteDelay, c.WriteDelayAbove = time.Hour, -1 // pushes wait for the next write
+	})
+	uid := newUser()
+	c := f.dial(t, uid, "s1")
+	if r := c.call(t, "p", gateway.OpPing, nil); !r.OK { // sets a write deadline
+		t.Fatalf("ping: %+v", r)
+	}
+	time.Sleep(1200 * time.Millisecond) // a second past it
+	publish(t, uid, `{"event":"held"}`, nil)
+	waitFor(t, "the push held", func() bool { return f.metric(t, "natter_edge_pushes_total") == 1 })
+	if err := c.sock.WriteMessage(gws.OpcodeText, []byte("\xff")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.next(t); string(got) != `{"event":"held"}` {
+		t.Fatalf("got %s, want the held push", got)
+	}
+	if code := c.closeCode(t); code != wire.CloseInvalidData {
+		t.Fatalf("close code %d, want %d", code, wire.CloseInvalidData)
 	}
 }
 

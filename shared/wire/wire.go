@@ -5,13 +5,18 @@ package wire
 
 import (
 	"encoding/json"
-	"strconv"
+	"unicode/utf8"
 
 	"natter/shared/imerr"
 )
 
 // MaxFrame is the largest client frame (WebSocket message or HTTP body) accepted.
 const MaxFrame = 1 << 20
+
+// MaxID bounds a request's id in bytes. The edge echoes the id in the reply, so
+// an unbounded id would unbound the reply (escaped control characters take six
+// bytes each).
+const MaxID = 128
 
 // Request is a client frame asking for an operation.
 type Request struct {
@@ -65,10 +70,13 @@ const (
 	ControlKick = "kick"
 )
 
-// WebSocket close codes (3000s: client may reconnect; 3500s: it must not retry as is).
+// WebSocket close codes (3000s: client may reconnect; 3500s: it must not retry as is;
+// 1000s: RFC 6455's own).
 const (
+	CloseInvalidData  = 1007 // a text frame that is not UTF-8 (RFC 6455 section 8.1)
 	CloseShutdown     = 3001 // edge going away: reconnect elsewhere
 	CloseHeartbeat    = 3002 // no heartbeat within the timeout
+	CloseSlowConsumer = 3003 // the client did not read what the edge queued for it: reconnect and sync
 	CloseKicked       = 3501 // another device took the slot, or the session was revoked
 	CloseUnauthorized = 3502 // token expired or revoked: log in again
 	CloseTooLarge     = 3503 // frame over MaxFrame
@@ -78,7 +86,7 @@ const (
 // which is already JSON from the function. The hot path uses it to avoid a decode/encode.
 func AppendReplyOK(dst []byte, id string, data []byte) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendQuote(dst, id)
+	dst = appendString(dst, id)
 	dst = append(dst, `,"ok":true`...)
 	if len(data) > 0 {
 		dst = append(dst, `,"data":`...)
@@ -87,10 +95,78 @@ func AppendReplyOK(dst []byte, id string, data []byte) []byte {
 	return append(dst, '}')
 }
 
-// AppendReplyError appends an error reply frame to dst.
+// AppendReplyError appends {"id":id,"ok":false,"error":{"code":...,"message":...}}
+// to dst: the bytes json.Marshal(Reply{ID: id, Error: e}) gives, without its
+// allocations (rate-limited and malformed frames are answered this way).
 func AppendReplyError(dst []byte, id string, e *imerr.Error) []byte {
-	b, _ := json.Marshal(Reply{ID: id, Error: e}) // fields are strings: cannot fail
-	return append(dst, b...)
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"ok":false`...)
+	if e != nil {
+		dst = append(dst, `,"error":{"code":`...)
+		dst = appendString(dst, string(e.Code))
+		dst = append(dst, `,"message":`...)
+		dst = appendString(dst, e.Message)
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, byte for byte as encoding/json writes
+// it: quotes, backslashes and control characters escaped, <, > and & as \u003c,
+// \u003e and \u0026, U+2028 and U+2029 escaped, and each byte that is not
+// valid UTF-8 as \ufffd. Clients choose ids freely, so this is the only safe
+// way to echo one (strconv.Quote writes Go syntax, such as \x01, which is not JSON).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0 // s[start:i] is still to be copied as is
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // EncodePush returns the JSON frame for a push event.

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"natter/shared/imerr"
@@ -16,6 +18,12 @@ func TestAppendReply(t *testing.T) {
 		{"ok", AppendReplyOK(nil, `c"1`, []byte(`{"seq":3}`)), Reply{ID: `c"1`, OK: true, Data: json.RawMessage(`{"seq":3}`)}},
 		{"ok empty", AppendReplyOK(nil, "c2", nil), Reply{ID: "c2", OK: true}},
 		{"error", AppendReplyError(nil, "c3", imerr.New(imerr.Forbidden, "not yours")), Reply{ID: "c3", Error: &imerr.Error{Code: imerr.Forbidden, Message: "not yours"}}},
+		// strconv.Quote wrote these as \x01, \x7f and \xff: not JSON.
+		{"control characters", AppendReplyOK(nil, "a\x01b\x1f\x00", nil), Reply{ID: "a\x01b\x1f\x00", OK: true}},
+		{"DEL", AppendReplyOK(nil, "x\x7fy", []byte(`1`)), Reply{ID: "x\x7fy", OK: true, Data: json.RawMessage(`1`)}},
+		{"invalid UTF-8", AppendReplyOK(nil, "a\xffb", nil), Reply{ID: "a\ufffdb", OK: true}},
+		{"separators", AppendReplyOK(nil, "\u2028\u2029<&>", nil), Reply{ID: "\u2028\u2029<&>", OK: true}},
+		{"error with odd id", AppendReplyError(nil, "\x01\x7f\"\\", imerr.New(imerr.BadRequest, "bad\n\x02")), Reply{ID: "\x01\x7f\"\\", Error: &imerr.Error{Code: imerr.BadRequest, Message: "bad\n\x02"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,4 +39,69 @@ func TestAppendReply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppendStringAsEncodingJSON: ids are escaped byte for byte as encoding/json
+// escapes them, so both reply kinds spell an id the same way.
+func TestAppendStringAsEncodingJSON(t *testing.T) {
+	var all strings.Builder
+	for b := range 256 {
+		all.WriteByte(byte(b))
+	}
+	for _, s := range []string{"", "plain-id:1", all.String(), "é\u2028ü\u2029€\U0001F600", "\xed\xa0\x80", "\xf4\x90\x80\x80"} {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("%q: got %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestAppendReplyOKAllocs(t *testing.T) {
+	dst := make([]byte, 0, 256)
+	data := []byte(`{"seq":3,"conv_id":"d:1:2"}`)
+	if n := testing.AllocsPerRun(100, func() { dst = AppendReplyOK(dst[:0], "c\x01<1>", data) }); n != 0 {
+		t.Fatalf("%v allocations per reply, want 0", n)
+	}
+	e := imerr.New(imerr.RateLimited, "too many frames: slow down")
+	if n := testing.AllocsPerRun(100, func() { dst = AppendReplyError(dst[:0], "c1", e) }); n != 0 {
+		t.Fatalf("%v allocations per error reply, want 0", n)
+	}
+}
+
+// FuzzAppendReply: whatever the id, code and message, a reply is JSON that
+// decodes to them (invalid UTF-8 reads back as U+FFFD, byte by byte), and valid
+// JSON data comes back as sent. Error replies are what encoding/json writes.
+func FuzzAppendReply(f *testing.F) {
+	f.Add("c1", []byte(`{"seq":3}`), "forbidden", "not yours")
+	f.Add("\x01\x7f\"\\", []byte(``), "bad_request", "\n")
+	f.Add("\xff\xfe<&>\u2028", []byte(` [1, "\u0001"] `), "", "\xc3")
+	f.Fuzz(func(t *testing.T, id string, data []byte, code, message string) {
+		valid := func(s string) string { return string([]rune(s)) } // what JSON keeps of s
+
+		b := AppendReplyOK(nil, id, data)
+		if json.Valid(data) {
+			var r Reply
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("ok reply %q is not JSON: %v", b, err)
+			}
+			want := bytes.Trim(data, " \t\r\n")
+			if r.ID != valid(id) || !r.OK || !bytes.Equal(r.Data, want) || r.Error != nil {
+				t.Fatalf("ok reply %q decodes to %+v, want id %q data %q", b, r, valid(id), want)
+			}
+		}
+
+		e := &imerr.Error{Code: imerr.Code(code), Message: message}
+		b = AppendReplyError(nil, id, e)
+		want, _ := json.Marshal(Reply{ID: id, Error: e})
+		if !bytes.Equal(b, want) {
+			t.Fatalf("error reply %q, encoding/json writes %q", b, want)
+		}
+		var r Reply
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("error reply %q is not JSON: %v", b, err)
+		}
+		if r.ID != valid(id) || r.OK || r.Error == nil || string(r.Error.Code) != valid(code) || r.Error.Message != valid(message) {
+			t.Fatalf("error reply %q decodes to %+v", b, r)
+		}
+	})
 }
