@@ -21,6 +21,7 @@ type conn struct {
 	id       string
 	claims   auth.Claims
 	platform string
+	addr     string // the client's address: per-address limits, audit
 	sock     *gws.Conn
 	hc       *heldConn // sock's net.Conn
 	limiter  *rate.Limiter
@@ -47,6 +48,7 @@ func (c *conn) caller(reqID string) endpoint.Caller {
 		Role:      c.claims.Role,
 		ConnID:    c.id,
 		RequestID: reqID,
+		ClientIP:  c.addr,
 	}
 }
 

@@ -54,6 +54,11 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 		c.reply(wire.AppendReplyOK(nil, req.ID, nil))
 		g.m.observe("ws", OpPing, nil, time.Since(start))
 		return
+	case o.Access == op.Public && !g.publicLimits.allow("ip:"+c.addr, start):
+		// Logins over a socket count with the address's HTTP logins: one budget
+		// of password guesses per address, whatever the transport.
+		g.refuse(c, req.ID, label, imerr.New(imerr.RateLimited, "too many requests: slow down"), start)
+		return
 	}
 
 	reqID := g.newID(&g.reqSeq)

@@ -58,7 +58,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := g.connSeq.Add(1)
-	c := &conn{g: g, id: g.prefix + "-" + strconv.FormatUint(n, 36), slot: int(n % heartbeatSlots), claims: claims, platform: platform}
+	c := &conn{g: g, id: g.prefix + "-" + strconv.FormatUint(n, 36), slot: int(n % heartbeatSlots), claims: claims, platform: platform, addr: clientAddr(r)}
 	c.out.room.L = &c.out.mu
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)

@@ -237,6 +237,27 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestPublicOpsLimitedPerAddress: logins over WebSockets share the per-address
+// budget of HTTP logins, however many sockets carry them.
+func TestPublicOpsLimitedPerAddress(t *testing.T) {
+	f := newFixture(t, func(c *gateway.Config) { c.HTTPPublicLimit, c.HTTPPublicBurst = 0.01, 3 })
+	a, b := f.dial(t, newUser(), "s1"), f.dial(t, newUser(), "s2")
+	for i, c := range []*client{a, b, a} {
+		if r := c.call(t, fmt.Sprint("l", i), "account.login", map[string]any{}); !r.OK {
+			t.Fatalf("login %d: %+v", i, r)
+		}
+	}
+	if status, _, body := f.httpDo(t, "POST", "/api/v1/account.login", "", "", nil); status != 429 {
+		t.Fatalf("an HTTP login after three over sockets: %d %s", status, body)
+	}
+	if r := b.call(t, "l4", "account.login", map[string]any{}); r.OK || r.Error.Code != imerr.RateLimited {
+		t.Fatalf("a fourth login over a socket: %+v", r)
+	}
+	if r := b.call(t, "s1", "msg.send", map[string]any{}); !r.OK {
+		t.Fatalf("other ops are not limited per address: %+v", r)
+	}
+}
+
 func TestFrameSizeLimit(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t, newUser(), "s1")
