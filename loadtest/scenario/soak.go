@@ -83,23 +83,22 @@ func Soak(ctx context.Context, t Target, cfg SoakConfig) (*report.Result, error)
 	var (
 		mu           sync.Mutex
 		samples      []report.MetricSample
-		scrapeErrors int
+		scrapeErrors []string
 		wg           sync.WaitGroup
 	)
 	sctx, stop := context.WithCancel(ctx)
-	defer stop()
+	defer stop() // the sampler ends by itself once sending has ended
 	onSending := func(start time.Time) {
 		wg.Go(func() {
 			tk := time.NewTicker(cfg.Every)
 			defer tk.Stop()
-			end := time.After(cfg.Duration)
 			for {
 				s := report.MetricSample{T: round(time.Since(start).Seconds(), 1), Values: map[string]float64{}}
 				for _, tg := range cfg.Targets {
 					vals, err := scrape(sctx, tg.URL, metrics)
 					if err != nil {
 						mu.Lock()
-						scrapeErrors++
+						scrapeErrors = append(scrapeErrors, fmt.Sprintf("%s at %.0fs: %v", tg.Name, s.T, err))
 						mu.Unlock()
 						continue
 					}
@@ -112,8 +111,9 @@ func Soak(ctx context.Context, t Target, cfg SoakConfig) (*report.Result, error)
 				mu.Unlock()
 				select {
 				case <-tk.C:
-				case <-end:
-					return
+					if time.Since(start) > cfg.Duration {
+						return // sending has ended
+					}
 				case <-sctx.Done():
 					return
 				}
@@ -121,14 +121,13 @@ func Soak(ctx context.Context, t Target, cfg SoakConfig) (*report.Result, error)
 		})
 	}
 	res, err := mix(ctx, t, cfg.MixConfig, "soak", map[string]any{"every": cfg.Every.String(), "warmup": cfg.Warmup.String()}, onSending)
-	stop()
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
 	res.Metrics = samples
-	if scrapeErrors > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d scrapes of /metrics failed", scrapeErrors))
+	for _, e := range scrapeErrors {
+		res.Notes = append(res.Notes, "scrape of /metrics failed: "+e)
 	}
 	warm := cfg.Warmup.Seconds()
 	for _, tg := range cfg.Targets {
