@@ -210,10 +210,10 @@ type convLog struct {
 	id         string
 	recipients int64 // online members that get each message live
 	online     []*member
-	mu         sync.Mutex
-	acked      []int64 // seq -> sender's user id (0: not acknowledged)
-	ids        []int64 // seq -> msgID (0: not seen)
-	conflict   seqSet  // seqs seen carrying two different messages
+	mu         sync.RWMutex // read-locked on the hot path: most arrivals find their seq recorded
+	acked      []int64      // seq -> sender's user id (0: not acknowledged)
+	ids        []int64      // seq -> msgID (0: not seen)
+	conflict   seqSet       // seqs seen carrying two different messages
 	top        int64
 }
 
@@ -223,6 +223,12 @@ func msgID(idx, k int64) int64 { return idx<<32 | k }
 // record notes that seq carried message id (and was acknowledged to sender uid,
 // when not 0); it reports whether seq was seen before with another message.
 func (l *convLog) record(seq, id, uid int64) (conflict bool) {
+	l.mu.RLock()
+	known := seq < int64(len(l.ids)) && l.ids[seq] == id && (uid == 0 || l.acked[seq] == uid)
+	l.mu.RUnlock()
+	if known {
+		return false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for int64(len(l.ids)) <= seq {
@@ -244,8 +250,8 @@ func (l *convLog) record(seq, id, uid int64) (conflict bool) {
 }
 
 func (l *convLog) highest() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	return l.top
 }
 
