@@ -302,7 +302,7 @@ func (c *chat) addConv(id string, online []*member) *convLog {
 	return l
 }
 
-// addSender adds a sender to flow f (created on first use) with rate.
+// addSender adds a sender to flow f (created on first use).
 func (c *chat) addSender(f int, m *member, conv *convLog, target string) {
 	for len(c.flows) <= f {
 		c.flows = append(c.flows, &flow{})
