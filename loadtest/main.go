@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/pprof"
 	"slices"
@@ -74,7 +75,7 @@ type common struct {
 	cpuProfile                      string
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+func (c *common) register(fs *flag.FlagSet, duration time.Duration) {
 	env, _ := config.Parse[struct {
 		MySQL config.MySQL `envPrefix:"MYSQL_"`
 		Auth  config.Auth  `envPrefix:"AUTH_"`
@@ -82,7 +83,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.edges, "edges", envOr("LOAD_EDGES", "http://127.0.0.1:8080"), "edges to load, comma-separated base URLs (loopback only); clients are spread over them (env LOAD_EDGES)")
 	fs.StringVar(&c.dsn, "mysql-dsn", env.MySQL.DSN, "natter's database, for seeding (env MYSQL_DSN)")
 	fs.StringVar(&c.secret, "auth-secret", env.Auth.Secret, "the edges' token secret, to mint access tokens (env AUTH_SECRET)")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured phase: sending, or holding connections")
+	fs.DurationVar(&c.duration, "duration", duration, "measured phase: sending, or holding connections")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard limit on the whole run, seeding included (0: the duration plus a margin)")
 	fs.Int64Var(&c.maxRequests, "max-requests", 5_000_000, "stop after this many requests (0: no cap)")
 	fs.StringVar(&c.out, "out", defaultOut(), "directory for the JSON and HTML results")
@@ -125,7 +126,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
-	c.register(fs)
+	duration := 10 * time.Second
+	switch name {
+	case "chaos":
+		duration = 30 * time.Second
+	case "soak":
+		duration = time.Hour
+	}
+	c.register(fs, duration)
 
 	var (
 		direct  scenario.DirectConfig
@@ -137,6 +145,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		sources = "auto"
 		pids    string
 		mix     string
+		chaos   scenario.ChaosConfig
+		soak    scenario.SoakConfig
+		fault   string
+		row     string
+		metrics string
+		retry   scenario.Retry
 	)
 	switch name {
 	case "direct":
@@ -145,6 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		fs.IntVar(&direct.Size, "size", 32, "text length in bytes")
 		fs.DurationVar(&direct.Drain, "drain", 5*time.Second, "longest wait for late replies and pushes after sending")
 		stepFlags(fs, &direct.Step, 50*time.Millisecond)
+		retryFlags(fs, &retry)
 	case "group":
 		fs.IntVar(&group.Members, "members", 500, "group members")
 		fs.IntVar(&group.Online, "online", 200, "members connected (the first ones)")
@@ -153,6 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		fs.IntVar(&group.Size, "size", 32, "text length in bytes")
 		fs.DurationVar(&group.Drain, "drain", 5*time.Second, "longest wait for late replies and pushes after sending")
 		stepFlags(fs, &group.Step, 100*time.Millisecond)
+		retryFlags(fs, &retry)
 	case "connect":
 		fs.IntVar(&conn.Conns, "conns", 1000, "connections in total, over all shards")
 		fs.StringVar(&shard, "shard", shard, "i/n: this process opens connection k when k mod n = i (one process holds < ~19,000)")
@@ -173,6 +189,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		fs.Float64Var(&api.Rate, "rate", 500, "requests per second, open loop (0: closed loop at -concurrency)")
 		fs.IntVar(&api.Concurrency, "concurrency", 64, "workers (HTTP connections)")
 		fs.StringVar(&mix, "mix", "login=2,conv.list=49,msg.history=49", "op weights")
+	case "chaos":
+		mixFlags(fs, &chaos.MixConfig, 200, 200, 500, 500, 5, 5, 40*time.Second)
+		retryFlags(fs, &retry)
+		fs.StringVar(&fault, "fault", "", "shell command (sh -c) that injects the fault, run -fault-at after sending starts; empty: none")
+		fs.StringVar(&chaos.FaultName, "fault-name", "", "the fault's name in the results (default: the command)")
+		fs.DurationVar(&chaos.At, "fault-at", 10*time.Second, "when the fault is injected, after sending starts")
+		fs.StringVar(&row, "row", "", "append the run's row of the chaos matrix to this TSV file (with a header line when it is new)")
+	case "soak":
+		mixFlags(fs, &soak.MixConfig, 100, 100, 500, 200, 2, 4, 30*time.Second)
+		retryFlags(fs, &retry)
+		fs.StringVar(&metrics, "metrics", "", "the processes to watch: name=http://127.0.0.1:port/metrics, comma-separated")
+		fs.DurationVar(&soak.Every, "every", 30*time.Second, "sampling interval of /metrics")
+		fs.DurationVar(&soak.Warmup, "warmup", 0, "samples before this are not judged (0: a tenth of -duration, at least 1m, at most half)")
 	default:
 		fmt.Fprint(stderr, usage)
 		return nil, fmt.Errorf("unknown scenario %q", name)
@@ -206,6 +235,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	case "api":
 		var err error
 		if api.Mix, err = scenario.ParseMix(mix); err != nil {
+			return nil, err
+		}
+	case "soak":
+		var err error
+		if soak.Targets, err = parseTargets(metrics); err != nil {
 			return nil, err
 		}
 	}
@@ -255,10 +289,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	var res *report.Result
 	switch name {
 	case "direct":
-		direct.Common = cm
+		direct.Common, direct.Retry = cm, retry
 		res, err = scenario.Direct(ctx, t, direct)
 	case "group":
-		group.Common = cm
+		group.Common, group.Retry = cm, retry
 		res, err = scenario.Group(ctx, t, group)
 	case "connect":
 		conn.Common = cm
@@ -272,6 +306,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	case "api":
 		api.Common = cm
 		res, err = scenario.API(ctx, t, api)
+	case "chaos":
+		chaos.Common, chaos.Retry = cm, retry
+		if fault != "" {
+			if chaos.FaultName == "" {
+				chaos.FaultName = fault
+			}
+			chaos.Fault = shellFault(fault, stderr)
+		}
+		res, err = scenario.Chaos(ctx, t, chaos)
+	case "soak":
+		soak.Common, soak.Retry = cm, retry
+		res, err = scenario.Soak(ctx, t, soak)
 	}
 	if err != nil {
 		return nil, err
@@ -287,6 +333,91 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	}
 	out.ResultsWritten = true
 	fmt.Fprintf(stdout, "\nresults: %s\n         %s\n", out.JSON, out.HTML)
+	switch name {
+	case "chaos", "soak":
+		if row != "" {
+			if err := appendRow(row, scenario.ChaosRowHeader, scenario.ChaosRow(res)); err != nil {
+				return out, fmt.Errorf("-row: %w", err)
+			}
+		}
+		var failed []string
+		for _, ch := range res.Checks {
+			if !ch.OK {
+				failed = append(failed, ch.Name+": "+ch.Got)
+			}
+		}
+		if len(failed) > 0 {
+			return out, fmt.Errorf("%s failed: %s", name, strings.Join(failed, "; "))
+		}
+	}
+	return out, nil
+}
+
+func retryFlags(fs *flag.FlagSet, r *scenario.Retry) {
+	fs.IntVar(&r.Attempts, "retries", 8, "resends of a failed msg.send, with the same client_msg_id (negative: none)")
+	fs.DurationVar(&r.Window, "retry-window", 30*time.Second, "no resend (and no waiting for the connection) after this long since the first attempt")
+}
+
+func mixFlags(fs *flag.FlagSet, m *scenario.MixConfig, users int, rate float64, members, online, senders int, groupRate float64, drain time.Duration) {
+	fs.IntVar(&m.Users, "users", users, "online users in pairs of friends, sending 1:1 messages (even; 0: none)")
+	fs.Float64Var(&m.Rate, "rate", rate, "1:1 messages per second in total")
+	fs.IntVar(&m.Members, "members", members, "members of the group (0: no group)")
+	fs.IntVar(&m.Online, "online", online, "group members connected (the first ones)")
+	fs.IntVar(&m.Senders, "senders", senders, "online members that send to the group")
+	fs.Float64Var(&m.GroupRate, "group-rate", groupRate, "group messages per second in total")
+	fs.IntVar(&m.Size, "size", 32, "text length in bytes")
+	fs.DurationVar(&m.Drain, "drain", drain, "longest wait after sending for late replies, resends and syncs")
+}
+
+// shellFault runs cmd with sh -c, its output on w.
+func shellFault(cmd string, w io.Writer) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		c := exec.CommandContext(ctx, "sh", "-c", cmd)
+		c.Stdout, c.Stderr = w, w
+		return c.Run()
+	}
+}
+
+// appendRow appends a tab-separated row to path, after header when the file is
+// new or empty.
+func appendRow(path string, header, row []string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if st.Size() == 0 {
+		b.WriteString(strings.Join(header, "\t") + "\n")
+	}
+	b.WriteString(strings.Join(row, "\t") + "\n")
+	_, err = f.WriteString(b.String())
+	return err
+}
+
+// parseTargets reads name=url pairs, comma-separated.
+func parseTargets(s string) ([]scenario.MetricsTarget, error) {
+	var out []scenario.MetricsTarget
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, u, ok := strings.Cut(part, "=")
+		if !ok {
+			name, u = part, part
+		}
+		if err := scenario.CheckLoopback(u); err != nil {
+			return nil, fmt.Errorf("-metrics: %w", err)
+		}
+		out = append(out, scenario.MetricsTarget{Name: name, URL: u})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-metrics: name at least one process to watch (name=http://127.0.0.1:port/metrics)")
+	}
 	return out, nil
 }
 

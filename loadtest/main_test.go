@@ -2,16 +2,25 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"natter/edge/gateway"
 	"natter/edge/stacktest"
 	"natter/functions/fntest"
 	"natter/loadtest/report"
+	"natter/loadtest/scenario"
+	"natter/shared/auth"
+	"natter/shared/config"
 )
 
 // TestSmoke runs every scenario tiny against the whole stack in-process (real
@@ -22,6 +31,9 @@ func TestSmoke(t *testing.T) {
 	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
 	e := st.Env
 	out := t.TempDir()
+	// A process to watch for the soak run: this one's Go and process metrics.
+	prom := httptest.NewServer(promhttp.Handler())
+	t.Cleanup(prom.Close)
 	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
 
 	tests := []struct {
@@ -80,6 +92,37 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("after -cleanup: %d users and %d seeded messages left", users, msgs)
 			}
 		}},
+		{"chaos", []string{"chaos", "-users", "4", "-rate", "40", "-members", "8", "-online", "6", "-senders", "2", "-group-rate", "10",
+			"-duration", "1s", "-fault", "echo injected", "-fault-name", "nothing", "-fault-at", "300ms", "-row", out + "/matrix.tsv"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			if c["acked"] == 0 || c["acked"] != c["sent"] || c["expected_deliveries"] != c["delivered"] || len(r.Errors) > 0 {
+				t.Errorf("counts %v, errors %v", c, r.Errors)
+			}
+			noLoss(t, r)
+			if r.Values["fault_at_s"] == 0 || r.Params["fault"] != "nothing" || len(r.Checks) != 1 || !r.Checks[0].OK {
+				t.Errorf("fault at %v, params %v, checks %+v", r.Values["fault_at_s"], r.Params, r.Checks)
+			}
+			rows, err := os.ReadFile(out + "/matrix.tsv")
+			lines := strings.Split(strings.TrimSpace(string(rows)), "\n")
+			if err != nil || len(lines) != 2 || !strings.HasPrefix(lines[0], "fault\terrors by code\t") || !strings.HasPrefix(lines[1], "nothing\tnone\t0.0\t") {
+				t.Errorf("matrix %q: %v", rows, err)
+			}
+		}},
+		{"soak", []string{"soak", "-users", "4", "-rate", "20", "-members", "6", "-online", "4", "-senders", "1", "-group-rate", "5",
+			"-duration", "1500ms", "-every", "200ms", "-warmup", "200ms", "-metrics", "self=" + prom.URL + "/metrics"}, func(t *testing.T, r *report.Result) {
+			noLoss(t, r)
+			if len(r.Metrics) < 5 || r.Metrics[0].Values["self go_goroutines"] == 0 {
+				t.Errorf("%d samples: %+v", len(r.Metrics), r.Metrics)
+			}
+			if len(r.Checks) != 4 {
+				t.Errorf("checks %+v", r.Checks)
+			}
+			for _, ch := range r.Checks {
+				if !ch.OK {
+					t.Errorf("check %s: %s", ch.Name, ch.Got)
+				}
+			}
+		}},
 		{"api", []string{"api", "-users", "20", "-convs", "4", "-messages", "5", "-rate", "40", "-concurrency", "4", "-duration", "1s", "-mix", "login=1,conv.list=5,msg.history=5"}, func(t *testing.T, r *report.Result) {
 			all := r.Latency["all"]
 			if all.Count == 0 || all.Count != r.Counts["requests"] || len(r.Errors) > 0 {
@@ -125,6 +168,59 @@ func noLoss(t *testing.T, r *report.Result) {
 		t.Errorf("lost %d, duplicated %d, push missing %d, foreign %d, ack duplicates %d",
 			c["lost"], c["duplicated"], c["push_missing"], c["foreign_pushes"], c["ack_duplicate"])
 	}
+	if bad := scenario.Clean(r); bad != "" {
+		t.Errorf("not clean: %s", bad)
+	}
+}
+
+// TestChaosEdgeRestart shuts one of two edges down while 1:1 and group messages
+// flow: its clients are closed with 3001, redial to the other edge, resume with
+// msg.sync, and resend what failed; nothing is lost, shown twice or out of order.
+func TestChaosEdgeRestart(t *testing.T) {
+	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
+	e := st.Env
+	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
+		gateway.Deps{NC: e.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := httptest.NewServer(gw.Handler())
+	t.Cleanup(second.Close)
+	signer, err := auth.NewSigner(config.Auth{Secret: fntest.Secret, AccessTTL: time.Hour, Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := scenario.Target{Edges: []string{st.Base, second.URL}, DB: e.DB, Signer: signer}
+	r, err := scenario.Chaos(t.Context(), tgt, scenario.ChaosConfig{
+		MixConfig: scenario.MixConfig{Common: scenario.Common{Duration: 2 * time.Second},
+			Users: 8, Rate: 80, Members: 10, Online: 8, Senders: 2, GroupRate: 20, Drain: 20 * time.Second},
+		FaultName: "edge shutdown", At: 700 * time.Millisecond,
+		Fault: func(ctx context.Context) error {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return gw.Shutdown(sctx)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	report.WriteTable(&table, r)
+	c := r.Counts
+	if bad := scenario.Clean(r); bad != "" || c["reconnects"] < 8 || c["acked"] != c["sent"] || c["sends_gave_up"] != 0 {
+		t.Errorf("clean %q, reconnects %d, sent %d, acked %d, gave up %d\n%s", bad, c["reconnects"], c["sent"], c["acked"], c["sends_gave_up"], table.String())
+	} else if testing.Verbose() {
+		t.Logf("%s", table.String())
+	}
+}
+
+func mustSigner(t *testing.T) *auth.Signer {
+	t.Helper()
+	s, err := auth.NewSigner(fntest.AuthConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestRefusesOtherHosts checks arguments before anything connects: the database

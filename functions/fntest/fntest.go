@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
@@ -48,6 +49,36 @@ type Options struct {
 // that verifies the tokens they issue.
 func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	tb.Helper()
+	return serve(tb, e, e.NC, o).signer
+}
+
+// Worker is one worker process's worth of functions, on a NATS connection of its
+// own, so that several serve the same queue groups and one can die alone.
+type Worker struct {
+	NC     *nats.Conn
+	signer *auth.Signer
+}
+
+// StartWorker serves every domain on a NATS connection of its own until tb ends
+// (or Kill). Workers started on one Env share its database and Redis and split
+// the requests between them, as processes do.
+func StartWorker(tb testing.TB, e *testenv.Env, o Options) *Worker {
+	tb.Helper()
+	return serve(tb, e, e.Connect(tb), o)
+}
+
+// Signer verifies the tokens the worker issues.
+func (w *Worker) Signer() *auth.Signer { return w.signer }
+
+// Kill stops the worker as kill -9 would, as far as NATS and its callers can
+// tell: its connection closes without draining, so the requests it holds are
+// never answered, and what it was committing is stored but never pushed. (The
+// transactions already under way still finish in the test process: a message
+// stored without a reply is the case retries must handle.)
+func (w *Worker) Kill() { w.NC.Close() }
+
+func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
+	tb.Helper()
 	signer, err := auth.NewSigner(AuthConfig)
 	if err != nil {
 		tb.Fatal(err)
@@ -68,18 +99,18 @@ func Start(tb testing.TB, e *testenv.Env, o Options) *auth.Signer {
 	}
 	tb.Cleanup(func() { _ = scripts.Close() })
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
-		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: e.NC, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
+		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := endpoint.Serve(context.Background(), e.NC, log, nil, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
+	srv, err := endpoint.Serve(context.Background(), nc, log, nil, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = srv.Stop() })
-	return signer
+	return &Worker{NC: nc, signer: signer}
 }
 
 // User registers username (password "password-123") and logs in on device; it

@@ -37,6 +37,15 @@ type Result struct {
 	Checks    []Check            `json:"checks,omitempty"`
 	Notes     []string           `json:"notes,omitempty"`
 	Series    []Point            `json:"series"`
+	// Metrics are samples of other processes' /metrics (soak runs).
+	Metrics []MetricSample `json:"metrics,omitempty"`
+}
+
+// MetricSample is one reading of other processes' metrics: Values by
+// "<process> <metric>", T seconds after sending started.
+type MetricSample struct {
+	T      float64            `json:"t"`
+	Values map[string]float64 `json:"values"`
 }
 
 // Machine is where the run happened.

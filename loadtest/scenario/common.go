@@ -134,10 +134,11 @@ func (t Target) ws(i int) string {
 	return "ws" + strings.TrimPrefix(b, "http") + "/ws"
 }
 
-// dialAll opens one session per user (user i on edge i mod len(edges)), at most
-// conc at once; opts(i) gives each its options (the token is filled in).
-func dialAll(ctx context.Context, t Target, users []seed.User, conc int, opts func(i int) client.Options) ([]*client.Client, error) {
-	out := make([]*client.Client, len(users))
+// connectAll opens one session per user (user i on edge i mod len(edges), its
+// redials on the edges after it), at most conc at once; opts(i) gives each its
+// options (the token and edges are filled in).
+func connectAll(ctx context.Context, t Target, users []seed.User, conc int, opts func(i int) client.SessionOptions) ([]*client.Session, error) {
+	out := make([]*client.Session, len(users))
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -153,8 +154,11 @@ func dialAll(ctx context.Context, t Target, users []seed.User, conc int, opts fu
 		wg.Go(func() {
 			defer func() { <-sem }()
 			o := opts(i)
-			o.URL, o.Token = t.ws(i), users[i].Token
-			c, err := client.Dial(ctx, o)
+			o.Token = users[i].Token
+			for e := range t.Edges {
+				o.URLs = append(o.URLs, t.ws(i+e))
+			}
+			s, err := client.Connect(ctx, o)
 			if err != nil {
 				mu.Lock()
 				if first == nil {
@@ -163,7 +167,7 @@ func dialAll(ctx context.Context, t Target, users []seed.User, conc int, opts fu
 				mu.Unlock()
 				return
 			}
-			out[i] = c
+			out[i] = s
 		})
 	}
 	wg.Wait()
@@ -174,12 +178,14 @@ func dialAll(ctx context.Context, t Target, users []seed.User, conc int, opts fu
 	return out, nil
 }
 
-func closeAll(cs []*client.Client) {
-	for _, c := range cs {
-		if c != nil {
-			_ = c.Close()
+func closeAll(ss []*client.Session) {
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		if s != nil {
+			wg.Go(func() { _ = s.Close() })
 		}
 	}
+	wg.Wait()
 }
 
 // errCode names an error for the error table: an imerr code, or a coarse class.
@@ -188,6 +194,8 @@ func errCode(err error) string {
 	switch {
 	case errors.As(err, &ie):
 		return string(ie.Code)
+	case errors.Is(err, client.ErrOffline):
+		return "offline"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case strings.Contains(err.Error(), "connection closed"):

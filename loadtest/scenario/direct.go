@@ -23,6 +23,7 @@ type DirectConfig struct {
 	// Drain bounds the wait for late replies and pushes after sending stops.
 	Drain time.Duration
 	Step  Step
+	Retry Retry
 }
 
 // Direct runs U users in pairs of friends, every user online and sending to its
@@ -45,39 +46,17 @@ func Direct(ctx context.Context, t Target, cfg DirectConfig) (*report.Result, er
 	if cfg.Cleanup {
 		defer cleanup(sd)
 	}
-	users, err := sd.Users(ctx, cfg.Users, "load")
-	if err != nil {
-		return nil, err
-	}
-	pairs := make([][2]int64, cfg.Users/2)
-	for i := range pairs {
-		pairs[i] = [2]int64{users[2*i].ID, users[2*i+1].ID}
-	}
-	if err := sd.Friends(ctx, pairs); err != nil {
-		return nil, err
-	}
-	convIDs, err := sd.Direct(ctx, pairs)
+	c := newChat(ctx, chatConfig{Common: cfg.Common, Rate: cfg.Rate, Size: cfg.Size, Drain: cfg.Drain, Step: cfg.Step, Retry: cfg.Retry})
+	users, err := seedDirect(ctx, sd, c, cfg.Users, 0)
 	if err != nil {
 		return nil, err
 	}
 	seeded := time.Since(started)
-
-	c := newChat(chatConfig{Common: cfg.Common, Rate: cfg.Rate, Size: cfg.Size, Drain: cfg.Drain, Step: cfg.Step}, 1)
-	for i := range pairs {
-		a, b := c.addMember(users[2*i].ID), c.addMember(users[2*i+1].ID)
-		conv := &convLog{id: convIDs[i], online: []*member{a, b}}
-		c.convs = append(c.convs, conv)
-		c.addSender(a, conv, `"to":`+strconv.FormatInt(b.uid, 10))
-		c.addSender(b, conv, `"to":`+strconv.FormatInt(a.uid, 10))
-	}
-	clients, err := dialAll(ctx, t, users, cfg.DialConcurrency, c.dialOptions)
+	sessions, err := c.connect(ctx, t, users)
 	if err != nil {
 		return nil, err
 	}
-	defer closeAll(clients)
-	for i, cl := range clients {
-		c.members[i].cl = cl
-	}
+	defer closeAll(sessions)
 	connected := time.Since(started) - seeded
 
 	res := newResult("direct", cfg.Common, started, map[string]any{
@@ -102,6 +81,34 @@ func Direct(ctx context.Context, t Target, cfg DirectConfig) (*report.Result, er
 			res.Counts["lost"] == 0 && res.Counts["duplicated"] == 0),
 	}
 	return res, nil
+}
+
+// seedDirect seeds users (even) in pairs of friends with their 1:1
+// conversations, each sending to its partner in flow f of c, and returns them in
+// the order of c's members.
+func seedDirect(ctx context.Context, sd *seed.Seeder, c *chat, n, f int) ([]seed.User, error) {
+	users, err := sd.Users(ctx, n, "load")
+	if err != nil {
+		return nil, err
+	}
+	pairs := make([][2]int64, n/2)
+	for i := range pairs {
+		pairs[i] = [2]int64{users[2*i].ID, users[2*i+1].ID}
+	}
+	if err := sd.Friends(ctx, pairs); err != nil {
+		return nil, err
+	}
+	convIDs, err := sd.Direct(ctx, pairs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pairs {
+		a, b := c.addMember(users[2*i].ID), c.addMember(users[2*i+1].ID)
+		conv := c.addConv(convIDs[i], []*member{a, b})
+		c.addSender(f, a, conv, `"to":`+strconv.FormatInt(b.uid, 10))
+		c.addSender(f, b, conv, `"to":`+strconv.FormatInt(a.uid, 10))
+	}
+	return users, nil
 }
 
 func cleanup(sd *seed.Seeder) {

@@ -22,6 +22,7 @@ type GroupConfig struct {
 	Size  int
 	Drain time.Duration
 	Step  Step
+	Retry Retry
 }
 
 // Group runs one group of G members with O online and S of them sending at an
@@ -46,38 +47,17 @@ func Group(ctx context.Context, t Target, cfg GroupConfig) (*report.Result, erro
 	if cfg.Cleanup {
 		defer cleanup(sd)
 	}
-	users, err := sd.Users(ctx, cfg.Members, "load")
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int64, len(users)-1)
-	for i, u := range users[1:] {
-		ids[i] = u.ID
-	}
-	gid, convID, err := sd.Group(ctx, cfg.Prefix+"group", users[0].ID, ids)
+	c := newChat(ctx, chatConfig{Common: cfg.Common, Rate: cfg.Rate, Size: cfg.Size, Drain: cfg.Drain, Step: cfg.Step, Retry: cfg.Retry})
+	online, gid, err := seedGroup(ctx, sd, c, cfg.Members, cfg.Online, cfg.Senders, 0)
 	if err != nil {
 		return nil, err
 	}
 	seeded := time.Since(started)
-
-	c := newChat(chatConfig{Common: cfg.Common, Rate: cfg.Rate, Size: cfg.Size, Drain: cfg.Drain, Step: cfg.Step}, int64(cfg.Online-1))
-	conv := &convLog{id: convID}
-	c.convs = []*convLog{conv}
-	for i := range cfg.Online {
-		m := c.addMember(users[i].ID)
-		conv.online = append(conv.online, m)
-		if i < cfg.Senders {
-			c.addSender(m, conv, `"conv_id":"`+convID+`"`)
-		}
-	}
-	clients, err := dialAll(ctx, t, users[:cfg.Online], cfg.DialConcurrency, c.dialOptions)
+	sessions, err := c.connect(ctx, t, online)
 	if err != nil {
 		return nil, err
 	}
-	defer closeAll(clients)
-	for i, cl := range clients {
-		c.members[i].cl = cl
-	}
+	defer closeAll(sessions)
 	connected := time.Since(started) - seeded
 
 	res := newResult("group", cfg.Common, started, map[string]any{
@@ -104,4 +84,31 @@ func Group(ctx context.Context, t Target, cfg GroupConfig) (*report.Result, erro
 			res.Counts["lost"] == 0 && res.Counts["duplicated"] == 0),
 	}
 	return res, nil
+}
+
+// seedGroup seeds a group of members, the first online of them members of c
+// and the first senders of those sending in flow f, and returns the online users
+// in the order of c's members and the group's id.
+func seedGroup(ctx context.Context, sd *seed.Seeder, c *chat, members, online, senders, f int) ([]seed.User, int64, error) {
+	users, err := sd.Users(ctx, members, "load")
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]int64, len(users)-1)
+	for i, u := range users[1:] {
+		ids[i] = u.ID
+	}
+	gid, convID, err := sd.Group(ctx, sd.Prefix()+"group", users[0].ID, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	ms := make([]*member, online)
+	for i := range online {
+		ms[i] = c.addMember(users[i].ID)
+	}
+	conv := c.addConv(convID, ms)
+	for i := range senders {
+		c.addSender(f, ms[i], conv, `"conv_id":"`+convID+`"`)
+	}
+	return users[:online], gid, nil
 }
