@@ -3,8 +3,11 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+
+	"natter/shared/op"
 )
 
 func TestRouter(t *testing.T) {
@@ -72,4 +75,66 @@ func TestRouter(t *testing.T) {
 			t.Errorf("add(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzRouter: any method and path, escapes and all, is routed without a panic,
+// and a match is a route of that method whose literal segments are the path's
+// (a wildcard never matches an empty segment).
+func FuzzRouter(f *testing.F) {
+	rt := &router{}
+	type hit struct{ pattern string }
+	var last *hit
+	for _, o := range op.All {
+		for _, r := range o.Routes {
+			p := r.Method + " " + r.Path
+			if err := rt.add(p, func(http.ResponseWriter, *http.Request) { last = &hit{p} }); err != nil {
+				f.Fatal(err)
+			}
+		}
+	}
+	if err := rt.add("POST /api/v1/{op...}", func(http.ResponseWriter, *http.Request) { last = &hit{"POST /api/v1/{op...}"} }); err != nil {
+		f.Fatal(err)
+	}
+	f.Add("GET", "/api/v1/users/42")
+	f.Add("GET", "/api/v1/users/lookup")
+	f.Add("PUT", "/api/v1/social/friends/request/remark")
+	f.Add("POST", "/api/v1/msg.send")
+	f.Add("GET", "/api/v1/users/%2F%2e%2e/x")
+	f.Add("DELETE", "/api/v1/social/conversations/d:1:2")
+	f.Fuzz(func(t *testing.T, method, path string) {
+		req, err := http.NewRequest(method, "http://edge"+"/"+strings.TrimPrefix(path, "/"), nil)
+		if err != nil {
+			return
+		}
+		last = nil
+		w := httptest.NewRecorder()
+		rt.ServeHTTP(w, req)
+		if last == nil {
+			if w.Code != http.StatusNotFound {
+				t.Fatalf("%s %s: no route but %d", method, path, w.Code)
+			}
+			return
+		}
+		m, pattern, _ := strings.Cut(last.pattern, " ")
+		if m != req.Method && !(m == http.MethodGet && req.Method == http.MethodHead) {
+			t.Fatalf("%s %s routed to %s", method, path, last.pattern)
+		}
+		segs, _ := parseSegments(pattern)
+		parts := strings.Split(strings.TrimPrefix(req.URL.EscapedPath(), "/"), "/")
+		for i, s := range segs {
+			if s.kind == segRest {
+				return
+			}
+			if i >= len(parts) {
+				t.Fatalf("%s %s routed to %s: too few segments", method, path, last.pattern)
+			}
+			p, _ := url.PathUnescape(parts[i])
+			if (s.kind == segLiteral && p != s.text) || (s.kind == segWild && p == "") {
+				t.Fatalf("%s %s routed to %s: segment %d is %q", method, path, last.pattern, i, p)
+			}
+		}
+		if len(parts) != len(segs) {
+			t.Fatalf("%s %s routed to %s: %d segments for %d", method, path, last.pattern, len(parts), len(segs))
+		}
+	})
 }

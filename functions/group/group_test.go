@@ -3,6 +3,7 @@ package group_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"natter/functions/fntest"
+	friendpkg "natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/endpoint"
@@ -496,3 +498,77 @@ func TestBadInput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestWhoMayBeAdded: creating a group with someone, or inviting them, needs their
+// consent as their privacy gives it ("groups": everyone, friends, nobody), and
+// never works for someone who blocked the actor; joining by oneself is not
+// adding. The refusal does not say whom or why.
+func TestWhoMayBeAdded(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	actor, _ := fntest.User(t, e, "actor", "a")
+	friend, _ := fntest.User(t, e, "friend", "f")
+	fntest.Befriend(t, e, actor, friend)
+	str := func(s string) *string { return &s }
+	users := map[string]endpoint.Caller{}
+	setup := map[string]func(u endpoint.Caller){
+		"open":         func(endpoint.Caller) {},
+		"friends-only": func(u endpoint.Caller) { privacy(t, e, u, str("friends")) },
+		"nobody":       func(u endpoint.Caller) { privacy(t, e, u, str("nobody")) },
+		"blocked the actor": func(u endpoint.Caller) {
+			fntest.Must[map[string]any](t, e, "block.add", u, friendpkg.UserReq{UserID: actor.UserID})
+		},
+	}
+	for name, prepare := range setup {
+		u, _ := fntest.User(t, e, strings.ReplaceAll(name, " ", "_"), "d")
+		prepare(u)
+		users[name] = u
+	}
+	friendNobody, _ := fntest.User(t, e, "friend_nobody", "d")
+	fntest.Befriend(t, e, actor, friendNobody)
+	privacy(t, e, friendNobody, str("nobody"))
+	friendOnly, _ := fntest.User(t, e, "friend_only", "d")
+	fntest.Befriend(t, e, actor, friendOnly)
+	privacy(t, e, friendOnly, str("friends"))
+
+	tests := []struct {
+		name string
+		user endpoint.Caller
+		ok   bool
+	}{
+		{"privacy everyone (the default)", users["open"], true},
+		{"privacy friends, a stranger", users["friends-only"], false},
+		{"privacy friends, a friend", friendOnly, true},
+		{"privacy nobody, a stranger", users["nobody"], false},
+		{"privacy nobody, a friend", friendNobody, false},
+		{"blocked the actor", users["blocked the actor"], false},
+		{"a friend", friend, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := fntest.Call[group.Info](t, e, "group.create", actor, group.CreateReq{Name: "with " + tt.name, Members: []int64{tt.user.UserID}})
+			if tt.ok != (err == nil) {
+				t.Fatalf("create: %v", err)
+			}
+			g := fntest.Must[group.Info](t, e, "group.create", actor, group.CreateReq{Name: "empty", JoinPolicy: group.PolicyOpen})
+			_, err = fntest.Call[group.InviteResp](t, e, "group.invite", actor, group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{tt.user.UserID}})
+			if tt.ok != (err == nil) {
+				t.Fatalf("invite: %v", err)
+			}
+			if err != nil && (imerr.CodeOf(err) != imerr.Forbidden || imerr.From(err).Message != "1 of the users cannot be added to a group by you") {
+				t.Fatalf("refusal %v tells more than it should", err)
+			}
+			// Joining an open group by oneself needs nobody's consent.
+			if !tt.ok {
+				if _, err := fntest.Call[group.JoinResp](t, e, "group.join", tt.user, group.JoinReq{GroupID: g.GroupID}); err != nil {
+					t.Fatalf("joining by oneself: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func privacy(t *testing.T, e *testenv.Env, u endpoint.Caller, groups *string) {
+	t.Helper()
+	fntest.Must[friendpkg.Privacy](t, e, "account.privacy.set", u, friendpkg.PrivacySetReq{Groups: groups})
+}
