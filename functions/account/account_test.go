@@ -264,3 +264,85 @@ func TestStaleConnections(t *testing.T) {
 	_, err := fntest.Call[account.Empty](t, e, "session.touch", endpoint.Caller{}, wire.TouchReq{Conns: []wire.TouchConn{{UserID: 0, ConnID: "x"}}})
 	fntest.WantCode(t, err, imerr.BadRequest)
 }
+
+// TestCanonicalUsernames: register and login compare one canonical form, so a
+// name register folds is the same account at login, and one it refuses (a
+// dotted capital I that a collation would fold into "i") logs into nothing.
+func TestCanonicalUsernames(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	fntest.Must[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "sec_alice", Password: "password-123"})
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"sec_alice", true},
+		{"SEC_ALICE", true},
+		{"ｓｅｃ＿ａｌｉｃｅ", true},  // full width: its canonical form is sec_alice
+		{"sec_alİce", false}, // dotted capital I
+		{"sec_alıce", false}, // dotless i
+	}
+	for _, tt := range tests {
+		_, err := fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: tt.name, Password: "password-123", DeviceID: "d1"})
+		if tt.ok != (err == nil) {
+			t.Errorf("login as %q: %v", tt.name, err)
+		}
+	}
+	_, err := fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "sec_alİce", Password: "password-123"})
+	fntest.WantCode(t, err, imerr.BadRequest)
+}
+
+// TestLoginLockout: failed logins lock the account, the right password included,
+// until the lock ends by itself; a success clears the count.
+func TestLoginLockout(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{Account: account.Config{LoginFailures: 3, LoginLockout: 300 * time.Millisecond, LoginLockoutMax: time.Second}})
+	fntest.Must[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "bob", Password: "password-123"})
+	locked, _ := e.NC.SubscribeSync(subject.EvtLoginLocked)
+	login := func(password string) error {
+		_, err := fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{ClientIP: "192.0.2.7"}, account.LoginReq{Username: "bob", Password: password, DeviceID: "d1"})
+		return err
+	}
+	for range 2 {
+		fntest.WantCode(t, login("guess"), imerr.Unauthorized)
+	}
+	if err := login("password-123"); err != nil { // clears the count
+		t.Fatal(err)
+	}
+	for range 3 {
+		fntest.WantCode(t, login("guess"), imerr.Unauthorized)
+	}
+	fntest.WantCode(t, login("password-123"), imerr.RateLimited)
+	m, err := locked.NextMsg(2 * time.Second)
+	if err != nil || !strings.Contains(string(m.Data), `"username":"bob"`) || !strings.Contains(string(m.Data), `"client_ip":"192.0.2.7"`) {
+		t.Fatalf("login_locked event: %v %s", err, m.Data)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := login("password-123"); err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+}
+
+// TestRefreshReuse: the refresh token a rotation replaced, presented again, ends
+// the session: neither holder can refresh it any more.
+func TestRefreshReuse(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	_, tok := fntest.User(t, e, "carol", "c1")
+	next := fntest.Must[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	_, err := fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok.RefreshToken})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	_, err = fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: next.RefreshToken})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	var revoked bool
+	if err := e.DB.QueryRow("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = ?", tok.SessionID).Scan(&revoked); err != nil || !revoked {
+		t.Fatalf("session revoked %v (%v)", revoked, err)
+	}
+	// A made-up secret for a live session is refused and ends nothing.
+	_, tok2 := fntest.Login(t, e, "carol", "c2")
+	_, err = fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok2.SessionID + ".guess"})
+	fntest.WantCode(t, err, imerr.Unauthorized)
+	if _, err := fntest.Call[account.Tokens](t, e, "account.refresh", endpoint.Caller{}, account.RefreshReq{RefreshToken: tok2.RefreshToken}); err != nil {
+		t.Fatalf("a guess ended the session: %v", err)
+	}
+}
