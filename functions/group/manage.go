@@ -40,44 +40,40 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		clientID = r.ClientID
 	}
 	var g row
-	var sys *wire.Message
-	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	// Its own transaction, not through a message writer: nothing else can write
+	// the new conversation before this commits.
+	sys, err := s.store.Create(ctx, func(tx *sql.Tx) (*wire.Message, error) {
 		if len(members) > 0 {
 			existing, err := s.existingUsers(ctx, tx, members)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(existing) != len(members) {
-				return imerr.New(imerr.NotFound, "%d of the members do not exist", len(members)-len(existing))
+				return nil, imerr.New(imerr.NotFound, "%d of the members do not exist", len(members)-len(existing))
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (owner_id, name, avatar, intro, join_policy, history_visible, member_count, max_members, client_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.UserID, r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, len(members)+1, s.cfg.MaxMembers, clientID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		id, err := res.LastInsertId()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO conversations (id, kind) VALUES (?, 2)", convid.OfGroup(id).Raw); err != nil {
-			return fmt.Errorf("group conversation: %w", err)
+			return nil, fmt.Errorf("group conversation: %w", err)
 		}
 		if err := insertMembers(ctx, tx, id, []int64{c.UserID}, perm.Owner, c.UserID, 0); err != nil {
-			return err
+			return nil, err
 		}
 		if err := insertMembers(ctx, tx, id, members, perm.Member, c.UserID, 0); err != nil {
-			return err
+			return nil, err
 		}
-		// Nothing else can write the new conversation before this commits.
-		if sys, err = systemMessage(id, SystemEvent{Event: EvtCreated, Actor: c.UserID, Users: members}); err != nil {
-			return err
+		if g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", id)); err != nil {
+			return nil, err
 		}
-		if err := s.store.AppendTx(ctx, tx, sys); err != nil {
-			return fmt.Errorf("system message: %w", err)
-		}
-		g, err = scanGroup(tx.QueryRowContext(ctx, "SELECT "+groupColumns+" FROM chat_groups WHERE id = ?", id))
-		return err
+		return systemMessage(id, SystemEvent{Event: EvtCreated, Actor: c.UserID, Users: members})
 	})
 	if db.IsDuplicate(err) && r.ClientID != "" {
 		// A retried create: answer with the group the first attempt made.

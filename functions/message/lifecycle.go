@@ -114,6 +114,9 @@ func (s *Service) recall(ctx context.Context, c endpoint.Caller, r RecallReq) (R
 		return RecallResp{}, fmt.Errorf("recall: %w", err)
 	}
 	s.deliver.Push(ctx, deliver.ToMembers(conv, st.version), wire.MsgRecalled{ConvID: conv.Raw, Seq: m.Seq, By: c.UserID, Mod: out.Mod}, deliver.From(c))
+	if s.events != nil {
+		s.events.Recalled(wire.MessageRecalled{ConvID: conv.Raw, Seq: m.Seq, By: c.UserID, Mod: out.Mod})
+	}
 	return out, nil
 }
 
@@ -200,6 +203,9 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 		return wire.Message{}, err
 	}
 	s.deliver.Push(ctx, deliver.ToMembers(conv, st.version), wire.MsgEdited{Message: m}, deliver.From(c))
+	if s.events != nil {
+		s.events.Edited(m)
+	}
 	return m, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"natter/functions/msgstore"
 	"natter/shared/config"
 	"natter/shared/endpoint"
+	"natter/shared/wire"
 )
 
 // Config is the message domain's settings (env prefix MESSAGE_ in the worker).
@@ -46,7 +47,15 @@ type Deps struct {
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
 	Friends Relations
-	Config  Config
+	// Events hears of edits and recalls (msgevent); nil: nobody.
+	Events Events
+	Config Config
+}
+
+// Events publishes what happens to stored messages.
+type Events interface {
+	Edited(m wire.Message)
+	Recalled(ev wire.MessageRecalled)
 }
 
 // Relations decides whether one user may message another 1:1 (blocks, privacy).
@@ -62,13 +71,14 @@ type Service struct {
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
 	friends Relations
+	events  Events
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the message service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends,
+	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events,
 		cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 

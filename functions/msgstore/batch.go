@@ -310,6 +310,7 @@ func (s *Store) writeBatch(ctx context.Context, batch []*request) {
 	results := make(map[*request]result, len(uniq))
 	for _, r := range stored {
 		results[r] = result{}
+		s.stored(r.m, r.o.Mentions)
 		if r.o.After != nil {
 			r.o.After(r.m, false)
 		}

@@ -31,7 +31,7 @@ func start(t *testing.T, e *testenv.Env, linger time.Duration) (*msgstore.Store,
 	}
 	t.Cleanup(func() { _ = scripts.Close() })
 	reg := prometheus.NewRegistry()
-	s := msgstore.New(e.DB, ids.NewGenerator(1))
+	s := msgstore.New(e.DB, ids.NewGenerator(1), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := s.Start(ctx, msgstore.BatchConfig{Writers: 1, Linger: linger, Metrics: reg, Scripts: scripts}); err != nil {

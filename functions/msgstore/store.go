@@ -36,8 +36,17 @@ type Store struct {
 	sizes  prometheus.Histogram
 	splits prometheus.Counter
 
+	events Events // nil: none
+
 	mu    sync.Mutex
 	known map[string]struct{} // direct conversations known to exist
+}
+
+// Events hears of every message the store commits, after the commit (msgevent
+// publishes them for offline push and search). A retried send that finds its
+// first copy is told again: publishing is idempotent by message.
+type Events interface {
+	Sent(m *wire.Message, mentions Mentions)
 }
 
 // maxKnown bounds the set of direct conversations known to exist; past it the
@@ -45,8 +54,16 @@ type Store struct {
 const maxKnown = 200_000
 
 // New returns a Store; without Start, every Append is its own transaction.
-func New(d *sql.DB, g *ids.Generator) *Store {
-	return &Store{db: d, ids: g, now: time.Now, known: map[string]struct{}{}}
+// events may be nil.
+func New(d *sql.DB, g *ids.Generator, events Events) *Store {
+	return &Store{db: d, ids: g, now: time.Now, known: map[string]struct{}{}, events: events}
+}
+
+// stored tells Events of a committed message.
+func (s *Store) stored(m *wire.Message, mentions Mentions) {
+	if s.events != nil {
+		s.events.Sent(m, mentions)
+	}
 }
 
 // ErrNoConversation means the conversation has no row yet.
@@ -112,6 +129,13 @@ func (s *Store) Change(ctx context.Context, conv string, fn ChangeFunc, after Af
 	return m, err
 }
 
+// Create runs fn and appends the message it returns in one transaction of its own,
+// not through a writer: for a conversation no send can reach yet (a group being
+// created, whose conversation row fn inserts). It returns the stored message.
+func (s *Store) Create(ctx context.Context, fn ChangeFunc) (*wire.Message, error) {
+	return s.runChange(ctx, fn)
+}
+
 // runChange is one change's transaction.
 func (s *Store) runChange(ctx context.Context, fn ChangeFunc) (*wire.Message, error) {
 	var m *wire.Message
@@ -125,15 +149,10 @@ func (s *Store) runChange(ctx context.Context, fn ChangeFunc) (*wire.Message, er
 	if err != nil {
 		return nil, err
 	}
+	if m != nil {
+		s.stored(m, Mentions{})
+	}
 	return m, nil
-}
-
-// AppendTx stores m inside the caller's transaction. Only for a conversation no
-// send can reach yet (a group being created, whose conversation row the same
-// transaction inserts): every other write goes through Append or Change, in
-// order with the conversation's writer.
-func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, m *wire.Message) error {
-	return s.appendTx(ctx, tx, m, Mentions{})
 }
 
 // appendOne stores one message in its own transaction: three round trips (bump
@@ -142,8 +161,11 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, m *wire.Message) error
 // rolls the bump back.
 func (s *Store) appendOne(ctx context.Context, m *wire.Message, o AppendOptions) (dup bool, err error) {
 	defer func() {
-		if err == nil && o.After != nil {
-			o.After(m, dup)
+		if err == nil {
+			s.stored(m, o.Mentions)
+			if o.After != nil {
+				o.After(m, dup)
+			}
 		}
 	}()
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {

@@ -20,6 +20,7 @@ import (
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
+	"natter/functions/msgevent"
 	"natter/functions/msgstore"
 	"natter/shared/auth"
 	"natter/shared/config"
@@ -45,11 +46,13 @@ type Deps struct {
 	Group    group.Config
 	Friend   friend.Config
 	Deliver  deliver.Config
+	MsgEvent msgevent.Config
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
 	Deliverer *deliver.Deliverer
 	Relations *friend.Relations
+	Events    *msgevent.Publisher // nil without NC: no message events
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
@@ -65,7 +68,11 @@ var domains = map[string]func(Deps) []endpoint.Endpoint{
 		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints()
 	},
 	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}).Endpoints()
+		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}
+		if d.Events != nil {
+			md.Events = d.Events
+		}
+		return message.New(md).Endpoints()
 	},
 	"conv": func(d Deps) []endpoint.Endpoint {
 		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints()
@@ -140,8 +147,18 @@ func (d *Deps) shared(ctx context.Context) error {
 			}
 		}
 	}
+	if d.Events == nil && d.NC != nil {
+		var err error
+		if d.Events, err = msgevent.New(ctx, d.NC, d.Log, d.Metrics, d.MsgEvent); err != nil {
+			return err
+		}
+	}
 	if d.Store == nil {
-		d.Store = msgstore.New(d.DB, d.IDs)
+		var events msgstore.Events
+		if d.Events != nil {
+			events = d.Events
+		}
+		d.Store = msgstore.New(d.DB, d.IDs, events)
 		if mc := config.WithDefaults(d.Message); mc.Writers > 0 {
 			if err := d.Store.Start(ctx, msgstore.BatchConfig{Writers: mc.Writers, Linger: mc.BatchLinger,
 				Metrics: d.Metrics, Scripts: d.ScriptDB}); err != nil {

@@ -81,21 +81,31 @@ func OnReconnect(nc *nats.Conn, f func()) {
 	})
 }
 
-// EnsureStreams creates or updates the event stream capturing im.evt.>.
+// MessageStreamBytes bounds IM_MESSAGES on disk, within nats-config's 4 GB file
+// store with room for IM_EVENTS: about 3 hours at 100 KiB/s of message events.
+// Its consumers follow it within seconds; a rebuild starts from the database.
+const MessageStreamBytes = 1 << 30
+
+// EnsureStreams creates or updates the streams of subject.Streams. IM_EVENTS
+// keeps a week of events; IM_MESSAGES keeps a week too but at most
+// MessageStreamBytes, oldest dropped first: its consumers (push, search) follow it
+// closely, and the database is the truth a rebuild starts from. IM_EVENTS goes
+// first: a store from before IM_MESSAGES has it capturing all of im.evt.>.
 func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:      subject.EventStream,
-		Subjects:  []string{subject.EventPrefix + ">"},
-		Storage:   jetstream.FileStorage,
-		MaxAge:    7 * 24 * time.Hour,
-		Retention: jetstream.LimitsPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", subject.EventStream, err)
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: subject.EventStream, Subjects: subject.Streams[subject.EventStream], Storage: jetstream.FileStorage,
+			MaxAge: 7 * 24 * time.Hour, Retention: jetstream.LimitsPolicy},
+		{Name: subject.MessageStream, Subjects: subject.Streams[subject.MessageStream], Storage: jetstream.FileStorage,
+			MaxAge: 7 * 24 * time.Hour, MaxBytes: MessageStreamBytes, Discard: jetstream.DiscardOld, Retention: jetstream.LimitsPolicy,
+			Duplicates: 10 * time.Minute},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
 	}
 	return nil
 }

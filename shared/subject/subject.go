@@ -16,9 +16,23 @@ const (
 	EventPrefix = "im.evt."
 	// DeliverPrefix prefixes per-user delivery subjects: im.deliver.<userID>.
 	DeliverPrefix = "im.deliver."
-	// EventStream is the JetStream stream capturing im.evt.> for durable consumers.
+	// EventStream is the JetStream stream of the events between services
+	// (sessions, relations, security, files, ...) for durable consumers.
 	EventStream = "IM_EVENTS"
+	// MessageStream is the JetStream stream of message events (sent, edited,
+	// recalled): every message, for offline push and search indexing. A stream of
+	// its own, so that its volume never pushes a session revocation out of
+	// IM_EVENTS, and with its own limits.
+	MessageStream = "IM_MESSAGES"
 )
+
+// Streams lists the JetStream streams and the subjects each captures; the
+// subjects of different streams never overlap (NATS refuses it), and every event
+// subject is in one (TestStreams). A new event domain needs its line here.
+var Streams = map[string][]string{
+	EventStream:   {EventPrefix + "session.>", EventPrefix + "relations.>", EventPrefix + "friend.>", EventPrefix + "security.>", EventPrefix + "user.>", EventPrefix + "account.>", EventPrefix + "group.>", EventPrefix + "file.>", EventPrefix + "config.>"},
+	MessageStream: {EventPrefix + "message.>"},
+}
 
 // Request is the subject serving op (e.g. "msg.send" -> "im.v1.msg.send").
 func Request(op string) string { return RequestPrefix + op }
@@ -37,6 +51,12 @@ const (
 	EvtMessageSent    = EventPrefix + "message.sent"
 	EvtUserCreated    = EventPrefix + "user.created"
 	EvtSessionRevoked = EventPrefix + "session.revoked"
+)
+
+// Message events besides message.sent (stream IM_MESSAGES).
+const (
+	EvtMessageEdited   = EventPrefix + "message.edited"
+	EvtMessageRecalled = EventPrefix + "message.recalled"
 )
 
 // EvtLoginLocked is published when failed logins lock an account.

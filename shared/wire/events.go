@@ -201,3 +201,23 @@ type SessionRevoked struct {
 func EncodeEvent(ev Event) ([]byte, error) {
 	return json.Marshal(Push{Event: ev.EventName(), Data: ev})
 }
+
+// Message events, published on JetStream (stream IM_MESSAGES) for the services
+// that must see every message (offline push, search). Not pushed to clients.
+type (
+	// MessageSent is every stored message, system messages too (im.evt.message.sent).
+	MessageSent struct {
+		Message
+		Mentions   []int64 `json:"mentions,omitempty"`
+		MentionAll bool    `json:"mention_all,omitempty"`
+	}
+	// MessageEdited is a message's new version (im.evt.message.edited).
+	MessageEdited struct{ Message }
+	// MessageRecalled says a message's content is gone (im.evt.message.recalled).
+	MessageRecalled struct {
+		ConvID string `json:"conv_id"`
+		Seq    int64  `json:"seq"`
+		By     int64  `json:"by"`
+		Mod    int64  `json:"mod"`
+	}
+)

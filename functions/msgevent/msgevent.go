@@ -1,0 +1,211 @@
+// Package msgevent publishes what happens to messages (sent, edited, recalled) on
+// JetStream, stream IM_MESSAGES, for the services that must see every message:
+// offline push and search indexing.
+//
+// Publishing never holds up a send: the message writer hands events over to a
+// bounded buffer and a goroutine publishes them asynchronously, in batches, and
+// retries what JetStream did not acknowledge. Each event carries a message id
+// (Nats-Msg-Id: "sent:<conv>:<seq>", ...), so a retry, or a retried send that
+// publishes again, is stored once (the stream's duplicate window). What is lost:
+// events still buffered when a worker dies, and events dropped while the buffer is
+// full (JetStream too slow or away for long); both are counted, and consumers that
+// must not miss one (search) rebuild from the database.
+package msgevent
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"natter/functions/msgstore"
+	"natter/shared/config"
+	"natter/shared/metrics"
+	"natter/shared/subject"
+	"natter/shared/wire"
+)
+
+// Config tunes the publisher (env prefix MSGEVENT_ in the worker).
+type Config struct {
+	// Buffer is how many events may wait to be published; past it, events are
+	// dropped and counted rather than slowing sends.
+	Buffer int `env:"BUFFER" envDefault:"65536"`
+	// Batch is how many events are published before their acknowledgements are
+	// awaited.
+	Batch int `env:"BATCH" envDefault:"256"`
+}
+
+// Publisher publishes message events.
+type Publisher struct {
+	js  jetstream.JetStream
+	ch  chan pending
+	cfg Config
+	log zerolog.Logger
+	m   *eventMetrics
+}
+
+type eventMetrics struct {
+	published, dropped, failed *prometheus.CounterVec
+}
+
+// attempts is how many times an event is published before it counts as failed.
+const attempts = 3
+
+// New starts the publisher; it stops when ctx ends.
+func New(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer, cfg Config) (*Publisher, error) {
+	cfg = config.WithDefaults(cfg)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.Batch))
+	if err != nil {
+		return nil, err
+	}
+	vec := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natter", Subsystem: "msgevent", Name: name, Help: help}, []string{"subject"})
+	}
+	m := &eventMetrics{
+		published: vec("published_total", "Message events JetStream acknowledged."),
+		dropped:   vec("dropped_total", "Message events dropped because the buffer was full."),
+		failed:    vec("failed_total", "Message events not acknowledged after retries."),
+	}
+	for _, c := range []**prometheus.CounterVec{&m.published, &m.dropped, &m.failed} {
+		if *c, err = metrics.Register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
+	p := &Publisher{js: js, ch: make(chan pending, cfg.Buffer), cfg: cfg, log: log, m: m}
+	go p.run(ctx)
+	return p, nil
+}
+
+// Sent publishes a stored message (msgstore calls it after each commit).
+func (p *Publisher) Sent(m *wire.Message, mentions msgstore.Mentions) {
+	p.emit(subject.EvtMessageSent, "sent:"+m.ConvID+":"+strconv.FormatInt(m.Seq, 10),
+		wire.MessageSent{Message: *m, Mentions: mentions.Users, MentionAll: mentions.All})
+}
+
+// Edited publishes a message's new version.
+func (p *Publisher) Edited(m wire.Message) {
+	p.emit(subject.EvtMessageEdited, "edited:"+m.ConvID+":"+strconv.FormatInt(m.Seq, 10)+":"+strconv.Itoa(m.Edits), wire.MessageEdited{Message: m})
+}
+
+// Recalled publishes a recall.
+func (p *Publisher) Recalled(ev wire.MessageRecalled) {
+	p.emit(subject.EvtMessageRecalled, "recalled:"+ev.ConvID+":"+strconv.FormatInt(ev.Seq, 10), ev)
+}
+
+// pending is an event handed over, encoded on the publisher's goroutine (the
+// message writer's time is the send path's).
+type pending struct {
+	subject, id string
+	v           any
+}
+
+func (p *Publisher) emit(subj, id string, v any) {
+	select {
+	case p.ch <- pending{subj, id, v}:
+	default:
+		p.m.dropped.WithLabelValues(subj).Inc()
+	}
+}
+
+func (p *Publisher) encode(e pending) *nats.Msg {
+	data, err := json.Marshal(e.v)
+	if err != nil {
+		p.log.Error().Err(err).Str("subject", e.subject).Msg("encode message event")
+		return nil
+	}
+	return &nats.Msg{Subject: e.subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{e.id}}}
+}
+
+// run publishes what the buffer holds, a batch at a time, each batch awaited
+// before the next, what failed tried again up to attempts times.
+func (p *Publisher) run(ctx context.Context) {
+	batch := make([]*nats.Msg, 0, p.cfg.Batch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-p.ch:
+			if msg := p.encode(e); msg != nil {
+				batch = append(batch, msg)
+			}
+		}
+		for len(batch) < p.cfg.Batch {
+			select {
+			case e := <-p.ch:
+				if msg := p.encode(e); msg != nil {
+					batch = append(batch, msg)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		for try := 1; len(batch) > 0; try++ {
+			batch = p.publish(ctx, batch, try == attempts)
+			if len(batch) > 0 {
+				if try == attempts || ctx.Err() != nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(try) * 250 * time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+// publish sends batch and returns what was not acknowledged (nothing when last:
+// that is counted as failed).
+func (p *Publisher) publish(ctx context.Context, batch []*nats.Msg, last bool) []*nats.Msg {
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	var retry []*nats.Msg
+	for i, msg := range batch {
+		f, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			retry = append(retry, msg)
+			continue
+		}
+		futures[i] = f
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	expired := false
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		if expired { // a retry that was acknowledged meanwhile is stored once (its id)
+			retry = append(retry, batch[i])
+			continue
+		}
+		select {
+		case <-f.Ok():
+			p.m.published.WithLabelValues(batch[i].Subject).Inc()
+		case err := <-f.Err():
+			p.log.Debug().Err(err).Str("subject", batch[i].Subject).Msg("message event not acknowledged")
+			retry = append(retry, batch[i])
+		case <-timeout.C:
+			expired = true
+			retry = append(retry, batch[i])
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if last {
+		for _, msg := range retry {
+			p.m.failed.WithLabelValues(msg.Subject).Inc()
+		}
+		if len(retry) > 0 {
+			p.log.Warn().Int("events", len(retry)).Msg("message events lost: JetStream did not acknowledge them")
+		}
+		return nil
+	}
+	return retry
+}
