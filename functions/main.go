@@ -26,6 +26,7 @@ import (
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/msgevent"
+	"natter/functions/presence"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/bus"
@@ -52,6 +53,7 @@ type Config struct {
 	Friend   friend.Config   `envPrefix:"FRIEND_"`
 	Deliver  deliver.Config  `envPrefix:"DELIVER_"`
 	MsgEvent msgevent.Config `envPrefix:"MSGEVENT_"`
+	Presence presence.Config `envPrefix:"PRESENCE_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -155,7 +157,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
-		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, Deliver: cfg.Deliver, MsgEvent: cfg.MsgEvent,
+		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, Deliver: cfg.Deliver, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 	})
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"natter/functions/deliver"
+	"natter/functions/presence"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/db"
@@ -37,9 +37,6 @@ type Config struct {
 	// "kick_oldest" closes the longest-connected other device, "refuse" rejects the
 	// new one with conflict.
 	DevicePolicy string `env:"DEVICE_POLICY" envDefault:"kick_oldest"`
-	// PresenceStale is how long a connection counts as live without a
-	// session.touch from its edge (edges touch every minute).
-	PresenceStale time.Duration `env:"PRESENCE_STALE" envDefault:"3m"`
 	// Failed logins per account (guard.go): LoginFailures within LoginWindow lock
 	// the account for LoginLockout, doubled per further failure up to
 	// LoginLockoutMax.
@@ -57,28 +54,34 @@ type Deps struct {
 	NC      *nats.Conn // events
 	Deliver *deliver.Deliverer
 	Signer  *auth.Signer
-	// Relations says whose profile a user may see; the friend domain implements
-	// it. Nil shows every profile.
+	// Relations says whose profile and presence a user may see; the friend
+	// domain implements it. Nil shows everything.
 	Relations Relations
-	Config    Config
+	// Presence registers connections; Notifier (may be nil) announces changes.
+	Presence *presence.Registry
+	Notifier *presence.Notifier
+	Config   Config
 }
 
-// Relations decides whose profile a user may see.
+// Relations decides whose profile and presence a user may see.
 type Relations interface {
 	Knows(ctx context.Context, viewer, user int64) (bool, error)
+	PresenceVisible(ctx context.Context, viewer int64, users []int64) (map[int64]bool, error)
 }
 
 // Service implements the account endpoints.
 type Service struct {
-	db      *sql.DB
-	rdb     *redis.Client
-	nc      *nats.Conn
-	deliver *deliver.Deliverer
-	signer  *auth.Signer
-	rel     Relations
-	cfg     Config
-	now     func() time.Time
-	guard   *loginGuard
+	db       *sql.DB
+	rdb      *redis.Client
+	nc       *nats.Conn
+	deliver  *deliver.Deliverer
+	signer   *auth.Signer
+	rel      Relations
+	presence *presence.Registry
+	notifier *presence.Notifier
+	cfg      Config
+	now      func() time.Time
+	guard    *loginGuard
 	// hashing bounds concurrent argon2id work: each hash takes ~20-40 ms of CPU
 	// and 19 MiB, and a burst of logins must not starve every other request.
 	hashing chan struct{}
@@ -90,7 +93,8 @@ func New(d Deps) *Service {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = config.Defaults[config.Auth]().RefreshTTL
 	}
-	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, rel: d.Relations, cfg: cfg, now: time.Now,
+	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, rel: d.Relations,
+		presence: d.Presence, notifier: d.Notifier, cfg: cfg, now: time.Now,
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	s.guard = &loginGuard{rdb: d.Redis, nc: d.NC, cfg: cfg, now: s.now}
 	return s
@@ -110,6 +114,8 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("session.disconnect", s.disconnect),
 		endpoint.Handle("session.touch", s.touch),
 		endpoint.Handle("session.check", s.check),
+		endpoint.Handle("presence.get", s.presenceGet),
+		endpoint.Handle("presence.set", s.presenceSet),
 	}
 }
 
@@ -404,7 +410,7 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 		return DevicesResp{}, fmt.Errorf("list sessions: %w", err)
 	}
 	defer rows.Close()
-	online, err := s.onlineDevices(ctx, c.UserID)
+	online, err := s.presence.Devices(ctx, c.UserID)
 	if err != nil {
 		return DevicesResp{}, err
 	}
@@ -416,14 +422,12 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 			return DevicesResp{}, fmt.Errorf("scan session: %w", err)
 		}
 		d.LoggedInAt, d.RefreshedAt = ms(created), ms(refreshed)
-		d.Online = online[d.DeviceID]
+		_, d.Online = online[d.DeviceID]
 		d.Current = d.SessionID == c.SessionID
 		out.Devices = append(out.Devices, d)
 	}
 	return out, rows.Err()
 }
-
-func userKey(uid int64) string { return "conns:" + strconv.FormatInt(uid, 10) }
 
 // argon runs fn (password hashing) when a hashing slot is free.
 func (s *Service) argon(ctx context.Context, fn func()) error {

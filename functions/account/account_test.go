@@ -11,6 +11,7 @@ import (
 
 	"natter/functions/account"
 	"natter/functions/fntest"
+	"natter/functions/presence"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"
@@ -225,7 +226,7 @@ func expectKick(t *testing.T, sub *nats.Subscription, conn string) {
 // counting against the device limit and as online; touched ones stay.
 func TestStaleConnections(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse", PresenceStale: time.Second}})
+	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse"}, Presence: presence.Config{Stale: time.Second}})
 	d1, _ := fntest.User(t, e, "alice", "d1")
 	d2, _ := fntest.Login(t, e, "alice", "d2")
 	d3, _ := fntest.Login(t, e, "alice", "d3")

@@ -17,6 +17,7 @@ import (
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
+	"natter/functions/presence"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/config"
@@ -35,9 +36,10 @@ var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, Refres
 
 // Options tune the functions under test.
 type Options struct {
-	Account account.Config
-	Message message.Config
-	Group   group.Config
+	Account  account.Config
+	Presence presence.Config
+	Message  message.Config
+	Group    group.Config
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
 	// InFlight bounds the requests handled at once, in all and of one op
@@ -100,7 +102,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 	tb.Cleanup(func() { _ = scripts.Close() })
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
-		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
+		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -11,8 +11,9 @@ import (
 )
 
 func (s *Service) privacyGet(ctx context.Context, c endpoint.Caller, _ Empty) (Privacy, error) {
-	p := Privacy{FriendRequests: DefaultFriendRequests, Messages: DefaultMessages, Groups: DefaultGroups}
-	err := s.db.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups FROM user_privacy WHERE user_id = ?", c.UserID).Scan(&p.FriendRequests, &p.Messages, &p.Groups)
+	p := Privacy{FriendRequests: DefaultFriendRequests, Messages: DefaultMessages, Groups: DefaultGroups, Presence: DefaultPresence}
+	err := s.db.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence FROM user_privacy WHERE user_id = ?", c.UserID).
+		Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Privacy{}, fmt.Errorf("load privacy: %w", err)
 	}
@@ -25,16 +26,18 @@ func (s *Service) privacyGet(ctx context.Context, c endpoint.Caller, _ Empty) (P
 func (s *Service) privacySet(ctx context.Context, c endpoint.Caller, r PrivacySetReq) (Privacy, error) {
 	var p Privacy
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO user_privacy (user_id, friend_requests, messages, add_to_groups) VALUES (?, COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?))"+
-			" ON DUPLICATE KEY UPDATE friend_requests = COALESCE(?, friend_requests), messages = COALESCE(?, messages), add_to_groups = COALESCE(?, add_to_groups)",
-			c.UserID, r.FriendRequests, DefaultFriendRequests, r.Messages, DefaultMessages, r.Groups, DefaultGroups, r.FriendRequests, r.Messages, r.Groups)
+		_, err := tx.ExecContext(ctx, "INSERT INTO user_privacy (user_id, friend_requests, messages, add_to_groups, presence) VALUES (?, COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?))"+
+			" ON DUPLICATE KEY UPDATE friend_requests = COALESCE(?, friend_requests), messages = COALESCE(?, messages), add_to_groups = COALESCE(?, add_to_groups), presence = COALESCE(?, presence)",
+			c.UserID, r.FriendRequests, DefaultFriendRequests, r.Messages, DefaultMessages, r.Groups, DefaultGroups, r.Presence, DefaultPresence,
+			r.FriendRequests, r.Messages, r.Groups, r.Presence)
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups FROM user_privacy WHERE user_id = ?", c.UserID).Scan(&p.FriendRequests, &p.Messages, &p.Groups); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence FROM user_privacy WHERE user_id = ?", c.UserID).
+			Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence); err != nil {
 			return err
 		}
-		if p.FriendRequests == DefaultFriendRequests && p.Messages == DefaultMessages && p.Groups == DefaultGroups {
+		if p.FriendRequests == DefaultFriendRequests && p.Messages == DefaultMessages && p.Groups == DefaultGroups && p.Presence == DefaultPresence {
 			_, err = tx.ExecContext(ctx, "DELETE FROM user_privacy WHERE user_id = ?", c.UserID)
 		}
 		return err

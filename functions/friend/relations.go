@@ -198,3 +198,57 @@ func (r *Relations) MayAddToGroups(ctx context.Context, actor int64, users []int
 	}
 	return refused, nil
 }
+
+// PresenceWatchers lists whom uid's presence changes reach: uid's friends, but
+// none when uid's presence privacy is nobody, and not those uid blocked.
+func (r *Relations) PresenceWatchers(ctx context.Context, uid int64) ([]int64, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT f.friend_id FROM friendships f
+		WHERE f.user_id = ? AND COALESCE((SELECT presence FROM user_privacy WHERE user_id = ?), '`+DefaultPresence+`') <> '`+Nobody+`'
+		AND NOT EXISTS(SELECT 1 FROM blocks b WHERE b.user_id = f.user_id AND b.blocked_id = f.friend_id)`, uid, uid)
+	if err != nil {
+		return nil, fmt.Errorf("presence watchers: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// PresenceVisible reports which of users let viewer see their presence: by their
+// presence privacy (everyone; friends: viewer is one; nobody), never someone who
+// blocked viewer; viewer always sees themselves.
+func (r *Relations) PresenceVisible(ctx context.Context, viewer int64, users []int64) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	args := []any{viewer, viewer}
+	for _, u := range users {
+		args = append(args, u)
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT u.id, COALESCE(p.presence, '`+DefaultPresence+`'),
+			EXISTS(SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = ?),
+			EXISTS(SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = ?)
+		FROM users u LEFT JOIN user_privacy p ON p.user_id = u.id
+		WHERE u.id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(users)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("presence visible: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u int64
+		var setting string
+		var friends, blocked bool
+		if err := rows.Scan(&u, &setting, &friends, &blocked); err != nil {
+			return nil, err
+		}
+		out[u] = u == viewer || (!blocked && (setting == Everyone || (setting == Friends && friends)))
+	}
+	return out, rows.Err()
+}

@@ -27,6 +27,7 @@ const (
 	DefaultFriendRequests = Everyone
 	DefaultMessages       = Friends
 	DefaultGroups         = Everyone
+	DefaultPresence       = Friends
 )
 
 const (
@@ -215,6 +216,7 @@ type Privacy struct {
 	FriendRequests string `json:"friend_requests"` // everyone | nobody
 	Messages       string `json:"messages"`        // friends | everyone
 	Groups         string `json:"groups"`          // who may add me to groups: everyone | friends | nobody
+	Presence       string `json:"presence"`        // who may see when I am online: everyone | friends | nobody
 }
 
 // PrivacySetReq changes the fields that are present.
@@ -222,11 +224,15 @@ type PrivacySetReq struct {
 	FriendRequests *string `json:"friend_requests"`
 	Messages       *string `json:"messages"`
 	Groups         *string `json:"groups"`
+	Presence       *string `json:"presence"`
 }
 
 func (r *PrivacySetReq) Validate() error {
-	if r.FriendRequests == nil && r.Messages == nil && r.Groups == nil {
-		return errors.New("nothing to set: give friend_requests, messages or groups")
+	if r.FriendRequests == nil && r.Messages == nil && r.Groups == nil && r.Presence == nil {
+		return errors.New("nothing to set: give friend_requests, messages, groups or presence")
+	}
+	if v := r.Presence; v != nil && *v != Everyone && *v != Friends && *v != Nobody {
+		return errors.New("presence: everyone, friends or nobody")
 	}
 	if v := r.Groups; v != nil && *v != Everyone && *v != Friends && *v != Nobody {
 		return errors.New("groups: everyone, friends or nobody")

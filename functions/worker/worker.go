@@ -22,6 +22,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/msgevent"
 	"natter/functions/msgstore"
+	"natter/functions/presence"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/endpoint"
@@ -47,19 +48,23 @@ type Deps struct {
 	Friend   friend.Config
 	Deliver  deliver.Config
 	MsgEvent msgevent.Config
+	Presence presence.Config
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
 	Deliverer *deliver.Deliverer
 	Relations *friend.Relations
 	Events    *msgevent.Publisher // nil without NC: no message events
+	Registry  *presence.Registry
+	Notifier  *presence.Notifier // nil without NC
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
 // service in the op table (op.Services); FUNCTIONS names these.
 var domains = map[string]func(Deps) []endpoint.Endpoint{
 	"account": func(d Deps) []endpoint.Endpoint {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Config: d.Account}).Endpoints()
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
+			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints()
 	},
 	"friend": func(d Deps) []endpoint.Endpoint {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
@@ -169,6 +174,17 @@ func (d *Deps) shared(ctx context.Context) error {
 	if d.Deliverer == nil {
 		var err error
 		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, DB: d.DB, Log: d.Log, Metrics: d.Metrics, Config: d.Deliver}); err != nil {
+			return err
+		}
+	}
+	pc := config.WithDefaults(d.Presence)
+	if d.Registry == nil {
+		d.Registry = presence.NewRegistry(d.Redis, pc.Stale)
+	}
+	if d.Notifier == nil && d.NC != nil {
+		var err error
+		if d.Notifier, err = presence.NewNotifier(ctx, presence.NotifierDeps{Registry: d.Registry, Watchers: d.Relations,
+			Deliver: d.Deliverer, DB: d.DB, Log: d.Log, Metrics: d.Metrics, Config: pc}); err != nil {
 			return err
 		}
 	}

@@ -105,6 +105,8 @@ var All = []Op{
 	{Name: "account.profile.get", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}", Ints: []string{"user_id"}}}},
 	{Name: "account.profile.update", Service: SvcAccount, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/{user_id}/profile", Ints: []string{"user_id"}}}},
 	{Name: "account.devices", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}/devices", Ints: []string{"user_id"}}}},
+	{Name: "presence.get", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/presence"}}},
+	{Name: "presence.set", Service: SvcAccount},
 	{Name: "session.connect", Service: SvcAccount, Access: Internal},
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
 	{Name: "session.touch", Service: SvcAccount, Access: Internal},

@@ -62,12 +62,13 @@ const (
 	EvtFriendDeleted      = "friend.deleted"
 	EvtGroupJoinRequested = "group.join.requested"
 	EvtGroupJoinAnswered  = "group.join.answered"
+	EvtPresenceChanged    = "presence.changed"
 )
 
 // Events lists every event name, in documentation order.
 var Events = []string{EvtMsgNew, EvtMsgEdited, EvtMsgRecalled, EvtMsgReaction, EvtMsgRead, EvtTyping, EvtConvUpdated,
 	EvtSessionKicked, EvtFriendRequest, EvtFriendResponded, EvtFriendAdded, EvtFriendDeleted,
-	EvtGroupJoinRequested, EvtGroupJoinAnswered}
+	EvtGroupJoinRequested, EvtGroupJoinAnswered, EvtPresenceChanged}
 
 type (
 	// MsgNew is a new message in one of the user's conversations (group changes
@@ -221,3 +222,23 @@ type (
 		Mod    int64  `json:"mod"`
 	}
 )
+
+// Presence statuses.
+const (
+	PresenceOnline  = "online"
+	PresenceAway    = "away"
+	PresenceOffline = "offline"
+	// PresenceUnknown answers presence.get for a user whose privacy hides their
+	// presence from the caller.
+	PresenceUnknown = "unknown"
+)
+
+// PresenceChanged reaches a user's online friends when the user comes online,
+// goes away, comes back or goes offline (presence.changed).
+type PresenceChanged struct {
+	UserID   int64  `json:"user_id"`
+	Status   string `json:"status"`              // online, away or offline
+	LastSeen int64  `json:"last_seen,omitempty"` // unix ms, when offline
+}
+
+func (PresenceChanged) EventName() string { return EvtPresenceChanged }
