@@ -114,6 +114,10 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("session.disconnect", s.disconnect),
 		endpoint.Handle("session.touch", s.touch),
 		endpoint.Handle("session.check", s.check),
+		endpoint.Handle("account.device.logout", s.deviceLogout),
+		endpoint.Handle("account.logout_all", s.logoutAll),
+		endpoint.Handle("account.password.change", s.passwordChange),
+		endpoint.Handle("account.delete", s.deleteAccount),
 		endpoint.Handle("presence.get", s.presenceGet),
 		endpoint.Handle("presence.set", s.presenceSet),
 	}
@@ -239,8 +243,8 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tok
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO sessions (id, user_id, device_id, platform, refresh_hash, created_at, refreshed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			sid, id, r.DeviceID, r.Platform, rhash, now, now, now.Add(s.cfg.RefreshTTL))
+		_, err = tx.ExecContext(ctx, "INSERT INTO sessions (id, user_id, device_id, platform, app_version, refresh_hash, created_at, refreshed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			sid, id, r.DeviceID, r.Platform, r.AppVersion, rhash, now, now, now.Add(s.cfg.RefreshTTL))
 		return err
 	})
 	if err != nil {
@@ -404,8 +408,8 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 	if r.UserID != 0 && r.UserID != c.UserID {
 		return DevicesResp{}, imerr.New(imerr.Forbidden, "you can only list your own devices")
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT id, device_id, platform, created_at, refreshed_at FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
-		c.UserID, s.now())
+	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, platform, app_version, created_at, refreshed_at, last_active_at, last_ip
+		FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at`, c.UserID, s.now())
 	if err != nil {
 		return DevicesResp{}, fmt.Errorf("list sessions: %w", err)
 	}
@@ -418,11 +422,17 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 	for rows.Next() {
 		var d Device
 		var created, refreshed time.Time
-		if err := rows.Scan(&d.SessionID, &d.DeviceID, &d.Platform, &created, &refreshed); err != nil {
+		var active sql.NullTime
+		if err := rows.Scan(&d.SessionID, &d.DeviceID, &d.Platform, &d.AppVersion, &created, &refreshed, &active, &d.LastIP); err != nil {
 			return DevicesResp{}, fmt.Errorf("scan session: %w", err)
 		}
 		d.LoggedInAt, d.RefreshedAt = ms(created), ms(refreshed)
-		_, d.Online = online[d.DeviceID]
+		if active.Valid {
+			d.LastActive = ms(active.Time)
+		}
+		if live, ok := online[d.DeviceID]; ok {
+			d.Online, d.Away, d.LastActive = true, live.Away, max(d.LastActive, live.Seen)
+		}
 		d.Current = d.SessionID == c.SessionID
 		out.Devices = append(out.Devices, d)
 	}

@@ -11,6 +11,7 @@ import (
 	"natter/functions/deliver"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/logging"
 	"natter/shared/wire"
 )
 
@@ -37,6 +38,7 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 	if res.CameOnline && s.notifier != nil {
 		s.notifier.Online(c.UserID)
 	}
+	s.sessionActive(ctx, c, true)
 	return wire.ConnectResp{Devices: res.Devices}, nil
 }
 
@@ -81,6 +83,7 @@ func (s *Service) disconnect(ctx context.Context, c endpoint.Caller, r wire.Disc
 	if err != nil {
 		return Empty{}, err
 	}
+	s.sessionActive(ctx, c, false)
 	if !online && s.notifier != nil {
 		s.notifier.MaybeOffline(c.UserID) // after a grace: a reconnect is no change
 	}
@@ -99,4 +102,21 @@ func (s *Service) touch(ctx context.Context, _ endpoint.Caller, r wire.TouchReq)
 		}
 	}
 	return Empty{}, s.presence.Touch(ctx, r.Conns)
+}
+
+// sessionActive records a session's latest activity (and, at connect, the address
+// it came from) for account.devices. Best effort: a failure is logged.
+func (s *Service) sessionActive(ctx context.Context, c endpoint.Caller, connected bool) {
+	if c.SessionID == "" {
+		return
+	}
+	var err error
+	if connected {
+		_, err = s.db.ExecContext(ctx, "UPDATE sessions SET last_active_at = ?, last_ip = ? WHERE id = ? AND user_id = ?", s.now(), c.ClientIP, c.SessionID, c.UserID)
+	} else {
+		_, err = s.db.ExecContext(ctx, "UPDATE sessions SET last_active_at = ? WHERE id = ? AND user_id = ?", s.now(), c.SessionID, c.UserID)
+	}
+	if err != nil {
+		logging.From(ctx).Warn().Err(err).Str("session", c.SessionID).Msg("session activity not recorded")
+	}
 }

@@ -51,10 +51,11 @@ type RegisterResp struct {
 }
 
 type LoginReq struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	DeviceID string `json:"device_id"`
-	Platform string `json:"platform"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	DeviceID   string `json:"device_id"`
+	Platform   string `json:"platform"`
+	AppVersion string `json:"app_version,omitempty"` // shown in account.devices
 }
 
 func (r *LoginReq) Validate() error {
@@ -69,6 +70,11 @@ func (r *LoginReq) Validate() error {
 	}
 	if !platforms[r.Platform] {
 		return errors.New("platform: one of ios, android, web, desktop, mac, windows, linux")
+	}
+	if r.AppVersion != "" {
+		if err := validate.Token("app_version", r.AppVersion); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -153,10 +159,14 @@ type Device struct {
 	SessionID   string `json:"session_id"`
 	DeviceID    string `json:"device_id"`
 	Platform    string `json:"platform"`
+	AppVersion  string `json:"app_version"`
 	Online      bool   `json:"online"`
+	Away        bool   `json:"away"`
 	Current     bool   `json:"current"`
 	LoggedInAt  int64  `json:"logged_in_at"`
 	RefreshedAt int64  `json:"refreshed_at"`
+	LastActive  int64  `json:"last_active"` // unix ms: the latest connect, disconnect or activity an edge reported; 0 if never connected
+	LastIP      string `json:"last_ip"`     // the address of its latest connection
 }
 
 type DevicesResp struct {

@@ -23,6 +23,7 @@ import (
 	"natter/shared/endpoint"
 	"natter/shared/logging"
 	"natter/shared/subject"
+	"natter/shared/wire"
 )
 
 // Config is the friend domain's settings (env prefix FRIEND_ in the worker).
@@ -106,7 +107,7 @@ func (s *Service) changed(ctx context.Context, users ...int64) {
 	if s.rel != nil {
 		s.rel.Forget(users...)
 	}
-	s.publish(ctx, subject.EvtRelationsChanged, RelationsChanged{Users: users})
+	s.publish(ctx, subject.EvtRelationsChanged, wire.RelationsChanged{Users: users})
 }
 
 func (s *Service) publish(ctx context.Context, subj string, data any) {

@@ -16,6 +16,7 @@ import (
 	"natter/shared/bus"
 	"natter/shared/imerr"
 	"natter/shared/subject"
+	"natter/shared/wire"
 )
 
 // Relations answers other domains' questions about the social graph. The message
@@ -42,12 +43,6 @@ func NewRelations(d *sql.DB) *Relations {
 	return &Relations{db: d, cache: newVerdicts(verdictTTL, maxVerdictEntries), now: time.Now}
 }
 
-// RelationsChanged is the body of subject.EvtRelationsChanged: a block,
-// friendship or privacy setting of these users changed.
-type RelationsChanged struct {
-	Users []int64 `json:"users"`
-}
-
 // Forget drops this worker's cached answers about users; the friend domain calls
 // it after each change it commits, then tells the other workers.
 func (r *Relations) Forget(users ...int64) { r.cache.forget(users...) }
@@ -58,7 +53,7 @@ func (r *Relations) Forget(users ...int64) { r.cache.forget(users...) }
 func (r *Relations) Watch(ctx context.Context, nc *nats.Conn) error {
 	bus.OnReconnect(nc, r.cache.reset)
 	sub, err := nc.Subscribe(subject.EvtRelationsChanged, func(m *nats.Msg) {
-		var ev RelationsChanged
+		var ev wire.RelationsChanged
 		if json.Unmarshal(m.Data, &ev) == nil {
 			r.Forget(ev.Users...)
 		}

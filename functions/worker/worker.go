@@ -61,26 +61,32 @@ type Deps struct {
 
 // domains builds each domain's endpoints, keyed by the domain name of its
 // service in the op table (op.Services); FUNCTIONS names these.
-var domains = map[string]func(Deps) []endpoint.Endpoint{
-	"account": func(d Deps) []endpoint.Endpoint {
+var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
+	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints()
+			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints(), nil
 	},
-	"friend": func(d Deps) []endpoint.Endpoint {
-		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
+	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
-	"group": func(d Deps) []endpoint.Endpoint {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints()
+	"group": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group})
+		if d.NC != nil {
+			if err := svc.WatchDeletions(ctx, d.NC); err != nil {
+				return nil, err
+			}
+		}
+		return svc.Endpoints(), nil
 	},
-	"message": func(d Deps) []endpoint.Endpoint {
+	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}
 		if d.Events != nil {
 			md.Events = d.Events
 		}
-		return message.New(md).Endpoints()
+		return message.New(md).Endpoints(), nil
 	},
-	"conv": func(d Deps) []endpoint.Endpoint {
-		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints()
+	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
 	},
 }
 
@@ -111,7 +117,10 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 		if !ok || !built {
 			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
 		}
-		got := build(d)
+		got, err := build(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", n, err)
+		}
 		if err := Check(svc, got); err != nil {
 			return nil, err
 		}

@@ -59,6 +59,10 @@ const (
 	EvtMessageRecalled = EventPrefix + "message.recalled"
 )
 
+// EvtAccountDeleted is published when a user deletes their account; the group
+// domain takes them out of their groups.
+const EvtAccountDeleted = EventPrefix + "account.deleted"
+
 // EvtLoginLocked is published when failed logins lock an account.
 const EvtLoginLocked = EventPrefix + "security.login_locked"
 

@@ -8,7 +8,7 @@ import (
 // TestStreams: every event subject is captured by exactly one stream, and no two
 // streams' subjects overlap (NATS refuses overlapping streams).
 func TestStreams(t *testing.T) {
-	events := []string{EvtMessageSent, EvtMessageEdited, EvtMessageRecalled, EvtUserCreated, EvtSessionRevoked,
+	events := []string{EvtMessageSent, EvtMessageEdited, EvtMessageRecalled, EvtUserCreated, EvtSessionRevoked, EvtAccountDeleted,
 		EvtLoginLocked, EvtRelationsChanged, EvtFriendRequestSent}
 	for _, ev := range events {
 		n := 0

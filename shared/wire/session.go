@@ -58,3 +58,19 @@ type LoginLocked struct {
 type DisconnectReq struct {
 	ConnID string `json:"conn_id"`
 }
+
+// AccountDeleted is published on im.evt.account.deleted (JetStream) when a user
+// deletes their account: the audit trail keeps it, and the group domain takes
+// the user out of their groups.
+type AccountDeleted struct {
+	UserID   int64  `json:"user_id"`
+	At       int64  `json:"at"` // unix ms
+	ClientIP string `json:"client_ip,omitempty"`
+}
+
+// RelationsChanged is published on im.evt.relations.changed after a block,
+// friendship or privacy setting of these users changed: every worker forgets
+// its cached answers about them.
+type RelationsChanged struct {
+	Users []int64 `json:"users"`
+}
