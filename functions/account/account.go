@@ -115,7 +115,7 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("session.touch", s.touch),
 		endpoint.Handle("session.check", s.check),
 		endpoint.Handle("account.device.logout", s.deviceLogout),
-		endpoint.Handle("account.logout_all", s.logoutAll),
+		endpoint.Handle("account.logout.all", s.logoutAll),
 		endpoint.Handle("account.password.change", s.passwordChange),
 		endpoint.Handle("account.delete", s.deleteAccount),
 		endpoint.Handle("presence.get", s.presenceGet),

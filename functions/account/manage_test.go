@@ -60,7 +60,7 @@ func TestDevices(t *testing.T) {
 	fntest.WantCode(t, err, imerr.Unauthorized)
 	fntest.Must[wire.SessionCheck](t, e, "session.check", laptop, struct{}{})
 
-	if r := fntest.Must[account.LoggedOut](t, e, "account.logout_all", phone, struct{}{}); r.Sessions != 1 {
+	if r := fntest.Must[account.LoggedOut](t, e, "account.logout.all", phone, struct{}{}); r.Sessions != 1 {
 		t.Fatalf("logout_all ended %d (the laptop's)", r.Sessions)
 	}
 	fntest.Must[wire.SessionCheck](t, e, "session.check", phone, struct{}{})

@@ -106,7 +106,7 @@ var All = []Op{
 	{Name: "account.profile.update", Service: SvcAccount, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/{user_id}/profile", Ints: []string{"user_id"}}}},
 	{Name: "account.devices", Service: SvcAccount, Routes: []Route{{Method: "GET", Path: "/api/v1/users/{user_id}/devices", Ints: []string{"user_id"}}}},
 	{Name: "account.device.logout", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/me/devices/{device_id}/logout"}}},
-	{Name: "account.logout_all", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/me/logout-all"}}},
+	{Name: "account.logout.all", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/me/logout-all"}}},
 	{Name: "account.password.change", Service: SvcAccount, Routes: []Route{{Method: "PUT", Path: "/api/v1/users/me/password"}}},
 	{Name: "account.delete", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/me/delete"}}},
 	{Name: "presence.get", Service: SvcAccount, Routes: []Route{{Method: "POST", Path: "/api/v1/users/presence"}}},
