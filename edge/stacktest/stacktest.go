@@ -10,26 +10,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"natter/edge/gateway"
 	"natter/functions/fntest"
+	"natter/shared/auth"
 	"natter/shared/testenv"
 )
 
 // Stack is one running natter.
 type Stack struct {
 	Env  *testenv.Env
-	Base string // http://127.0.0.1:port
-	WS   string // ws://127.0.0.1:port/ws
+	Base string // http://127.0.0.1:port (the first edge)
+	WS   string // ws://127.0.0.1:port/ws (the first edge)
+
+	signer *auth.Signer
+}
+
+// Edge is one edge of a stack.
+type Edge struct {
+	Base, WS string
+	GW       *gateway.Gateway
+	NC       *nats.Conn // its own connection: closing it is the edge losing NATS
+	Srv      *httptest.Server
 }
 
 // Start runs a stack until tb ends; cfg tunes the edge (zero: defaults).
 func Start(tb testing.TB, cfg gateway.Config, fo fntest.Options) *Stack {
 	tb.Helper()
 	e := testenv.Start(tb)
-	signer := fntest.Start(tb, e, fo)
-	gw, err := gateway.New(cfg, gateway.Deps{NC: e.Connect(tb), Signer: signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	s := &Stack{Env: e, signer: fntest.Start(tb, e, fo)}
+	first := s.AddEdge(tb, cfg)
+	s.Base, s.WS = first.Base, first.WS
+	return s
+}
+
+// AddEdge starts one more edge on the stack's NATS until tb ends.
+func (s *Stack) AddEdge(tb testing.TB, cfg gateway.Config) *Edge {
+	tb.Helper()
+	nc := s.Env.Connect(tb)
+	gw, err := gateway.New(cfg, gateway.Deps{NC: nc, Signer: s.signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,5 +61,5 @@ func Start(tb testing.TB, cfg gateway.Config, fo fntest.Options) *Stack {
 		_ = gw.Shutdown(ctx)
 		srv.Close()
 	})
-	return &Stack{Env: e, Base: srv.URL, WS: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	return &Edge{Base: srv.URL, WS: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", GW: gw, NC: nc, Srv: srv}
 }
