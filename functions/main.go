@@ -21,7 +21,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
-	"natter/functions/deliver"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -51,7 +50,6 @@ type Config struct {
 	Message  message.Config  `envPrefix:"MESSAGE_"`
 	Group    group.Config    `envPrefix:"GROUP_"`
 	Friend   friend.Config   `envPrefix:"FRIEND_"`
-	Deliver  deliver.Config  `envPrefix:"DELIVER_"`
 	MsgEvent msgevent.Config `envPrefix:"MSGEVENT_"`
 	Presence presence.Config `envPrefix:"PRESENCE_"`
 
@@ -157,7 +155,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
-		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, Deliver: cfg.Deliver, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
+		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 	})
 	if err != nil {
 		return err

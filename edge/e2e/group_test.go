@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"natter/edge/gateway"
+	"natter/edge/stacktest"
 	"natter/functions/conv"
+	"natter/functions/fntest"
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/loadtest/client"
@@ -123,4 +126,121 @@ func TestUnreadAcrossDevices(t *testing.T) {
 	if list.Conversations[0].Unread != 2 {
 		t.Fatalf("after FLUSHALL unread %d", list.Conversations[0].Unread)
 	}
+}
+
+// TestGroupMembershipAcrossEdges: group messages travel once per edge on the
+// group's subject, and membership changes reach the edges in order with them. A
+// member invited while online gets the join's system message once and then the
+// group's messages, on each of their devices, whatever edge each is on; a kicked
+// member gets the kick and nothing after it, on every device, and not after a
+// reconnect either; the creator's other device gets the creation, the device
+// that created it only the reply.
+func TestGroupMembershipAcrossEdges(t *testing.T) {
+	st := stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1}, fntest.Options{})
+	other := st.AddEdge(t, gateway.Config{HTTPPublicLimit: -1})
+	s := &stack{env: st.Env, ws: st.WS, base: st.Base}
+	onOther := func(u user, device string) *client.Client {
+		t.Helper()
+		c, err := client.Dial(ctx(t), client.Options{URL: other.WS, Token: s.login(t, u, device).AccessToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	owner, kept, newcomer := s.user(t, "owner"), s.user(t, "kept"), s.user(t, "newcomer")
+	o1, o2 := s.device(t, owner, "phone"), onOther(owner, "laptop")
+	k1, k2 := s.device(t, kept, "phone"), onOther(kept, "laptop")
+	n1, n2 := s.device(t, newcomer, "phone"), onOther(newcomer, "laptop")
+
+	g := call[group.Info](t, o1, "group.create", group.CreateReq{Name: "crew", Members: []int64{kept.id}})
+	for _, c := range []*client.Client{o2, k1, k2} {
+		if ev := systemEvent(t, nextMsg(t, c)); ev != group.EvtCreated {
+			t.Fatalf("first push %q, want the creation", ev)
+		}
+	}
+	send := func(id string) int64 {
+		t.Helper()
+		return call[message.SendResp](t, o1, "msg.send", message.SendReq{ConvID: g.ConvID, ClientMsgID: id, Type: "text", Content: text(id)}).Seq
+	}
+	// expect reads c's group pushes up to and including seq: each seq once, in order.
+	expect := func(name string, c *client.Client, seq int64) {
+		t.Helper()
+		var last int64
+		for last < seq {
+			m := nextMsg(t, c)
+			if m.Seq <= last {
+				t.Fatalf("%s got seq %d after %d", name, m.Seq, last)
+			}
+			last = m.Seq
+		}
+		if last != seq {
+			t.Fatalf("%s got seq %d, want %d", name, last, seq)
+		}
+	}
+	// quiet checks c gets no message push for a while.
+	quiet := func(name string, c *client.Client) {
+		t.Helper()
+		for {
+			select {
+			case p := <-c.Pushes():
+				if p.Event == "msg.new" {
+					t.Fatalf("%s got %s", name, p.Data)
+				}
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	first := send("m1")
+	for name, c := range map[string]*client.Client{"owner's laptop": o2, "kept phone": k1, "kept laptop": k2} {
+		expect(name, c, first)
+	}
+	quiet("newcomer phone", n1)
+	quiet("owner's phone (the sender)", o1)
+
+	// Invited while online on two edges.
+	call[struct{}](t, o1, "group.invite", group.UsersReq{GroupID: g.GroupID, UserIDs: []int64{newcomer.id}})
+	for name, c := range map[string]*client.Client{"newcomer phone": n1, "newcomer laptop": n2, "kept phone": k1, "kept laptop": k2, "owner's laptop": o2} {
+		if ev := systemEvent(t, nextMsg(t, c)); ev != group.EvtJoined {
+			t.Fatalf("%s: push %q, want the join", name, ev)
+		}
+	}
+	quiet("newcomer phone", n1) // the join once, not again from the group's subject
+	second := send("m2")
+	for name, c := range map[string]*client.Client{"newcomer phone": n1, "newcomer laptop": n2, "kept phone": k1, "kept laptop": k2} {
+		expect(name, c, second)
+	}
+
+	// Kicked: the kick arrives, then nothing more, on both devices.
+	call[struct{}](t, o1, "group.kick", group.MemberReq{GroupID: g.GroupID, UserID: kept.id})
+	for name, c := range map[string]*client.Client{"kept phone": k1, "kept laptop": k2, "newcomer laptop": n2} {
+		m := nextMsg(t, c)
+		if ev := systemEvent(t, m); ev != group.EvtKicked {
+			t.Fatalf("%s: push %q, want the kick", name, ev)
+		}
+		if m.Seq <= second {
+			t.Fatalf("%s: kick at seq %d", name, m.Seq)
+		}
+	}
+	third := send("m3")
+	expect("newcomer laptop", n2, third)
+	quiet("kicked phone", k1)
+	quiet("kicked laptop", k2)
+	k3 := onOther(kept, "tablet")
+	send("m4")
+	quiet("kicked member's new device", k3)
+}
+
+// systemEvent is the event of a system message ("" for other messages).
+func systemEvent(t *testing.T, m wire.Message) string {
+	t.Helper()
+	if m.Type != wire.TypeSystem {
+		return ""
+	}
+	var ev group.SystemEvent
+	if err := json.Unmarshal(m.Content, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev.Event
 }

@@ -222,7 +222,8 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		g.loops.Add(1)
 		go func() { defer g.loops.Done(); g.releaseHeld() }()
 	}
-	g.loops.Add(4)
+	g.loops.Add(5)
+	go func() { defer g.loops.Done(); g.resyncOnReconnect() }()
 	go func() { defer g.loops.Done(); g.hub.dispatch(g.stop) }()
 	go func() { defer g.loops.Done(); g.heartbeat() }()
 	go func() { defer g.loops.Done(); g.touch() }()

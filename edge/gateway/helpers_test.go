@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"natter/shared/config"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/subject"
 	"natter/shared/testenv"
 	"natter/shared/wire"
 )
@@ -110,6 +110,10 @@ type stub struct {
 	big         atomic.Int64 // bigOp calls that asked for reply_bytes
 	slowNow     atomic.Int32 // slowOp calls running
 	slowMax     atomic.Int32 // the most slowOp calls that ran at once
+	// groups answers session.connect's groups for a user (uid → func() []int64);
+	// none: no groups.
+	groups      sync.Map
+	groupsCalls atomic.Int64 // session.groups calls
 }
 
 func startStub(t testing.TB) *stub {
@@ -124,7 +128,21 @@ func startStub(t testing.TB) *stub {
 			if c.UserID == bannedUser {
 				return wire.ConnectResp{}, imerr.New(imerr.Forbidden, "user banned")
 			}
-			return wire.ConnectResp{Devices: 1}, nil
+			resp := wire.ConnectResp{Devices: 1}
+			if fn, ok := s.groups.Load(c.UserID); ok {
+				resp.Groups = fn.(func() []int64)()
+			}
+			return resp, nil
+		}),
+		endpoint.Handle("session.groups", func(_ context.Context, _ endpoint.Caller, r wire.GroupsReq) (wire.GroupsResp, error) {
+			s.groupsCalls.Add(1)
+			resp := wire.GroupsResp{Groups: map[int64][]int64{}}
+			for _, u := range r.UserIDs {
+				if fn, ok := s.groups.Load(u); ok {
+					resp.Groups[u] = fn.(func() []int64)()
+				}
+			}
+			return resp, nil
 		}),
 		endpoint.Handle("session.disconnect", func(_ context.Context, c endpoint.Caller, r wire.DisconnectReq) (struct{}, error) {
 			s.disconnects <- disconnectCall{c, r.ConnID}
@@ -494,7 +512,13 @@ func (f *fixture) metric(t *testing.T, name string, labels ...string) float64 {
 // publish sends a delivery message to user uid.
 func publish(t *testing.T, uid int64, data string, hdr map[string]string) {
 	t.Helper()
-	msg := nats.NewMsg("im.deliver." + strconv.FormatInt(uid, 10))
+	publishTo(t, subject.Deliver(uid), data, hdr)
+}
+
+// publishTo sends a delivery message on subj (a user's or a group's).
+func publishTo(t *testing.T, subj, data string, hdr map[string]string) {
+	t.Helper()
+	msg := nats.NewMsg(subj)
 	msg.Data = []byte(data)
 	for k, v := range hdr {
 		msg.Header.Set(k, v)

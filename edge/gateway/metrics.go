@@ -14,6 +14,7 @@ import (
 type metrics struct {
 	conns      prometheus.Gauge
 	users      prometheus.Gauge
+	groups     prometheus.Gauge
 	framesIn   prometheus.Counter
 	framesOut  prometheus.Counter
 	writes     prometheus.Counter
@@ -41,6 +42,7 @@ func newMetrics(reg prometheus.Registerer, queued *atomic.Int64) (*metrics, erro
 	m := &metrics{
 		conns:     prometheus.NewGauge(prometheus.GaugeOpts(opts("connections", "Open WebSocket connections."))),
 		users:     prometheus.NewGauge(prometheus.GaugeOpts(opts("users", "Users with at least one WebSocket on this edge (= delivery subscriptions)."))),
+		groups:    prometheus.NewGauge(prometheus.GaugeOpts(opts("groups", "Groups with a member connected to this edge (= group delivery subscriptions)."))),
 		framesIn:  prometheus.NewCounter(prometheus.CounterOpts(opts("frames_in_total", "WebSocket data frames received."))),
 		framesOut: prometheus.NewCounter(prometheus.CounterOpts(opts("frames_out_total", "WebSocket data frames written (replies and pushes)."))),
 		writes: prometheus.NewCounter(prometheus.CounterOpts(opts("writes_total",
@@ -62,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, queued *atomic.Int64) (*metrics, erro
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumer_closes_total",
 			"WebSockets closed (3003) for not reading their send queue: over EDGE_WS_QUEUE_MAX, or over EDGE_WS_QUEUE_BYTES for EDGE_WS_QUEUE_TIMEOUT."))),
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.users, m.framesIn, m.framesOut, m.writes, m.requests, m.latency, m.pushes, m.dropped, m.queued, m.paused, m.slowCloses} {
+	for _, c := range []prometheus.Collector{m.conns, m.users, m.groups, m.framesIn, m.framesOut, m.writes, m.requests, m.latency, m.pushes, m.dropped, m.queued, m.paused, m.slowCloses} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway metrics: %w", err)
 		}

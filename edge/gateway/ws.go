@@ -78,8 +78,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	body, _ := json.Marshal(wire.ConnectReq{ConnID: c.id, EdgeID: g.cfg.ID, Platform: platform})
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
-	_, err := endpoint.Request(ctx, g.nc, opConnect, c.caller(reqID), body)
+	out, err := endpoint.Request(ctx, g.nc, opConnect, c.caller(reqID), body)
 	cancel()
+	var connected wire.ConnectResp
+	if err == nil {
+		err = json.Unmarshal(out, &connected)
+	}
 	g.m.observe("ws", opConnect, err, time.Since(start))
 	if err != nil {
 		g.hub.release(claims.UserID)
@@ -100,10 +104,18 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.sock, c.hc = sock, hc
 	c.touch()
 	sock.Session().Store(sessionKey, c)
-	if err := g.hub.attach(c); err != nil { // shutting down meanwhile
+	subscribed, err := g.hub.attach(c, connected.Groups)
+	if err != nil { // shutting down meanwhile
 		c.closeNow(wire.CloseShutdown, "edge shutting down")
 		g.disconnect(c)
 		return
+	}
+	if subscribed {
+		// As for the user's subject: the server has the new group subscriptions
+		// before the client hears it is connected.
+		if err := g.nc.FlushTimeout(g.cfg.RequestTimeout); err != nil {
+			l.Debug().Err(err).Msg("confirm group subscriptions")
+		}
 	}
 	// Only now does the client get the 101, unless a push queued meanwhile sent it first.
 	if err := hc.release(); err != nil {

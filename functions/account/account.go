@@ -114,6 +114,7 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("session.disconnect", s.disconnect),
 		endpoint.Handle("session.touch", s.touch),
 		endpoint.Handle("session.check", s.check),
+		endpoint.Handle("session.groups", s.groups),
 		endpoint.Handle("account.device.logout", s.deviceLogout),
 		endpoint.Handle("account.logout.all", s.logoutAll),
 		endpoint.Handle("account.password.change", s.passwordChange),

@@ -39,7 +39,45 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 		s.notifier.Online(c.UserID)
 	}
 	s.sessionActive(ctx, c, true)
-	return wire.ConnectResp{Devices: res.Devices}, nil
+	groups, err := s.groupsOf(ctx, []int64{c.UserID})
+	if err != nil {
+		return wire.ConnectResp{}, err
+	}
+	return wire.ConnectResp{Devices: res.Devices, Groups: groups[c.UserID]}, nil
+}
+
+// groups answers session.groups: the groups of each user, for an edge that
+// missed group joins and leaves while it was cut off from NATS.
+func (s *Service) groups(ctx context.Context, _ endpoint.Caller, r wire.GroupsReq) (wire.GroupsResp, error) {
+	if len(r.UserIDs) == 0 || len(r.UserIDs) > wire.MaxGroupsUsers {
+		return wire.GroupsResp{}, imerr.New(imerr.BadRequest, "user_ids: 1 to %d user ids", wire.MaxGroupsUsers)
+	}
+	g, err := s.groupsOf(ctx, r.UserIDs)
+	return wire.GroupsResp{Groups: g}, err
+}
+
+// groupsOf reads the groups of users (group_members, by its user index), less
+// dismissed ones (nothing is sent there any more): the edge delivers a group's
+// pushes to its members' connections.
+func (s *Service) groupsOf(ctx context.Context, users []int64) (map[int64][]int64, error) {
+	args := make([]any, len(users))
+	for i, u := range users {
+		args[i] = u
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT m.user_id, m.group_id FROM group_members m JOIN chat_groups g ON g.id = m.group_id AND g.dismissed_at IS NULL WHERE m.user_id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(users)), ",")+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("groups of users: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]int64, len(users))
+	for rows.Next() {
+		var u, g int64
+		if err := rows.Scan(&u, &g); err != nil {
+			return nil, err
+		}
+		out[u] = append(out[u], g)
+	}
+	return out, rows.Err()
 }
 
 // check answers session.check: whether the caller's session is live and its user

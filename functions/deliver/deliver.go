@@ -1,33 +1,33 @@
 // Package deliver is the only code that publishes to delivery subjects: every push
-// a client receives and every control message to the edges (kicks) leaves here.
-// Callers say what happened (a wire.Event) and to whom (a Target); this package
-// encodes the frame once, resolves the recipients and decides how it travels.
+// a client receives and every control message to the edges (kicks, group joins
+// and leaves) leaves here. Callers say what happened (a wire.Event) and to whom (a
+// Target); this package encodes the frame once, resolves the recipients and
+// decides how it travels.
 //
-// Today a push is one core-NATS publish per recipient user on im.deliver.<uid>,
-// which every edge holding a connection of that user subscribes to. Delivery is at
-// most once: clients find gaps by seq and fill them with msg.sync. Pushes to one
-// conversation's members leave in the order they were handed over: a group's are
-// published by one goroutine per shard of conversations, a 1:1 conversation's by
-// the caller (the message writer, in commit order).
+// A push to users is one core-NATS publish per user on im.deliver.<uid>, which
+// every edge holding a connection of that user subscribes to. A push to a group's
+// members is one publish on im.deliver.g.<gid>: every edge holding a connection of
+// a member subscribes to it and fans out to its own connections of members. An
+// edge learns a user's groups when the user connects (session.connect), and of
+// later changes from Joined (a control on the user's subject) and Left (a control
+// on the group's subject, so that it takes effect in order with the group's
+// messages: a removed member gets nothing sent after their removal). Delivery is at
+// most once: clients find gaps by seq and fill them with msg.sync.
 //
-// Whatever later changes how pushes travel (one publish per edge, presence-aware
-// routing, offline push to devices without a connection) changes this package
-// only: it alone knows the recipients of every push.
+// Whatever later changes how pushes travel (presence-aware routing, offline push
+// to devices without a connection) changes this package only: it alone knows the
+// recipients of every push.
 package deliver
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"hash/maphash"
-	"sync"
-	"time"
+	"slices"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"natter/shared/config"
 	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/metrics"
@@ -35,72 +35,32 @@ import (
 	"natter/shared/wire"
 )
 
-// Config tunes delivery (env prefix DELIVER_ in the worker).
-type Config struct {
-	// FanoutWorkers is how many goroutines publish group conversations' pushes;
-	// conversations are spread over them by a hash of their id.
-	FanoutWorkers int `env:"FANOUT_WORKERS" envDefault:"4"`
-	// FanoutQueue is how many group pushes wait per worker; past it the caller
-	// publishes inline (slower for it, nothing dropped).
-	FanoutQueue int `env:"FANOUT_QUEUE" envDefault:"1024"`
-}
-
 // Deps are what delivery needs; main wires them.
 type Deps struct {
 	NC      *nats.Conn
-	DB      *sql.DB // group member lists
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer // may be nil
-	Config  Config
 }
 
 // Deliverer publishes pushes and control messages.
 type Deliverer struct {
-	nc     *nats.Conn
-	db     *sql.DB
-	log    zerolog.Logger
-	shards []chan job
-	seed   maphash.Seed
-	m      *deliverMetrics
-
-	mu      sync.Mutex
-	members map[string]memberList // group conversation -> members under a version
-}
-
-type memberList struct {
-	version int64
-	users   []int64
-}
-
-// maxCachedLists bounds the member-list cache; past it the cache starts over.
-const maxCachedLists = 10000
-
-type job struct {
-	to    Target
-	event string
-	frame []byte
-	from  Origin
+	nc  *nats.Conn
+	log zerolog.Logger
+	m   *deliverMetrics
 }
 
 type deliverMetrics struct {
-	pushes  *prometheus.CounterVec
-	failed  *prometheus.CounterVec
-	inline  prometheus.Counter
-	lookups prometheus.Counter
+	pushes *prometheus.CounterVec
+	failed *prometheus.CounterVec
 }
 
-// New starts the fan-out goroutines; they live until ctx ends.
-func New(ctx context.Context, d Deps) (*Deliverer, error) {
-	cfg := config.WithDefaults(d.Config)
+// New returns a Deliverer.
+func New(_ context.Context, d Deps) (*Deliverer, error) {
 	m := &deliverMetrics{
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natter", Subsystem: "deliver", Name: "pushes_total",
-			Help: "Push frames published, one per recipient user, by event."}, []string{"event"}),
+			Help: "Push frames published, by event: one per recipient user, one per group."}, []string{"event"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natter", Subsystem: "deliver", Name: "failures_total",
 			Help: "Pushes not published (the recipients catch up by sync), by event."}, []string{"event"}),
-		inline: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natter", Subsystem: "deliver", Name: "fanout_inline_total",
-			Help: "Group pushes published by the caller because their fan-out queue was full."}),
-		lookups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natter", Subsystem: "deliver", Name: "member_lookups_total",
-			Help: "Group member lists read from MySQL (the cache missed)."}),
 	}
 	var err error
 	if m.pushes, err = metrics.Register(d.Metrics, m.pushes); err != nil {
@@ -109,26 +69,22 @@ func New(ctx context.Context, d Deps) (*Deliverer, error) {
 	if m.failed, err = metrics.Register(d.Metrics, m.failed); err != nil {
 		return nil, err
 	}
-	if m.inline, err = metrics.Register(d.Metrics, m.inline); err != nil {
-		return nil, err
-	}
-	if m.lookups, err = metrics.Register(d.Metrics, m.lookups); err != nil {
-		return nil, err
-	}
-	dl := &Deliverer{nc: d.NC, db: d.DB, log: d.Log, seed: maphash.MakeSeed(), m: m, members: map[string]memberList{}}
-	for range max(cfg.FanoutWorkers, 1) {
-		ch := make(chan job, max(cfg.FanoutQueue, 1))
-		dl.shards = append(dl.shards, ch)
-		go dl.run(ctx, ch)
-	}
-	return dl, nil
+	return &Deliverer{nc: d.NC, log: d.Log, m: m}, nil
 }
 
 // Target says who receives a push.
 type Target struct {
-	users   []int64
-	conv    convid.ID
-	version int64
+	users  []int64
+	group  int64   // set: the group's members
+	except []int64 // users left out
+}
+
+// Except leaves users out of t: a group's new members get the message saying they
+// joined on their own subjects, since their edges may not have subscribed the
+// group's subject by the time it is published there.
+func (t Target) Except(users ...int64) Target {
+	t.except = users
+	return t
 }
 
 // ToUser is every device of one user.
@@ -137,15 +93,14 @@ func ToUser(u int64) Target { return Target{users: []int64{u}} }
 // ToUsers is every device of each user.
 func ToUsers(users ...int64) Target { return Target{users: users} }
 
-// ToMembers is every current member of a conversation. A 1:1 conversation's two
-// users come from its id. A group's come from a list cached under version (the
-// group's members_version as the caller read it; -1 when unknown: the list is
-// read fresh), and its pushes are published after the caller returns, in order.
-func ToMembers(conv convid.ID, version int64) Target {
+// ToMembers is every current member of a conversation: a 1:1 conversation's two
+// users (from its id), or a group's members (one publish on the group's subject;
+// edges know who the members are). version is kept for callers' sake and unused.
+func ToMembers(conv convid.ID, _ int64) Target {
 	if conv.Kind == convid.Direct {
 		return Target{users: conv.Users()}
 	}
-	return Target{conv: conv, version: version}
+	return Target{group: conv.Group}
 }
 
 // Origin is the connection that caused a push: it has the reply already, so the
@@ -158,18 +113,11 @@ type Origin struct {
 // From is the connection that made the call c.
 func From(c endpoint.Caller) Origin { return Origin{User: c.UserID, Conn: c.ConnID} }
 
-// header returns the skip header for a publish to user, or nil.
-func (o Origin) header(user int64) nats.Header {
-	if o.Conn == "" || user != o.User {
-		return nil
-	}
-	return nats.Header{wire.HeaderSkipConn: []string{o.Conn}}
-}
-
 // Push sends ev to the target's devices, except from's connection. It does not
 // fail: a push that cannot leave is logged and counted, and its recipients catch
-// up by sync.
-func (d *Deliverer) Push(ctx context.Context, to Target, ev wire.Event, from Origin) {
+// up by sync. Pushes published by one goroutine leave in the order it hands them
+// over (the message writer publishes a conversation's in seq order).
+func (d *Deliverer) Push(_ context.Context, to Target, ev wire.Event, from Origin) {
 	name := ev.EventName()
 	frame, err := wire.EncodeEvent(ev)
 	if err != nil {
@@ -177,18 +125,79 @@ func (d *Deliverer) Push(ctx context.Context, to Target, ev wire.Event, from Ori
 		d.log.Error().Err(err).Str("event", name).Msg("encode push")
 		return
 	}
-	j := job{to: to, event: name, frame: frame, from: from}
-	if to.conv.Kind != convid.Group {
-		d.publish(j, to.users)
+	if to.group != 0 {
+		var hdr nats.Header
+		if from.Conn != "" || len(to.except) > 0 {
+			hdr = nats.Header{}
+			if from.Conn != "" {
+				hdr.Set(wire.HeaderSkipConn, from.Conn)
+			}
+			if len(to.except) > 0 {
+				hdr.Set(wire.HeaderSkipUsers, joinIDs(to.except))
+			}
+		}
+		d.publish(name, &nats.Msg{Subject: subject.DeliverGroup(to.group), Data: frame, Header: hdr}, 1)
 		return
 	}
-	shard := d.shards[maphash.String(d.seed, to.conv.Raw)%uint64(len(d.shards))]
-	select {
-	case shard <- j:
-	default:
-		d.m.inline.Inc()
-		d.toMembers(ctx, j)
+	for i, u := range to.users {
+		if slices.Contains(to.except, u) {
+			continue
+		}
+		var hdr nats.Header
+		if from.Conn != "" && u == from.User {
+			hdr = nats.Header{wire.HeaderSkipConn: []string{from.Conn}}
+		}
+		if !d.publish(name, &nats.Msg{Subject: subject.Deliver(u), Data: frame, Header: hdr}, len(to.users)-i) {
+			return
+		}
 	}
+}
+
+// Joined tells the edges that users joined group: each user's connections get the
+// group's pushes from then on. Call it before pushing the join's system message.
+func (d *Deliverer) Joined(group int64, users ...int64) {
+	gid := strconv.FormatInt(group, 10)
+	for _, u := range users {
+		m := &nats.Msg{Subject: subject.Deliver(u), Header: nats.Header{wire.HeaderControl: []string{wire.ControlGroupJoin}, wire.HeaderGroup: []string{gid}}}
+		if !d.publish("group.join", m, 1) {
+			return
+		}
+	}
+}
+
+// Left tells the edges that users left group (they left, were kicked, or their
+// account is gone). On the group's subject, so that nothing published there
+// after it reaches them; and on each user's subject, for an edge that is still
+// connecting one of them and would otherwise subscribe the group from a
+// membership read before the change. Call it before pushing the system message
+// (the users get that on their own subjects).
+func (d *Deliverer) Left(group int64, users ...int64) {
+	if len(users) == 0 {
+		return
+	}
+	gid := strconv.FormatInt(group, 10)
+	if !d.publish("group.leave", &nats.Msg{Subject: subject.DeliverGroup(group),
+		Header: nats.Header{wire.HeaderControl: []string{wire.ControlGroupLeave}, wire.HeaderUsers: []string{joinIDs(users)}}}, 1) {
+		return
+	}
+	for _, u := range users {
+		m := &nats.Msg{Subject: subject.Deliver(u), Header: nats.Header{wire.HeaderControl: []string{wire.ControlGroupLeave}, wire.HeaderGroup: []string{gid}}}
+		if !d.publish("group.leave", m, 1) {
+			return
+		}
+	}
+}
+
+// joinIDs is the comma-separated form of ids that the group headers carry.
+func joinIDs(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(b)
 }
 
 // Kick tells the edges to close a user's connection (Conn) or every connection
@@ -196,22 +205,18 @@ func (d *Deliverer) Push(ctx context.Context, to Target, ev wire.Event, from Ori
 // session.kicked push carrying reason.
 func (d *Deliverer) Kick(user int64, k Kick) {
 	frame, err := wire.EncodeEvent(wire.SessionKicked{Reason: k.Reason})
-	if err == nil {
-		m := &nats.Msg{Subject: subject.Deliver(user), Data: frame, Header: nats.Header{}}
-		m.Header.Set(wire.HeaderControl, wire.ControlKick)
-		if k.Conn != "" {
-			m.Header.Set(wire.HeaderConn, k.Conn)
-		} else {
-			m.Header.Set(wire.HeaderSession, k.Session)
-		}
-		err = d.nc.PublishMsg(m)
-	}
 	if err != nil {
 		d.m.failed.WithLabelValues(wire.EvtSessionKicked).Inc()
-		d.log.Warn().Err(err).Int64("user", user).Msg("kick not sent")
 		return
 	}
-	d.m.pushes.WithLabelValues(wire.EvtSessionKicked).Inc()
+	m := &nats.Msg{Subject: subject.Deliver(user), Data: frame, Header: nats.Header{}}
+	m.Header.Set(wire.HeaderControl, wire.ControlKick)
+	if k.Conn != "" {
+		m.Header.Set(wire.HeaderConn, k.Conn)
+	} else {
+		m.Header.Set(wire.HeaderSession, k.Session)
+	}
+	d.publish(wire.EvtSessionKicked, m, 1)
 }
 
 // Kick names what to close: one connection, or every connection of a session.
@@ -221,78 +226,14 @@ type Kick struct {
 	Reason  string
 }
 
-func (d *Deliverer) run(ctx context.Context, jobs <-chan job) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-jobs:
-			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			d.toMembers(jctx, j)
-			cancel()
-		}
+// publish is the hot path of every push. On failure it counts the rest as failed
+// (left, this one included) and reports false.
+func (d *Deliverer) publish(event string, m *nats.Msg, left int) bool {
+	if err := d.nc.PublishMsg(m); err != nil {
+		d.m.failed.WithLabelValues(event).Add(float64(left))
+		d.log.Warn().Err(err).Str("subject", m.Subject).Str("event", event).Msg("push failed; recipients catch up by sync")
+		return false
 	}
-}
-
-func (d *Deliverer) toMembers(ctx context.Context, j job) {
-	users, err := d.memberList(ctx, j.to.conv.Raw, j.to.version)
-	if err != nil {
-		d.m.failed.WithLabelValues(j.event).Inc()
-		d.log.Warn().Err(err).Str("conv", j.to.conv.Raw).Str("event", j.event).Msg("fan-out failed; members catch up by sync")
-		return
-	}
-	d.publish(j, users)
-}
-
-// publish is the hot path of every push: one publish per user, the frame shared.
-func (d *Deliverer) publish(j job, users []int64) {
-	sent := 0
-	for _, u := range users {
-		if err := d.nc.PublishMsg(&nats.Msg{Subject: subject.Deliver(u), Data: j.frame, Header: j.from.header(u)}); err != nil {
-			d.m.failed.WithLabelValues(j.event).Add(float64(len(users) - sent))
-			d.log.Warn().Err(err).Int64("to", u).Str("event", j.event).Msg("push failed; recipients catch up by sync")
-			break
-		}
-		sent++
-	}
-	d.m.pushes.WithLabelValues(j.event).Add(float64(sent))
-}
-
-// memberList returns a group conversation's members, from the cache when it
-// holds this version.
-func (d *Deliverer) memberList(ctx context.Context, conv string, version int64) ([]int64, error) {
-	if version >= 0 {
-		d.mu.Lock()
-		l, ok := d.members[conv]
-		d.mu.Unlock()
-		if ok && l.version == version {
-			return l.users, nil
-		}
-	}
-	d.m.lookups.Inc()
-	rows, err := d.db.QueryContext(ctx, "SELECT user_id FROM conversation_members WHERE conv_id = ?", conv)
-	if err != nil {
-		return nil, fmt.Errorf("members of %s: %w", conv, err)
-	}
-	defer rows.Close()
-	var users []int64
-	for rows.Next() {
-		var u int64
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("members of %s: %w", conv, err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("members of %s: %w", conv, err)
-	}
-	if version >= 0 {
-		d.mu.Lock()
-		if len(d.members) >= maxCachedLists {
-			clear(d.members)
-		}
-		d.members[conv] = memberList{version: version, users: users}
-		d.mu.Unlock()
-	}
-	return users, nil
+	d.m.pushes.WithLabelValues(event).Inc()
+	return true
 }

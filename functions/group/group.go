@@ -222,19 +222,32 @@ func systemMessage(g int64, ev SystemEvent) (*wire.Message, error) {
 func (s *Service) change(ctx context.Context, c endpoint.Caller, group int64, fn func(tx *sql.Tx) (*SystemEvent, error)) error {
 	conv := convid.OfGroup(group)
 	from := deliver.From(c)
-	var gone []int64
+	var joined, gone []int64
 	_, err := s.store.Change(ctx, conv.Raw, func(tx *sql.Tx) (*wire.Message, error) {
-		gone = nil
+		joined, gone = nil, nil
 		ev, err := fn(tx)
 		if err != nil || ev == nil {
 			return nil, err
 		}
-		if ev.Event == EvtKicked || ev.Event == EvtLeft {
+		switch ev.Event {
+		case EvtKicked, EvtLeft:
 			gone = ev.Users
+		case EvtJoined:
+			joined = ev.Users
 		}
 		return systemMessage(group, *ev)
 	}, func(m *wire.Message, _ bool) {
-		s.deliver.Push(ctx, deliver.ToMembers(conv, -1), wire.MsgNew{Message: *m}, from)
+		// The edges learn of the change first. New members get the message that
+		// says so on their own subjects (their edges may not have the group's
+		// subscription yet) and the group's later messages on the group's; members
+		// who left get nothing sent on the group after it, and this message on
+		// their own subjects.
+		s.deliver.Joined(group, joined...)
+		s.deliver.Left(group, gone...)
+		s.deliver.Push(ctx, deliver.ToMembers(conv, -1).Except(joined...), wire.MsgNew{Message: *m}, from)
+		if len(joined) > 0 {
+			s.deliver.Push(ctx, deliver.ToUsers(joined...), wire.MsgNew{Message: *m}, from)
+		}
 		if len(gone) > 0 {
 			s.deliver.Push(ctx, deliver.ToUsers(gone...), wire.MsgNew{Message: *m}, deliver.Origin{})
 		}

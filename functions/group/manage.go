@@ -91,7 +91,11 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 		}
 		return Info{}, fmt.Errorf("create group: %w", err)
 	}
-	s.deliver.Push(ctx, deliver.ToMembers(convid.OfGroup(g.id), -1), wire.MsgNew{Message: *sys}, deliver.From(c))
+	// Everyone is new: the edges learn of the group, and each member gets its
+	// first message on their own subject (see change).
+	everyone := append([]int64{c.UserID}, members...)
+	s.deliver.Joined(g.id, everyone...)
+	s.deliver.Push(ctx, deliver.ToUsers(everyone...), wire.MsgNew{Message: *sys}, deliver.From(c))
 	owner := perm.Owner
 	return g.info(&owner), nil
 }

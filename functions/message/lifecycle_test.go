@@ -185,7 +185,7 @@ func TestMentionsRepliesReactionsTyping(t *testing.T) {
 	fntest.WantCode(t, err, imerr.BadRequest)
 
 	// Typing: relayed once per throttle window, never stored, not in large groups.
-	memberInbox, _ := e.NC.SubscribeSync(subject.Deliver(member.UserID))
+	memberInbox, _ := e.NC.SubscribeSync(subject.DeliverGroup(g.GroupID)) // group pushes travel on the group's subject
 	if r := fntest.Must[message.TypingResp](t, e, "msg.typing", owner, message.TypingReq{ConvID: g.ConvID}); !r.Sent {
 		t.Fatal("first typing not sent")
 	}

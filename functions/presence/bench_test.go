@@ -40,7 +40,7 @@ func BenchmarkPresenceChurn(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dl, err := deliver.New(ctx, deliver.Deps{NC: e.NC, DB: e.DB, Log: zerolog.Nop(), Metrics: reg})
+	dl, err := deliver.New(ctx, deliver.Deps{NC: e.NC, Log: zerolog.Nop(), Metrics: reg})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -46,7 +46,6 @@ type Deps struct {
 	Message  message.Config
 	Group    group.Config
 	Friend   friend.Config
-	Deliver  deliver.Config
 	MsgEvent msgevent.Config
 	Presence presence.Config
 
@@ -182,7 +181,7 @@ func (d *Deps) shared(ctx context.Context) error {
 	}
 	if d.Deliverer == nil {
 		var err error
-		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, DB: d.DB, Log: d.Log, Metrics: d.Metrics, Config: d.Deliver}); err != nil {
+		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, Log: d.Log, Metrics: d.Metrics}); err != nil {
 			return err
 		}
 	}

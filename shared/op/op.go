@@ -115,6 +115,7 @@ var All = []Op{
 	{Name: "session.disconnect", Service: SvcAccount, Access: Internal},
 	{Name: "session.touch", Service: SvcAccount, Access: Internal},
 	{Name: "session.check", Service: SvcAccount, Access: Internal},
+	{Name: "session.groups", Service: SvcAccount, Access: Internal},
 
 	{Name: "user.lookup", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/lookup"}}},
 	{Name: "account.privacy.get", Service: SvcFriend, Routes: []Route{{Method: "GET", Path: "/api/v1/users/me/privacy"}}},

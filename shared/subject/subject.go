@@ -46,6 +46,15 @@ func Deliver(user int64) string {
 	return DeliverPrefix + strconv.FormatInt(user, 10)
 }
 
+// DeliverGroupPrefix prefixes group delivery subjects: im.deliver.g.<groupID>.
+const DeliverGroupPrefix = DeliverPrefix + "g."
+
+// DeliverGroup is the subject of a group's pushes: every edge holding a
+// connection of one of its members subscribes to it, and fans out locally.
+func DeliverGroup(group int64) string {
+	return DeliverGroupPrefix + strconv.FormatInt(group, 10)
+}
+
 // Event names (seed names, under im.evt.).
 const (
 	EvtMessageSent    = EventPrefix + "message.sent"

@@ -15,7 +15,25 @@ type ConnectReq struct {
 type ConnectResp struct {
 	// Devices is how many devices of the user are connected, this one included.
 	Devices int `json:"devices"`
+	// Groups are the user's groups: the edge delivers their pushes (on their
+	// group subjects) to this connection.
+	Groups []int64 `json:"groups,omitempty"`
 }
+
+// GroupsReq is the body of session.groups: an edge that lost NATS for a while
+// asks its users' groups again, since group joins and leaves it missed meanwhile
+// were not delivered.
+type GroupsReq struct {
+	UserIDs []int64 `json:"user_ids"`
+}
+
+// GroupsResp answers session.groups: each user's groups.
+type GroupsResp struct {
+	Groups map[int64][]int64 `json:"groups"`
+}
+
+// MaxGroupsUsers is how many users one session.groups asks about.
+const MaxGroupsUsers = 1000
 
 // TouchReq is the body of session.touch: an edge tells, every minute or so, which
 // connections it still holds, so that connections of an edge that died stop

@@ -68,6 +68,22 @@ const (
 	// ControlKick closes the connection named by HeaderConn (or every connection of
 	// the session named by HeaderSession) with close code CloseKicked.
 	ControlKick = "kick"
+	// ControlGroupJoin, on a user's subject, says the user joined the group named
+	// by HeaderGroup: the edge delivers that group's pushes to the user's
+	// connections from then on.
+	ControlGroupJoin = "group-join"
+	// ControlGroupLeave, on a group's subject, says the users listed in
+	// HeaderUsers left it: the edge stops delivering its pushes to them at once,
+	// in order with the group's messages. On a user's subject it names the group
+	// in HeaderGroup, for a connection still being set up.
+	ControlGroupLeave = "group-leave"
+)
+
+// Headers of the group controls and pushes.
+const (
+	HeaderGroup     = "Natter-Group"      // a group id
+	HeaderUsers     = "Natter-Users"      // user ids, comma-separated
+	HeaderSkipUsers = "Natter-Skip-Users" // on a group push: members who get it on their own subjects
 )
 
 // WebSocket close codes (3000s: client may reconnect; 3500s: it must not retry as is;
