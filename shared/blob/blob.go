@@ -33,3 +33,22 @@ func Open(ctx context.Context, c config.S3) (*minio.Client, error) {
 	}
 	return mc, nil
 }
+
+// Presigner returns a client that signs URLs for the address clients reach the
+// S3 server at (c.PublicEndpoint, or c.Endpoint when it is empty). It never
+// calls the server: with the region set, presigning is local.
+func Presigner(c config.S3) (*minio.Client, error) {
+	endpoint, secure := c.Endpoint, c.UseSSL
+	if c.PublicEndpoint != "" {
+		endpoint, secure = c.PublicEndpoint, c.PublicUseSSL
+	}
+	mc, err := minio.New(endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""),
+		Secure: secure,
+		Region: c.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 presigner: %w", err)
+	}
+	return mc, nil
+}
