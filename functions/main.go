@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/signal"
 	runtimedebug "runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,11 +24,13 @@ import (
 
 	"natter/functions/account"
 	"natter/functions/deliver"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/worker"
 	"natter/shared/auth"
+	"natter/shared/blob"
 	"natter/shared/bus"
 	"natter/shared/cache"
 	"natter/shared/config"
@@ -50,6 +54,8 @@ type Config struct {
 	Group    group.Config    `envPrefix:"GROUP_"`
 	Friend   friend.Config   `envPrefix:"FRIEND_"`
 	Deliver  deliver.Config  `envPrefix:"DELIVER_"`
+	File     file.Config     `envPrefix:"FILE_"`
+	S3       config.S3       `envPrefix:"S3_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -151,7 +157,18 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	defer stopBG()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Only the file domain talks to S3.
+	var s3, presign *minio.Client
+	if len(cfg.Functions) == 0 || slices.Contains(cfg.Functions, "file") {
+		if s3, err = blob.Open(ctx, cfg.S3); err != nil {
+			return err
+		}
+		if presign, err = blob.Presigner(cfg.S3); err != nil {
+			return err
+		}
+	}
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
+		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, Deliver: cfg.Deliver,
 	})

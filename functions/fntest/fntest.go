@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -40,6 +41,10 @@ type Options struct {
 	Group   group.Config
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
+	// S3, when set, gives the file domain a fresh bucket of the Env's S3 server
+	// (testenv.Env.S3); without it the file ops answer unavailable.
+	S3   bool
+	File file.Config
 	// InFlight bounds the requests handled at once, in all and of one op
 	// (endpoint.Config); 0 is the production default.
 	InFlight int
@@ -98,7 +103,13 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = scripts.Close() })
+	d := worker.Deps{File: o.File}
+	if o.S3 {
+		d.S3, _ = e.S3(tb)
+		d.S3Bucket = e.S3Conf.Bucket
+	}
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
+		S3: d.S3, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
 	})

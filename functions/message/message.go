@@ -46,6 +46,7 @@ type Deps struct {
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
 	Friends Relations
+	Files   Files // media messages; nil answers them unavailable
 	Config  Config
 }
 
@@ -62,13 +63,14 @@ type Service struct {
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
 	friends Relations
+	files   Files
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the message service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends,
+	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, files: d.Files,
 		cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -17,6 +18,8 @@ import (
 	"natter/functions/account"
 	"natter/functions/conv"
 	"natter/functions/deliver"
+	"natter/functions/fav"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -45,30 +48,49 @@ type Deps struct {
 	Group    group.Config
 	Friend   friend.Config
 	Deliver  deliver.Config
+	File     file.Config
+
+	// S3 stores files; Presign signs the URLs clients use (blob.Presigner; S3
+	// when nil). Without S3 the file ops answer unavailable.
+	S3       *minio.Client
+	Presign  *minio.Client
+	S3Bucket string
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
 	Deliverer *deliver.Deliverer
 	Relations *friend.Relations
+	Files     *file.Service // the file domain's service: media messages and favorites use it
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
 // service in the op table (op.Services); FUNCTIONS names these.
-var domains = map[string]func(Deps) []endpoint.Endpoint{
-	"account": func(d Deps) []endpoint.Endpoint {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Config: d.Account}).Endpoints()
+var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
+	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Config: d.Account}).Endpoints(), nil
 	},
-	"friend": func(d Deps) []endpoint.Endpoint {
-		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
+	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
-	"group": func(d Deps) []endpoint.Endpoint {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints()
+	"group": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints(), nil
 	},
-	"message": func(d Deps) []endpoint.Endpoint {
-		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}).Endpoints()
+	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files, Config: d.Message}).Endpoints(), nil
 	},
-	"conv": func(d Deps) []endpoint.Endpoint {
-		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints()
+	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
+	},
+	// The file domain's worker (hashes, thumbnails) and sweeper run where the
+	// domain is hosted.
+	"file": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		if err := d.Files.Start(ctx); err != nil {
+			return nil, err
+		}
+		return d.Files.Endpoints(), nil
+	},
+	"fav": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return fav.New(fav.Deps{DB: d.DB, Files: d.Files}).Endpoints(), nil
 	},
 }
 
@@ -99,7 +121,10 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 		if !ok || !built {
 			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
 		}
-		got := build(d)
+		got, err := build(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", n, err)
+		}
 		if err := Check(svc, got); err != nil {
 			return nil, err
 		}
@@ -148,6 +173,9 @@ func (d *Deps) shared(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if d.Files == nil {
+		d.Files = file.New(file.Deps{DB: d.DB, NC: d.NC, IDs: d.IDs, Log: d.Log, S3: d.S3, Presign: d.Presign, Bucket: d.S3Bucket, Config: d.File})
 	}
 	if d.Deliverer == nil {
 		var err error
