@@ -70,6 +70,10 @@ func (s *Service) add(ctx context.Context, c endpoint.Caller, r AddReq) (Favorit
 	var sentAt sql.NullTime
 	switch {
 	case r.Message != nil:
+		// Saved before (and maybe recalled since): the favorite as it is.
+		if fv, err := s.saved(ctx, c.UserID, *r.Message); err == nil || !errors.Is(err, errNoFav) {
+			return fv, err
+		}
 		m, err := s.message(ctx, c.UserID, *r.Message)
 		if err != nil {
 			return Favorite{}, err
@@ -190,6 +194,21 @@ func fileOf(content json.RawMessage) int64 {
 		return 0
 	}
 	return c.FileID
+}
+
+// saved returns the caller's favorite of the message r names, or errNoFav.
+func (s *Service) saved(ctx context.Context, user int64, r MsgRef) (Favorite, error) {
+	id := r.ID
+	if id == 0 {
+		err := s.db.QueryRowContext(ctx, "SELECT id FROM messages WHERE conv_id = ? AND seq = ?", r.ConvID, r.Seq).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Favorite{}, errNoFav
+		}
+		if err != nil {
+			return Favorite{}, fmt.Errorf("find message: %w", err)
+		}
+	}
+	return s.byKey(ctx, user, "m:"+itoa(id))
 }
 
 func (s *Service) byKey(ctx context.Context, user int64, key string) (Favorite, error) {

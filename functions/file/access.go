@@ -54,6 +54,9 @@ type fileRow struct {
 
 const fileColumns = "id, owner_id, size, purpose, name, mime, kind, status, processed, sha256, object_key, COALESCE(upload_id, ''), parts, width, height, duration_ms, COALESCE(thumb_key, ''), thumb_width, thumb_height, created_at, ready_at"
 
+// fileColumnsF is fileColumns of the table aliased f.
+const fileColumnsF = "f.id, f.owner_id, f.size, f.purpose, f.name, f.mime, f.kind, f.status, f.processed, f.sha256, f.object_key, COALESCE(f.upload_id, ''), f.parts, f.width, f.height, f.duration_ms, COALESCE(f.thumb_key, ''), f.thumb_width, f.thumb_height, f.created_at, f.ready_at"
+
 type scanner interface{ Scan(...any) error }
 
 func scanFile(sc scanner) (fileRow, error) {
@@ -252,8 +255,7 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 		if err != nil {
 			return ListResp{}, fmt.Errorf("membership: %w", err)
 		}
-		cols := strings.ReplaceAll("f."+strings.ReplaceAll(fileColumns, ", ", ", f."), "f.COALESCE(", "COALESCE(f.")
-		q := "SELECT " + cols + `, m.conv_id, m.seq, m.sender_id, m.created_at FROM message_files mf
+		q := "SELECT " + fileColumnsF + `, m.conv_id, m.seq, m.sender_id, m.created_at FROM message_files mf
 			JOIN messages m ON m.conv_id = mf.conv_id AND m.sender_id = mf.sender_id AND m.client_msg_id = mf.client_msg_id
 			JOIN files f ON f.id = mf.file_id
 			WHERE mf.conv_id = ? AND mf.kind IN (` + in + ") AND m.recalled_by = 0 AND m.seq > ?"

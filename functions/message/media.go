@@ -56,7 +56,10 @@ func IsMedia(typ string) bool {
 // mediaRequest decodes what the client sent for a media message: the file id
 // and caption (other fields are dropped).
 func mediaRequest(raw json.RawMessage) (MediaContent, error) {
-	var c MediaContent
+	var c struct {
+		FileID  int64  `json:"file_id,string"`
+		Caption string `json:"caption"`
+	}
 	if err := strictDecode(raw, &c); err != nil {
 		return MediaContent{}, err
 	}
