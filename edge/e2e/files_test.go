@@ -22,6 +22,7 @@ import (
 	"natter/edge/gateway"
 	"natter/edge/stacktest"
 	"natter/functions/fntest"
+	"natter/shared/config"
 	"natter/shared/wire"
 )
 
@@ -197,5 +198,38 @@ func TestStreamedUpload(t *testing.T) {
 			t.Fatalf("no thumbnail through ?thumb=1: %d %dx%d %v", resp.StatusCode, cfg.Width, cfg.Height, derr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUploadThroughS3Addr: presigned URLs name an address the edge cannot
+// resolve (S3_PUBLIC_ENDPOINT, as a public name seen from inside a network);
+// with EDGE_S3_ADDR the edge connects to S3 directly under that name, and the
+// signature, which covers the Host, still holds.
+func TestUploadThroughS3Addr(t *testing.T) {
+	conf, err := config.Parse[struct {
+		S3 config.S3 `envPrefix:"S3_"`
+	}]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1, S3Addr: conf.S3.Endpoint},
+		fntest.Options{S3: true, S3PublicEndpoint: "files.natter.invalid:7070"})
+	s := &stack{env: st.Env, ws: st.WS, base: st.Base}
+	alice := s.login(t, s.user(t, "alice"), "a1")
+	body := []byte("through the public name\n")
+	code, out := multipartUpload(t, s.base, alice.AccessToken, "a.txt", "text/plain", int64(len(body)), bytes.NewReader(body))
+	if code != http.StatusOK {
+		t.Fatalf("upload: %d %s", code, out)
+	}
+	var f wire.File
+	_ = json.Unmarshal(out, &f)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(s.base + "/api/v1/files/" + strconv.FormatInt(f.ID, 10) + "?token=" + alice.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "http://files.natter.invalid:7070/") {
+		t.Fatalf("download: %d %q", resp.StatusCode, loc)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -32,6 +33,22 @@ const (
 // uploadBuffer is what the edge holds of an upload at a time, per request: the
 // body streams from the client to S3 through it.
 const uploadBuffer = 64 << 10
+
+// s3Client carries streamed uploads to presigned URLs; with addr, it connects
+// there whatever the URL's host.
+func s3Client(addr string) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dial := d.DialContext
+	if addr != "" {
+		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
+		ResponseHeaderTimeout: time.Minute, WriteBufferSize: uploadBuffer,
+	}}
+}
 
 // fileCaller authenticates an HTTP file route (the Authorization header, or
 // ?token= as for the WebSocket, so that <img src> can carry one) and applies

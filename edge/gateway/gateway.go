@@ -103,6 +103,11 @@ type Config struct {
 	// UploadTimeout bounds one streamed upload (POST /api/v1/files), from its
 	// start to the file's last byte reaching S3.
 	UploadTimeout time.Duration `env:"UPLOAD_TIMEOUT" envDefault:"10m"`
+	// S3Addr, when set (host:port), is where streamed uploads connect instead of
+	// the presigned URL's host, which stays the request's Host (the signature
+	// covers it): for an edge that reaches S3 by another address than clients
+	// (compose: minio:9000 for 127.0.0.1:9000).
+	S3Addr string `env:"S3_ADDR"`
 	// DeliverBuffer is the capacity of the channel that carries delivery messages
 	// from NATS to the dispatcher.
 	DeliverBuffer int `env:"DELIVER_BUFFER" envDefault:"65536"`
@@ -197,10 +202,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		stop:   make(chan struct{}),
-		s3HTTP: &http.Client{Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
-			ResponseHeaderTimeout: time.Minute, WriteBufferSize: uploadBuffer,
-		}},
+		s3HTTP: s3Client(cfg.S3Addr),
 	}
 	var err error
 	if g.m, err = newMetrics(reg, &g.queued); err != nil {

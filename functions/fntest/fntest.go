@@ -20,6 +20,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/worker"
 	"natter/shared/auth"
+	"natter/shared/blob"
 	"natter/shared/config"
 	"natter/shared/db"
 	"natter/shared/endpoint"
@@ -43,8 +44,11 @@ type Options struct {
 	Relations *friend.Relations
 	// S3, when set, gives the file domain a fresh bucket of the Env's S3 server
 	// (testenv.Env.S3); without it the file ops answer unavailable.
-	S3   bool
-	File file.Config
+	S3 bool
+	// S3PublicEndpoint, with S3, is the host:port presigned URLs name
+	// (S3_PUBLIC_ENDPOINT); empty: the S3 server's own.
+	S3PublicEndpoint string
+	File             file.Config
 	// InFlight bounds the requests handled at once, in all and of one op
 	// (endpoint.Config); 0 is the production default.
 	InFlight int
@@ -107,9 +111,14 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 	if o.S3 {
 		d.S3, _ = e.S3(tb)
 		d.S3Bucket = e.S3Conf.Bucket
+		pc := e.S3Conf
+		pc.PublicEndpoint = o.S3PublicEndpoint
+		if d.Presign, err = blob.Presigner(pc); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
-		S3: d.S3, S3Bucket: d.S3Bucket, File: d.File,
+		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations,
 	})
