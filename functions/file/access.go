@@ -299,3 +299,25 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 }
 
 var errNoConversation = imerr.New(imerr.NotFound, "conversation not found")
+
+// Avatar checks that id is user's own ready image uploaded with purpose
+// (avatar or group_avatar) and returns the path clients load it from: its
+// thumbnail through the edge's download route (GET /api/v1/files/<id>?thumb=1),
+// which every user may see. The account and group domains call it (wired in
+// functions/worker).
+func (s *Service) Avatar(ctx context.Context, user, id int64, purpose string) (string, error) {
+	f, err := s.load(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if f.owner != user || f.status != statusReady {
+		return "", errNoFile
+	}
+	if f.purpose != purpose {
+		return "", imerr.New(imerr.BadRequest, "avatar: upload the image with purpose %s", purpose)
+	}
+	return AvatarPath(id), nil
+}
+
+// AvatarPath is where clients load avatar id from.
+func AvatarPath(id int64) string { return "/api/v1/files/" + itoa(id) + "?thumb=1" }

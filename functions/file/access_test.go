@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"natter/functions/account"
 	"natter/functions/file"
 	"natter/functions/fntest"
 	"natter/functions/group"
@@ -244,5 +245,46 @@ func TestSweepAbandoned(t *testing.T) {
 	fntest.WantCode(t, err, imerr.NotFound)
 	if !canGet(t, e, alice, kept.ID) || !objectExists(t, e, key("f", kept.ID)) {
 		t.Fatal("the sweeper took a completed file")
+	}
+}
+
+// TestAvatars: profile and group avatars are images uploaded with their
+// purpose, stored as the path of their thumbnail (128×128) through the edge,
+// which every user may load.
+func TestAvatars(t *testing.T) {
+	e, _ := start(t, file.Config{})
+	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
+	me := uploadAs(t, e, alice, "me.png", "image/png", file.PurposeAvatar, pngOf(t, 600, 300))
+	if me.Thumb == nil || me.Thumb.Width != 128 || me.Thumb.Height != 64 {
+		t.Fatalf("avatar %+v", me)
+	}
+	attachment := upload(t, e, alice, "cat.png", "image/png", pngOf(t, 60, 30))
+	bobs := uploadAs(t, e, bob, "bob.png", "image/png", file.PurposeAvatar, pngOf(t, 60, 30))
+	set := func(c endpoint.Caller, id int64) (account.Profile, error) {
+		v := fmt.Sprint(id)
+		return fntest.Call[account.Profile](t, e, "account.profile.update", c, account.UpdateProfileReq{Avatar: &v})
+	}
+	p, err := set(alice, me.ID)
+	if err != nil || p.Avatar != file.AvatarPath(me.ID) {
+		t.Fatalf("profile %+v %v", p, err)
+	}
+	_, err = set(alice, attachment.ID) // not uploaded as an avatar
+	fntest.WantCode(t, err, imerr.BadRequest)
+	_, err = set(alice, bobs.ID) // someone else's
+	fntest.WantCode(t, err, imerr.NotFound)
+	free := "https://tracker.example/pixel.gif"
+	_, err = fntest.Call[account.Profile](t, e, "account.profile.update", alice, account.UpdateProfileReq{Avatar: &free})
+	fntest.WantCode(t, err, imerr.BadRequest)
+	if !canGet(t, e, bob, me.ID) {
+		t.Fatal("an avatar is not everyone's to load")
+	}
+	// A group's avatar: purpose group_avatar.
+	ga := uploadAs(t, e, alice, "crew.png", "image/png", file.PurposeGroupAvatar, pngOf(t, 64, 64))
+	_, err = fntest.Call[group.Info](t, e, "group.create", alice, group.CreateReq{Name: "crew", Avatar: fmt.Sprint(me.ID)})
+	fntest.WantCode(t, err, imerr.BadRequest)
+	g := fntest.Must[group.Info](t, e, "group.create", alice, group.CreateReq{Name: "crew", Avatar: fmt.Sprint(ga.ID)})
+	if g.Avatar != file.AvatarPath(ga.ID) {
+		t.Fatalf("group avatar %q", g.Avatar)
 	}
 }

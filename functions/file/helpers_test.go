@@ -81,7 +81,13 @@ func fetch(t *testing.T, url string) (int, []byte, http.Header) {
 // upload begins, puts and completes a file.
 func upload(t *testing.T, e *testenv.Env, c endpoint.Caller, name, mime string, body []byte) wire.File {
 	t.Helper()
-	b := fntest.Must[file.BeginResp](t, e, "file.upload.begin", c, file.BeginReq{Name: name, Size: int64(len(body)), MIME: mime})
+	return uploadAs(t, e, c, name, mime, "", body)
+}
+
+// uploadAs is upload with a purpose.
+func uploadAs(t *testing.T, e *testenv.Env, c endpoint.Caller, name, mime, purpose string, body []byte) wire.File {
+	t.Helper()
+	b := fntest.Must[file.BeginResp](t, e, "file.upload.begin", c, file.BeginReq{Name: name, Size: int64(len(body)), MIME: mime, Purpose: purpose})
 	put(t, b, body)
 	return fntest.Must[wire.File](t, e, "file.upload.complete", c, file.CompleteReq{FileID: b.FileID})
 }

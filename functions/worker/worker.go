@@ -67,13 +67,13 @@ type Deps struct {
 // service in the op table (op.Services); FUNCTIONS names these.
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
 	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Config: d.Account}).Endpoints(), nil
+		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations, Files: d.Files, Config: d.Account}).Endpoints(), nil
 	},
 	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
 	"group": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints(), nil
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group}).Endpoints(), nil
 	},
 	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return message.New(message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files, Config: d.Message}).Endpoints(), nil
