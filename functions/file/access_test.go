@@ -196,7 +196,7 @@ func TestThumbnails(t *testing.T) {
 // file points at the earlier object), and both download them; the later
 // uploader's answers are those of any upload.
 func TestDedupe(t *testing.T) {
-	e, _ := start(t, file.Config{})
+	e, svc := start(t, file.Config{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")
 	body := bytes.Repeat([]byte("same bytes "), 500)
@@ -211,11 +211,31 @@ func TestDedupe(t *testing.T) {
 	if err := e.DB.QueryRow("SELECT object_key FROM files WHERE id = ?", b.ID).Scan(&key); err != nil || key != fmt.Sprintf("f/%d", a.ID) {
 		t.Fatalf("bob's object %q %v, want alice's", key, err)
 	}
+	// A URL handed out before the dedupe still works until it expires: the
+	// duplicate object stays until then, and the sweeper removes it after.
+	if code, got, _ := fetch(t, gb.URL); code != http.StatusOK || !bytes.Equal(got, body) {
+		t.Fatalf("bob's download: %d", code)
+	}
+	if !objectExists(t, e, fmt.Sprintf("f/%d", b.ID)) {
+		t.Fatal("the duplicate object went while URLs may name it")
+	}
+	if _, err := svc.Sweep(context.Background(), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !objectExists(t, e, fmt.Sprintf("f/%d", b.ID)) {
+		t.Fatal("the duplicate object went before the URLs expired")
+	}
+	if _, err := e.DB.Exec("UPDATE files SET deduped_at = deduped_at - INTERVAL 1 HOUR WHERE id = ?", b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Sweep(context.Background(), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if objectExists(t, e, fmt.Sprintf("f/%d", b.ID)) {
 		t.Fatal("the duplicate object was kept")
 	}
-	if code, got, _ := fetch(t, gb.URL); code != http.StatusOK || !bytes.Equal(got, body) {
-		t.Fatalf("bob's download: %d", code)
+	if code, got, _ := fetch(t, fntest.Must[file.GetResp](t, e, "file.get", bob, file.GetReq{FileID: b.ID}).URL); code != http.StatusOK || !bytes.Equal(got, body) {
+		t.Fatalf("bob's download after the sweep: %d", code)
 	}
 	if canGet(t, e, bob, a.ID) {
 		t.Fatal("deduplication let bob see alice's file")

@@ -132,8 +132,8 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 	return s.dedupe(ctx, f, sum)
 }
 
-// dedupe points f at the object of the earliest file with the same bytes and
-// deletes f's own object. Only a later file moves to an earlier one's object,
+// dedupe points f at the object of the earliest file with the same bytes; its
+// own object is deleted once the URLs that may name it have expired (Sweep). Only a later file moves to an earlier one's object,
 // and that one keeps its own, so two files processed at once never swap
 // objects and delete both; at worst neither is deduplicated. The other file may
 // be anyone's: nothing about it reaches f's owner, who uploaded the bytes in
@@ -155,11 +155,10 @@ func (s *Service) dedupe(ctx context.Context, f fileRow, sum []byte) error {
 	if key != objectKey(first) {
 		return nil // never chain: the earliest keeps its own object
 	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE files SET object_key = ? WHERE id = ?", key, f.id); err != nil {
+	// The file's own object goes later: presigned URLs handed out before now
+	// may name it until they expire (the sweeper removes it then).
+	if _, err := s.db.ExecContext(ctx, "UPDATE files SET object_key = ?, deduped_at = ? WHERE id = ?", key, s.now().UTC(), f.id); err != nil {
 		return fmt.Errorf("dedupe: %w", err)
-	}
-	if err := s.s3.RemoveObject(ctx, s.bucket, objectKey(f.id), minio.RemoveObjectOptions{}); err != nil {
-		s.log.Warn().Err(err).Int64("file", f.id).Msg("duplicate object not removed")
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ func (s *Service) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
 			}
 		}
 	}
+	if err := s.sweepDuplicates(ctx, s.now().Add(-s.cfg.DownloadExpiry-time.Minute)); err != nil {
+		return removed, err
+	}
 	rows, err = s.db.QueryContext(ctx, "SELECT id FROM files WHERE status = ? AND processed = ? AND ready_at < ? LIMIT ?",
 		statusReady, procWaiting, s.now().Add(-5*time.Minute).UTC(), sweepBatch)
 	if err != nil {
@@ -106,4 +109,35 @@ func (s *Service) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
 		s.announce(ctx, id)
 	}
 	return removed, rows.Err()
+}
+
+// sweepDuplicates removes the own objects of files deduplicated before cutoff:
+// no presigned URL naming them is valid any more.
+func (s *Service) sweepDuplicates(ctx context.Context, cutoff time.Time) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM files WHERE deduped_at < ? LIMIT ?", cutoff.UTC(), sweepBatch)
+	if err != nil {
+		return fmt.Errorf("deduplicated files: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.s3.RemoveObject(ctx, s.bucket, objectKey(id), minio.RemoveObjectOptions{}); err != nil {
+			return fmt.Errorf("remove duplicate %d: %w", id, err)
+		}
+		if _, err := s.db.ExecContext(ctx, "UPDATE files SET deduped_at = NULL WHERE id = ?", id); err != nil {
+			return fmt.Errorf("duplicate %d removed: %w", id, err)
+		}
+	}
+	return nil
 }

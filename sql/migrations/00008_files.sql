@@ -8,7 +8,9 @@
 -- sha256 is computed by the file worker from the bytes (never the client's word);
 -- declared_sha256 is what the client said. processed: 0 waiting for the worker
 -- (hash, thumbnail), 1 done, 2 failed (no thumbnail). thumb_key is set once the
--- worker stored the thumbnail.
+-- worker stored the thumbnail. deduped_at: when the file moved to an earlier
+-- file's object; its own object is deleted by the sweeper once the presigned
+-- URLs that may name it have expired, and deduped_at is cleared.
 CREATE TABLE files (
   id              BIGINT UNSIGNED NOT NULL,
   owner_id        BIGINT UNSIGNED NOT NULL,
@@ -27,6 +29,7 @@ CREATE TABLE files (
   height          INT UNSIGNED    NOT NULL DEFAULT 0,
   duration_ms     INT UNSIGNED    NOT NULL DEFAULT 0,
   processed       TINYINT         NOT NULL DEFAULT 0,
+  deduped_at      DATETIME(3)     NULL,
   thumb_key       VARCHAR(128)    NULL,
   thumb_width     INT UNSIGNED    NOT NULL DEFAULT 0,
   thumb_height    INT UNSIGNED    NOT NULL DEFAULT 0,
@@ -36,7 +39,8 @@ CREATE TABLE files (
   KEY ix_files_owner (owner_id, status, id),
   KEY ix_files_owner_time (owner_id, created_at),
   KEY ix_files_pending (status, created_at),
-  KEY ix_files_sha (sha256)
+  KEY ix_files_sha (sha256),
+  KEY ix_files_deduped (deduped_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
 -- message_files: a media message's file, written before the message is stored and
