@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"natter/functions/account"
+	"natter/functions/conv"
 	"natter/functions/file"
 	"natter/functions/fntest"
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
+	"natter/shared/subject"
 	"natter/shared/testenv"
 	"natter/shared/wire"
 )
@@ -68,9 +70,31 @@ func TestMediaMessagesAndAccess(t *testing.T) {
 	_, err = sendFile(t, e, alice, direct, "a-voice", wire.TypeVoice, img.ID)
 	fntest.WantCode(t, err, imerr.BadRequest)
 
+	toBob, err := e.NC.SubscribeSync(subject.Deliver(bob.UserID))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sent, err := sendFile(t, e, alice, direct, "a-img", wire.TypeImage, img.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The push, the conversation list and the history carry the metadata.
+	pm, err := toBob.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var push struct {
+		Event string       `json:"event"`
+		Data  wire.Message `json:"data"`
+	}
+	var pushed message.MediaContent
+	if json.Unmarshal(pm.Data, &push) != nil || push.Event != wire.EvtMsgNew || json.Unmarshal(push.Data.Content, &pushed) != nil ||
+		pushed.Name != "cat.png" || pushed.Width != 640 {
+		t.Fatalf("push %s", pm.Data)
+	}
+	cl := fntest.Must[conv.ListResp](t, e, "conv.list", bob, conv.ListReq{})
+	if len(cl.Conversations) != 1 || cl.Conversations[0].Preview != "[Image]" || cl.Conversations[0].Last.Type != wire.TypeImage {
+		t.Fatalf("conv.list %+v", cl.Conversations)
 	}
 	h := fntest.Must[message.HistoryResp](t, e, "msg.history", bob, message.HistoryReq{ConvID: direct})
 	var got message.MediaContent

@@ -1,5 +1,7 @@
 package wire
 
+import "encoding/json"
+
 // File kinds: what a file is, from its sniffed type.
 const (
 	KindImage = "image"
@@ -47,3 +49,38 @@ type Thumb struct {
 
 // EncodedSize estimates f's encoded size, erring high.
 func (f *File) EncodedSize() int { return 384 + len(f.Name) + len(f.MIME) + len(f.Purpose) }
+
+// previewRunes bounds a text preview.
+const previewRunes = 100
+
+// Preview is a one-line summary of m for conversation lists and notifications:
+// the start of a text, "[Image]", "[File] report.pdf", ...; "" for system
+// messages, "[Recalled]" once recalled.
+func Preview(m *Message) string {
+	if m.Recalled {
+		return "[Recalled]"
+	}
+	var c struct {
+		Text string `json:"text"`
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(m.Content, &c)
+	switch m.Type {
+	case TypeText, TypeRich:
+		if r := []rune(c.Text); len(r) > previewRunes {
+			return string(r[:previewRunes]) + "…"
+		}
+		return c.Text
+	case TypeImage:
+		return "[Image]"
+	case TypeSticker:
+		return "[Sticker]"
+	case TypeVoice:
+		return "[Voice]"
+	case TypeVideo:
+		return "[Video]"
+	case TypeFile:
+		return "[File] " + c.Name
+	}
+	return ""
+}
