@@ -108,6 +108,25 @@ func migrate(ctx context.Context, cfg Config) error {
 	return db.Migrate(ctx, d)
 }
 
+// ensureBucket creates the files bucket if it is missing, retrying every 10 s
+// while the S3 server does not answer.
+func ensureBucket(ctx context.Context, mc *minio.Client, c config.S3, log zerolog.Logger) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := blob.EnsureBucket(cctx, mc, c)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn().Err(err).Msg("S3 unreachable: file ops fail until it answers")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if cfg.Migrate {
 		if err := migrate(ctx, cfg); err != nil {
@@ -157,15 +176,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	defer stopBG()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Only the file domain talks to S3.
+	// Only the file domain talks to S3. An S3 server that does not answer at
+	// start must not stop messages: the file ops fail (unavailable) until it does.
 	var s3, presign *minio.Client
 	if len(cfg.Functions) == 0 || slices.Contains(cfg.Functions, "file") {
-		if s3, err = blob.Open(ctx, cfg.S3); err != nil {
+		if s3, err = blob.New(cfg.S3); err != nil {
 			return err
 		}
 		if presign, err = blob.Presigner(cfg.S3); err != nil {
 			return err
 		}
+		go ensureBucket(bg, s3, cfg.S3, log)
 	}
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,

@@ -14,6 +14,18 @@ import (
 
 // Open returns a client for c and creates c.Bucket if it is missing.
 func Open(ctx context.Context, c config.S3) (*minio.Client, error) {
+	mc, err := New(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := EnsureBucket(ctx, mc, c); err != nil {
+		return nil, err
+	}
+	return mc, nil
+}
+
+// New returns a client for c without calling the server.
+func New(c config.S3) (*minio.Client, error) {
 	mc, err := minio.New(c.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""),
 		Secure: c.UseSSL,
@@ -22,16 +34,21 @@ func Open(ctx context.Context, c config.S3) (*minio.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
+	return mc, nil
+}
+
+// EnsureBucket creates c.Bucket if it is missing.
+func EnsureBucket(ctx context.Context, mc *minio.Client, c config.S3) error {
 	ok, err := mc.BucketExists(ctx, c.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("s3 %s: bucket %s: %w", c.Endpoint, c.Bucket, err)
+		return fmt.Errorf("s3 %s: bucket %s: %w", c.Endpoint, c.Bucket, err)
 	}
 	if !ok {
 		if err := mc.MakeBucket(ctx, c.Bucket, minio.MakeBucketOptions{Region: c.Region}); err != nil {
-			return nil, fmt.Errorf("s3 make bucket %s: %w", c.Bucket, err)
+			return fmt.Errorf("s3 make bucket %s: %w", c.Bucket, err)
 		}
 	}
-	return mc, nil
+	return nil
 }
 
 // Presigner returns a client that signs URLs for the address clients reach the
