@@ -112,7 +112,7 @@ func (s *Service) begin(ctx context.Context, c endpoint.Caller, r BeginReq) (Beg
 	}
 	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, stagingKey(id), minio.PutObjectOptions{ContentType: r.MIME})
 	if err != nil {
-		return BeginResp{}, fmt.Errorf("start multipart upload: %w", err)
+		return BeginResp{}, storeErr("start multipart upload", err)
 	}
 	if _, err := s.db.ExecContext(ctx, "UPDATE files SET upload_id = ? WHERE id = ?", uploadID, id); err != nil {
 		return BeginResp{}, fmt.Errorf("record multipart upload: %w", err)
@@ -161,7 +161,7 @@ func (s *Service) complete(ctx context.Context, c endpoint.Caller, r CompleteReq
 		return wire.File{}, imerr.New(imerr.Conflict, "nothing was uploaded for this file yet")
 	}
 	if err != nil {
-		return wire.File{}, fmt.Errorf("stat upload: %w", err)
+		return wire.File{}, storeErr("stat upload", err)
 	}
 	if info.Size != f.size {
 		return wire.File{}, s.reject(ctx, f, imerr.New(imerr.BadRequest, "%d bytes arrived, %d were declared", info.Size, f.size))
@@ -192,7 +192,7 @@ func (s *Service) complete(ctx context.Context, c endpoint.Caller, r CompleteReq
 	}
 	if _, err := s.s3.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: objectKey(f.id)},
 		minio.CopySrcOptions{Bucket: s.bucket, Object: key}); err != nil {
-		return wire.File{}, fmt.Errorf("move upload: %w", err)
+		return wire.File{}, storeErr("move upload", err)
 	}
 	if err := s.s3.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		s.log.Warn().Err(err).Int64("file", f.id).Msg("staging object not removed; the sweeper will")
@@ -222,7 +222,7 @@ func (s *Service) finishParts(ctx context.Context, f fileRow) error {
 		return nil // completed by an earlier attempt: the object tells the rest
 	}
 	if err != nil {
-		return fmt.Errorf("list parts: %w", err)
+		return storeErr("list parts", err)
 	}
 	if len(res.ObjectParts) != f.parts {
 		return imerr.New(imerr.Conflict, "%d of %d parts uploaded", len(res.ObjectParts), f.parts)
@@ -232,7 +232,7 @@ func (s *Service) finishParts(ctx context.Context, f fileRow) error {
 		parts = append(parts, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.bucket, stagingKey(f.id), f.uploadID, parts, minio.PutObjectOptions{}); err != nil {
-		return fmt.Errorf("complete multipart upload: %w", err)
+		return storeErr("complete multipart upload", err)
 	}
 	return nil
 }
@@ -245,12 +245,12 @@ func (s *Service) readHead(ctx context.Context, key string, size int64) ([]byte,
 	}
 	obj, err := s.s3.GetObject(ctx, s.bucket, key, opts)
 	if err != nil {
-		return nil, fmt.Errorf("read upload: %w", err)
+		return nil, storeErr("read upload", err)
 	}
 	defer obj.Close()
 	head, err := io.ReadAll(io.LimitReader(obj, sniffLen))
 	if err != nil {
-		return nil, fmt.Errorf("read upload: %w", err)
+		return nil, storeErr("read upload", err)
 	}
 	return head, nil
 }
@@ -285,3 +285,12 @@ func (s *Service) announce(ctx context.Context, id int64) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// storeErr is an error of S3: unavailable when the server did not answer (a
+// network error: no S3 error code), so clients retry; else internal.
+func storeErr(what string, err error) error {
+	if minio.ToErrorResponse(err).Code == "" {
+		return imerr.Wrap(imerr.Unavailable, err, "file storage unavailable")
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
