@@ -11,16 +11,19 @@ import (
 	"os"
 	"os/signal"
 	runtimedebug "runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -28,6 +31,7 @@ import (
 	"natter/functions/presence"
 	"natter/functions/worker"
 	"natter/shared/auth"
+	"natter/shared/blob"
 	"natter/shared/bus"
 	"natter/shared/cache"
 	"natter/shared/config"
@@ -52,6 +56,8 @@ type Config struct {
 	Friend   friend.Config   `envPrefix:"FRIEND_"`
 	MsgEvent msgevent.Config `envPrefix:"MSGEVENT_"`
 	Presence presence.Config `envPrefix:"PRESENCE_"`
+	File     file.Config     `envPrefix:"FILE_"`
+	S3       config.S3       `envPrefix:"S3_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -104,6 +110,25 @@ func migrate(ctx context.Context, cfg Config) error {
 	return db.Migrate(ctx, d)
 }
 
+// ensureBucket creates the files bucket if it is missing, retrying every 10 s
+// while the S3 server does not answer.
+func ensureBucket(ctx context.Context, mc *minio.Client, c config.S3, log zerolog.Logger) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := blob.EnsureBucket(cctx, mc, c)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn().Err(err).Msg("S3 unreachable: file ops fail until it answers")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if cfg.Migrate {
 		if err := migrate(ctx, cfg); err != nil {
@@ -153,7 +178,20 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	defer stopBG()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Only the file domain talks to S3. An S3 server that does not answer at
+	// start must not stop messages: the file ops fail (unavailable) until it does.
+	var s3, presign *minio.Client
+	if len(cfg.Functions) == 0 || slices.Contains(cfg.Functions, "file") {
+		if s3, err = blob.New(cfg.S3); err != nil {
+			return err
+		}
+		if presign, err = blob.Presigner(cfg.S3); err != nil {
+			return err
+		}
+		go ensureBucket(bg, s3, cfg.S3, log)
+	}
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
+		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 	})

@@ -56,6 +56,7 @@ scenarios:
   connect   C connections opened at a bounded ramp and held with heartbeats: time to open, edge memory per connection
   catchup   a device misses N messages across K conversations, reconnects and syncs: time until it has them all
   api       an HTTP mix of login, conv.list and msg.history at a rate or a concurrency: p50/p95/p99 per op
+  file      N workers uploading S-byte files (presigned PUT, or -edge: streamed through the edge) and downloading them: throughput and p95
 `
 
 // outcome is what a run produced (for the smoke tests).
@@ -141,6 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		conn    scenario.ConnectConfig
 		catchup scenario.CatchupConfig
 		api     scenario.APIConfig
+		files   scenario.FileConfig
 		shard   = "0/1"
 		sources = "auto"
 		pids    string
@@ -189,6 +191,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		fs.Float64Var(&api.Rate, "rate", 500, "requests per second, open loop (0: closed loop at -concurrency)")
 		fs.IntVar(&api.Concurrency, "concurrency", 64, "workers (HTTP connections)")
 		fs.StringVar(&mix, "mix", "login=2,conv.list=49,msg.history=49", "op weights")
+	case "file":
+		fs.IntVar(&files.Users, "users", 20, "seeded users the workers upload as")
+		fs.IntVar(&files.Concurrency, "concurrency", 8, "workers, each uploading then downloading one file at a time")
+		fs.IntVar(&files.Size, "size", 1<<20, "file size in bytes")
+		fs.BoolVar(&files.Edge, "edge", false, "upload through the edge's streamed upload (POST /api/v1/files) instead of presigned PUTs")
 	case "chaos":
 		mixFlags(fs, &chaos.MixConfig, 200, 200, 500, 500, 5, 5, 40*time.Second)
 		retryFlags(fs, &retry)
@@ -306,6 +313,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	case "api":
 		api.Common = cm
 		res, err = scenario.API(ctx, t, api)
+	case "file":
+		files.Common = cm
+		res, err = scenario.File(ctx, t, files)
 	case "chaos":
 		chaos.Common, chaos.Retry = cm, retry
 		if fault != "" {

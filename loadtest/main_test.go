@@ -28,7 +28,7 @@ import (
 // flag parsing, and checks that the numbers add up and the files are written. It
 // measures nothing: benchmarks are run by hand (loadtest/README.md).
 func TestSmoke(t *testing.T) {
-	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
+	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{S3: true})
 	e := st.Env
 	out := t.TempDir()
 	// A process to watch for the soak run: this one's Go and process metrics.
@@ -123,6 +123,8 @@ func TestSmoke(t *testing.T) {
 				}
 			}
 		}},
+		{"file", []string{"file", "-users", "4", "-concurrency", "2", "-size", "65536", "-duration", "1s"}, fileRun},
+		{"file edge", []string{"file", "-users", "4", "-concurrency", "2", "-size", "65536", "-duration", "1s", "-edge"}, fileRun},
 		{"api", []string{"api", "-users", "20", "-convs", "4", "-messages", "5", "-rate", "40", "-concurrency", "4", "-duration", "1s", "-mix", "login=1,conv.list=5,msg.history=5"}, func(t *testing.T, r *report.Result) {
 			all := r.Latency["all"]
 			if all.Count == 0 || all.Count != r.Counts["requests"] || len(r.Errors) > 0 {
@@ -239,5 +241,16 @@ func TestRefusesOtherHosts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "loopback") {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// fileRun checks a file run: uploads and downloads, each timed, and nothing failed.
+func fileRun(t *testing.T, r *report.Result) {
+	c := r.Counts
+	if c["uploads"] == 0 || c["downloads"] != c["uploads"] || len(r.Errors) > 0 {
+		t.Errorf("uploads %d, downloads %d, errors %v", c["uploads"], c["downloads"], r.Errors)
+	}
+	if r.Latency["upload"].Count != c["uploads"] || r.Values["download_mib_per_s"] <= 0 {
+		t.Errorf("latency %+v, values %v", r.Latency, r.Values)
 	}
 }

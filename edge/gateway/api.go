@@ -48,6 +48,13 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 			}
 		}
 	}
+	// The file routes of files.go: a streamed upload and a download redirect.
+	if err := api.add("POST /api/v1/files", g.serveUpload); err != nil {
+		return nil, fmt.Errorf("gateway routes: %w", err)
+	}
+	if err := api.add("GET /api/v1/files/{file_id}", g.serveDownload); err != nil {
+		return nil, fmt.Errorf("gateway routes: %w", err)
+	}
 	err := api.add("POST /api/v1/{op...}", func(w http.ResponseWriter, r *http.Request) {
 		o, ok := op.Lookup(r.PathValue("op"))
 		if !ok || o.Access == op.Internal {

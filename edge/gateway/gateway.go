@@ -100,6 +100,14 @@ type Config struct {
 	// connections it still holds (session.touch); connections of an edge that stops
 	// touching them stop counting as online after ACCOUNT_PRESENCE_STALE.
 	TouchInterval time.Duration `env:"TOUCH_INTERVAL" envDefault:"60s"`
+	// UploadTimeout bounds one streamed upload (POST /api/v1/files), from its
+	// start to the file's last byte reaching S3.
+	UploadTimeout time.Duration `env:"UPLOAD_TIMEOUT" envDefault:"10m"`
+	// S3Addr, when set (host:port), is where streamed uploads connect instead of
+	// the presigned URL's host, which stays the request's Host (the signature
+	// covers it): for an edge that reaches S3 by another address than clients
+	// (compose: minio:9000 for 127.0.0.1:9000).
+	S3Addr string `env:"S3_ADDR"`
 	// DeliverBuffer is the capacity of the channel that carries delivery messages
 	// from NATS to the dispatcher.
 	DeliverBuffer int `env:"DELIVER_BUFFER" envDefault:"65536"`
@@ -144,6 +152,8 @@ type Gateway struct {
 	sessions *sessionCache // HTTP callers' sessions found live lately
 	// HTTP rate limits: per user, and per client address for unauthenticated calls.
 	userLimits, publicLimits *keyedLimiter
+	// s3HTTP carries streamed uploads to their presigned URLs.
+	s3HTTP *http.Client
 
 	// prefix starts every connection and request id: the edge id plus a random
 	// boot tag, so ids stay unique across restarts of an edge with a fixed EDGE_ID.
@@ -192,6 +202,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		stop:   make(chan struct{}),
+		s3HTTP: s3Client(cfg.S3Addr),
 	}
 	var err error
 	if g.m, err = newMetrics(reg, &g.queued); err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,7 +61,17 @@ type Deps struct {
 	// Presence registers connections; Notifier (may be nil) announces changes.
 	Presence *presence.Registry
 	Notifier *presence.Notifier
-	Config   Config
+	// Files checks avatars (uploaded images); the file domain implements it. Nil
+	// refuses avatar changes.
+	Files  Files
+	Config Config
+}
+
+// Files checks that an uploaded image may be a user's avatar.
+type Files interface {
+	// Avatar returns the path clients load the image from, when id is user's own
+	// ready image uploaded with purpose ("avatar").
+	Avatar(ctx context.Context, user, id int64, purpose string) (string, error)
 }
 
 // Relations decides whose profile and presence a user may see.
@@ -79,6 +90,7 @@ type Service struct {
 	rel      Relations
 	presence *presence.Registry
 	notifier *presence.Notifier
+	files    Files
 	cfg      Config
 	now      func() time.Time
 	guard    *loginGuard
@@ -94,7 +106,7 @@ func New(d Deps) *Service {
 		cfg.RefreshTTL = config.Defaults[config.Auth]().RefreshTTL
 	}
 	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, rel: d.Relations,
-		presence: d.Presence, notifier: d.Notifier, cfg: cfg, now: time.Now,
+		presence: d.Presence, notifier: d.Notifier, files: d.Files, cfg: cfg, now: time.Now,
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	s.guard = &loginGuard{rdb: d.Redis, nc: d.NC, cfg: cfg, now: s.now}
 	return s
@@ -396,6 +408,13 @@ func (s *Service) updateProfile(ctx context.Context, c endpoint.Caller, r Update
 	if r.UserID != 0 && r.UserID != c.UserID {
 		return Profile{}, imerr.New(imerr.Forbidden, "you can only change your own profile")
 	}
+	if r.Avatar != nil && *r.Avatar != "" {
+		path, err := s.avatar(ctx, c.UserID, *r.Avatar)
+		if err != nil {
+			return Profile{}, err
+		}
+		r.Avatar = &path
+	}
 	// COALESCE keeps absent fields; all three are set in one statement.
 	_, err := s.db.ExecContext(ctx, "UPDATE users SET nickname = COALESCE(?, nickname), avatar = COALESCE(?, avatar), bio = COALESCE(?, bio) WHERE id = ?",
 		r.Nickname, r.Avatar, r.Bio, c.UserID)
@@ -403,6 +422,18 @@ func (s *Service) updateProfile(ctx context.Context, c endpoint.Caller, r Update
 		return Profile{}, fmt.Errorf("update profile: %w", err)
 	}
 	return s.loadProfile(ctx, c.UserID)
+}
+
+// avatar turns an avatar's file id into the path clients load it from.
+func (s *Service) avatar(ctx context.Context, user int64, fileID string) (string, error) {
+	if s.files == nil {
+		return "", imerr.New(imerr.Unavailable, "avatars are not served here")
+	}
+	id, err := strconv.ParseInt(fileID, 10, 64)
+	if err != nil || id <= 0 {
+		return "", imerr.New(imerr.BadRequest, "avatar: the file_id of an image uploaded with purpose avatar, or \"\" to remove it")
+	}
+	return s.files.Avatar(ctx, user, id, "avatar")
 }
 
 func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) (DevicesResp, error) {

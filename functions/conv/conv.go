@@ -70,6 +70,7 @@ type Conversation struct {
 	LastSeq   int64         `json:"last_seq"`           //
 	LastMsgAt int64         `json:"last_msg_at"`        // unix ms
 	Last      *wire.Message `json:"last_message"`       // preview: null content once recalled
+	Preview   string        `json:"preview,omitempty"`  // the last message in a line: text, "[Image]", ...
 	Unread    int64         `json:"unread"`             //
 	ReadSeq   int64         `json:"read_seq"`           //
 	Mentioned bool          `json:"mentioned"`          // a message after the read cursor mentions the caller
@@ -149,8 +150,9 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 				last.Content = json.RawMessage(content)
 			}
 			v.Last = last
+			v.Preview = wire.Preview(last)
 		}
-		size := 256 + len(v.ConvID) + len(v.Name) + len(v.Avatar)
+		size := 256 + len(v.ConvID) + len(v.Name) + len(v.Avatar) + len(v.Preview)
 		if v.Last != nil {
 			size += v.Last.Size()
 		}

@@ -14,12 +14,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/presence"
 	"natter/functions/worker"
 	"natter/shared/auth"
+	"natter/shared/blob"
 	"natter/shared/config"
 	"natter/shared/db"
 	"natter/shared/endpoint"
@@ -42,6 +44,13 @@ type Options struct {
 	Group    group.Config
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
+	// S3, when set, gives the file domain a fresh bucket of the Env's S3 server
+	// (testenv.Env.S3); without it the file ops answer unavailable.
+	S3 bool
+	// S3PublicEndpoint, with S3, is the host:port presigned URLs name
+	// (S3_PUBLIC_ENDPOINT); empty: the S3 server's own.
+	S3PublicEndpoint string
+	File             file.Config
 	// InFlight bounds the requests handled at once, in all and of one op
 	// (endpoint.Config); 0 is the production default.
 	InFlight int
@@ -100,7 +109,18 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = scripts.Close() })
+	d := worker.Deps{File: o.File}
+	if o.S3 {
+		d.S3, _ = e.S3(tb)
+		d.S3Bucket = e.S3Conf.Bucket
+		pc := e.S3Conf
+		pc.PublicEndpoint = o.S3PublicEndpoint
+		if d.Presign, err = blob.Presigner(pc); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
+		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
 	})

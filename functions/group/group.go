@@ -39,7 +39,17 @@ type Deps struct {
 	// Relations says whom a user may add to groups (blocks, privacy); the friend
 	// domain implements it. Nil allows everyone.
 	Relations Relations
-	Config    Config
+	// Files checks avatars (uploaded images); the file domain implements it. Nil
+	// refuses avatars.
+	Files  Files
+	Config Config
+}
+
+// Files checks that an uploaded image may be a group's avatar.
+type Files interface {
+	// Avatar returns the path clients load the image from, when id is user's own
+	// ready image uploaded with purpose ("group_avatar").
+	Avatar(ctx context.Context, user, id int64, purpose string) (string, error)
 }
 
 // Relations decides who may be added to groups by whom.
@@ -54,13 +64,14 @@ type Service struct {
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
 	rel     Relations
+	files   Files
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the group service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, rel: d.Relations, cfg: config.WithDefaults(d.Config), now: time.Now}
+	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, rel: d.Relations, files: d.Files, cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 
 // Endpoints lists the domain's endpoints.

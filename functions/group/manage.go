@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,13 @@ import (
 )
 
 func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (Info, error) {
+	if r.Avatar != "" {
+		path, err := s.avatar(ctx, c.UserID, r.Avatar)
+		if err != nil {
+			return Info{}, err
+		}
+		r.Avatar = path
+	}
 	if r.JoinPolicy == "" {
 		r.JoinPolicy = PolicyApproval
 	}
@@ -146,6 +154,13 @@ func (s *Service) get(ctx context.Context, c endpoint.Caller, r GroupReq) (Info,
 }
 
 func (s *Service) update(ctx context.Context, c endpoint.Caller, r UpdateReq) (Info, error) {
+	if r.Avatar != nil && *r.Avatar != "" {
+		path, err := s.avatar(ctx, c.UserID, *r.Avatar)
+		if err != nil {
+			return Info{}, err
+		}
+		r.Avatar = &path
+	}
 	var g row
 	var role perm.Role
 	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
@@ -307,3 +322,16 @@ var groupColumnsG = func() string {
 	}
 	return strings.Join(parts, ", ")
 }()
+
+// avatar turns a group avatar's file id (an image the caller uploaded with
+// purpose group_avatar) into the path clients load it from.
+func (s *Service) avatar(ctx context.Context, user int64, fileID string) (string, error) {
+	if s.files == nil {
+		return "", imerr.New(imerr.Unavailable, "avatars are not served here")
+	}
+	id, err := strconv.ParseInt(fileID, 10, 64)
+	if err != nil || id <= 0 {
+		return "", imerr.New(imerr.BadRequest, "avatar: the file_id of an image uploaded with purpose group_avatar, or \"\" for none")
+	}
+	return s.files.Avatar(ctx, user, id, "group_avatar")
+}

@@ -47,6 +47,7 @@ type Deps struct {
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
 	Friends Relations
+	Files   Files // media messages; nil answers them unavailable
 	// Events hears of edits and recalls (msgevent); nil: nobody.
 	Events Events
 	Config Config
@@ -72,13 +73,14 @@ type Service struct {
 	deliver *deliver.Deliverer
 	friends Relations
 	events  Events
+	files   Files
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the message service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events,
+	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events, files: d.Files,
 		cfg: config.WithDefaults(d.Config), now: time.Now}
 }
 

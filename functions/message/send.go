@@ -3,6 +3,7 @@ package message
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +20,15 @@ import (
 // send stores a message and pushes it to the online devices of the conversation's
 // members; the reply does not wait for a group's fan-out.
 func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendResp, error) {
-	content, rich, err := normalize(r.Type, r.Content, s.cfg.MaxTextRunes)
+	var content json.RawMessage
+	var rich *RichContent
+	var media MediaContent
+	var err error
+	if IsMedia(r.Type) {
+		media, err = mediaRequest(r.Content)
+	} else {
+		content, rich, err = normalize(r.Type, r.Content, s.cfg.MaxTextRunes)
+	}
 	if err != nil {
 		return SendResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
 	}
@@ -48,6 +57,11 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	var mentions msgstore.Mentions
 	if rich != nil {
 		if mentions, err = s.checkRich(ctx, c, conv, st, rich); err != nil {
+			return SendResp{}, err
+		}
+	}
+	if media.FileID != 0 {
+		if content, err = s.mediaContent(ctx, c.UserID, r.Type, media, conv.Raw, r.ClientMsgID); err != nil {
 			return SendResp{}, err
 		}
 	}

@@ -131,7 +131,7 @@ func normalize(typ string, raw json.RawMessage, maxRunes int) (json.RawMessage, 
 		}
 		return encodeContent(c, &c)
 	default:
-		return nil, nil, fmt.Errorf("type: %q is not one of text, rich", typ)
+		return nil, nil, fmt.Errorf("type: %q is not one of text, rich, image, file, voice, video, sticker", typ)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -17,6 +18,8 @@ import (
 	"natter/functions/account"
 	"natter/functions/conv"
 	"natter/functions/deliver"
+	"natter/functions/fav"
+	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
 	"natter/functions/message"
@@ -48,6 +51,13 @@ type Deps struct {
 	Friend   friend.Config
 	MsgEvent msgevent.Config
 	Presence presence.Config
+	File     file.Config
+
+	// S3 stores files; Presign signs the URLs clients use (blob.Presigner; S3
+	// when nil). Without S3 the file ops answer unavailable.
+	S3       *minio.Client
+	Presign  *minio.Client
+	S3Bucket string
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
@@ -56,6 +66,7 @@ type Deps struct {
 	Events    *msgevent.Publisher // nil without NC: no message events
 	Registry  *presence.Registry
 	Notifier  *presence.Notifier // nil without NC
+	Files     *file.Service      // the file domain's service: media messages and favorites use it
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
@@ -63,13 +74,13 @@ type Deps struct {
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
 	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints(), nil
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}).Endpoints(), nil
 	},
 	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
 	"group": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group})
+		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group})
 		if d.NC != nil {
 			if err := svc.WatchDeletions(ctx, d.NC); err != nil {
 				return nil, err
@@ -78,7 +89,7 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		return svc.Endpoints(), nil
 	},
 	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}
+		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files, Config: d.Message}
 		if d.Events != nil {
 			md.Events = d.Events
 		}
@@ -86,6 +97,17 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	},
 	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
+	},
+	// The file domain's worker (hashes, thumbnails) and sweeper run where the
+	// domain is hosted.
+	"file": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		if err := d.Files.Start(ctx); err != nil {
+			return nil, err
+		}
+		return d.Files.Endpoints(), nil
+	},
+	"fav": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return fav.New(fav.Deps{DB: d.DB, Files: d.Files}).Endpoints(), nil
 	},
 }
 
@@ -178,6 +200,9 @@ func (d *Deps) shared(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if d.Files == nil {
+		d.Files = file.New(file.Deps{DB: d.DB, NC: d.NC, IDs: d.IDs, Log: d.Log, S3: d.S3, Presign: d.Presign, Bucket: d.S3Bucket, Config: d.File})
 	}
 	if d.Deliverer == nil {
 		var err error

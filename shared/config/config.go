@@ -51,6 +51,10 @@ type S3 struct {
 	Bucket    string `env:"BUCKET" envDefault:"natter"`
 	Region    string `env:"REGION" envDefault:"us-east-1"`
 	UseSSL    bool   `env:"USE_SSL" envDefault:"false"`
+	// PublicEndpoint is the address clients reach the S3 server at, which
+	// presigned URLs name (host:port); empty: Endpoint. PublicUseSSL is its scheme.
+	PublicEndpoint string `env:"PUBLIC_ENDPOINT"`
+	PublicUseSSL   bool   `env:"PUBLIC_USE_SSL" envDefault:"false"`
 }
 
 // Auth signs and checks tokens (env prefix AUTH_). The secret has a development

@@ -56,6 +56,8 @@ const (
 	SvcFriend  = "im-friend"
 	SvcGroup   = "im-group"
 	SvcConv    = "im-conv"
+	SvcFile    = "im-file"
+	SvcFav     = "im-fav"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -73,6 +75,8 @@ var Services = []Service{
 	{SvcGroup, "group"},
 	{SvcMessage, "message"},
 	{SvcConv, "conv"},
+	{SvcFile, "file"},
+	{SvcFav, "fav"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -163,6 +167,15 @@ var All = []Op{
 	{Name: "conv.hide", Service: SvcConv, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/conversations/{conv_id}"}}},
 	{Name: "conv.read", Service: SvcConv, Routes: []Route{{Method: "POST", Path: "/api/v1/social/conversations/{conv_id}/read", Ints: []string{"seq"}}}},
 	{Name: "msg.sync", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/sync"}}},
+
+	{Name: "file.upload.begin", Service: SvcFile, Routes: []Route{{Method: "POST", Path: "/api/v1/content/files/upload"}}},
+	{Name: "file.upload.complete", Service: SvcFile, Routes: []Route{{Method: "POST", Path: "/api/v1/content/files/{file_id}/complete"}}},
+	{Name: "file.get", Service: SvcFile, Routes: []Route{{Method: "GET", Path: "/api/v1/content/files/{file_id}"}}},
+	{Name: "file.list", Service: SvcFile, Routes: []Route{{Method: "GET", Path: "/api/v1/content/files", Ints: []string{"before", "limit"}}}},
+
+	{Name: "fav.add", Service: SvcFav, Routes: []Route{{Method: "POST", Path: "/api/v1/content/favorites"}}},
+	{Name: "fav.list", Service: SvcFav, Routes: []Route{{Method: "GET", Path: "/api/v1/content/favorites", Ints: []string{"before", "limit"}}}},
+	{Name: "fav.remove", Service: SvcFav, Routes: []Route{{Method: "DELETE", Path: "/api/v1/content/favorites/{fav_id}", Ints: []string{"fav_id"}}}},
 }
 
 // Path parameters that groups' routes share.

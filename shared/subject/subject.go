@@ -81,3 +81,7 @@ const EvtRelationsChanged = EventPrefix + "relations.changed"
 
 // EvtFriendRequestSent is published when a friend request is sent or re-sent.
 const EvtFriendRequestSent = EventPrefix + "friend.request.sent"
+
+// EvtFileUploaded is published when a file becomes ready; the file domain's
+// worker consumes it durably to hash the file and make its thumbnail.
+const EvtFileUploaded = EventPrefix + "file.uploaded"

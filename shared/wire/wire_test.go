@@ -105,3 +105,26 @@ func FuzzAppendReply(f *testing.F) {
 		}
 	})
 }
+
+func TestPreview(t *testing.T) {
+	long := strings.Repeat("é", 150)
+	tests := []struct {
+		m    Message
+		want string
+	}{
+		{Message{Type: TypeText, Content: []byte(`{"text":"hi"}`)}, "hi"},
+		{Message{Type: TypeRich, Content: []byte(`{"text":"` + long + `"}`)}, strings.Repeat("é", 100) + "…"},
+		{Message{Type: TypeImage, Content: []byte(`{"file_id":"1","name":"a.png"}`)}, "[Image]"},
+		{Message{Type: TypeFile, Content: []byte(`{"file_id":"1","name":"report.pdf"}`)}, "[File] report.pdf"},
+		{Message{Type: TypeVoice}, "[Voice]"},
+		{Message{Type: TypeVideo}, "[Video]"},
+		{Message{Type: TypeSticker}, "[Sticker]"},
+		{Message{Type: TypeSystem, Content: []byte(`{"event":"member.joined"}`)}, ""},
+		{Message{Type: TypeImage, Recalled: true}, "[Recalled]"},
+	}
+	for _, tt := range tests {
+		if got := Preview(&tt.m); got != tt.want {
+			t.Errorf("%s %s: %q, want %q", tt.m.Type, tt.m.Content, got, tt.want)
+		}
+	}
+}
