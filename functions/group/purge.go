@@ -127,7 +127,6 @@ func (s *Service) WatchDeletions(ctx context.Context, nc *nats.Conn) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, subject.EventStream, jetstream.ConsumerConfig{
 		Durable: "group-account-deleted", FilterSubject: subject.EvtAccountDeleted,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute, MaxDeliver: -1,
-		BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
 	})
 	if err != nil {
 		return fmt.Errorf("account deletions consumer: %w", err)
@@ -142,7 +141,7 @@ func (s *Service) WatchDeletions(ctx context.Context, nc *nats.Conn) error {
 		defer cancel()
 		if _, err := s.purgeMember(mctx, ev.UserID); err != nil {
 			logging.From(ctx).Warn().Err(err).Int64("user", ev.UserID).Msg("deleted account's groups: will retry")
-			_ = m.Nak()
+			_ = m.NakWithDelay(retryDelay(m))
 			return
 		}
 		_ = m.Ack()
@@ -152,4 +151,21 @@ func (s *Service) WatchDeletions(ctx context.Context, nc *nats.Conn) error {
 	}
 	context.AfterFunc(ctx, cc.Stop)
 	return nil
+}
+
+// retryDelay spaces a failed event's retries: 1 s, 5 s, then every 30 s. (A
+// consumer BackOff list would do it, but servers before 2.10 refuse one with
+// unlimited deliveries.)
+func retryDelay(m jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := m.Metadata(); err == nil {
+		n = md.NumDelivered
+	}
+	switch {
+	case n <= 1:
+		return time.Second
+	case n == 2:
+		return 5 * time.Second
+	}
+	return 30 * time.Second
 }
