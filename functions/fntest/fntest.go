@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
@@ -18,6 +19,7 @@ import (
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/presence"
+	"natter/functions/push"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/config"
@@ -40,6 +42,11 @@ type Options struct {
 	Presence presence.Config
 	Message  message.Config
 	Group    group.Config
+	Push     push.Config
+	// PushProviders replaces the push providers Push configures, by name.
+	PushProviders map[string]push.Provider
+	// Metrics, when set, registers the functions' metrics (to read them).
+	Metrics prometheus.Registerer
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
 	// InFlight bounds the requests handled at once, in all and of one op
@@ -103,6 +110,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
+		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics,
 	})
 	if err != nil {
 		tb.Fatal(err)

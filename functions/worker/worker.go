@@ -23,6 +23,7 @@ import (
 	"natter/functions/msgevent"
 	"natter/functions/msgstore"
 	"natter/functions/presence"
+	"natter/functions/push"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/endpoint"
@@ -49,6 +50,9 @@ type Deps struct {
 	Deliver  deliver.Config
 	MsgEvent msgevent.Config
 	Presence presence.Config
+	Push     push.Config
+	// PushProviders replaces the push providers Push configures, by name (tests).
+	PushProviders map[string]push.Provider
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
@@ -61,26 +65,40 @@ type Deps struct {
 
 // domains builds each domain's endpoints, keyed by the domain name of its
 // service in the op table (op.Services); FUNCTIONS names these.
-var domains = map[string]func(Deps) []endpoint.Endpoint{
-	"account": func(d Deps) []endpoint.Endpoint {
+// Background work a domain starts (push's consumers) lives until ctx ends.
+var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
+	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints()
+			Presence: d.Registry, Notifier: d.Notifier, Config: d.Account}).Endpoints(), nil
 	},
-	"friend": func(d Deps) []endpoint.Endpoint {
-		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints()
+	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
-	"group": func(d Deps) []endpoint.Endpoint {
-		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints()
+	"group": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Config: d.Group}).Endpoints(), nil
 	},
-	"message": func(d Deps) []endpoint.Endpoint {
+	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Config: d.Message}
 		if d.Events != nil {
 			md.Events = d.Events
 		}
-		return message.New(md).Endpoints()
+		return message.New(md).Endpoints(), nil
 	},
-	"conv": func(d Deps) []endpoint.Endpoint {
-		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints()
+	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
+	},
+	// The worker hosting push also runs its consumers (message events, session
+	// ends).
+	"push": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		s, err := push.New(push.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Presence: d.Registry, Log: d.Log, Metrics: d.Metrics,
+			Config: d.Push, Providers: d.PushProviders})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
 	},
 }
 
@@ -111,7 +129,10 @@ func Endpoints(ctx context.Context, names []string, d Deps) ([]endpoint.Endpoint
 		if !ok || !built {
 			return nil, fmt.Errorf("unknown function domain %q (have %v)", n, Domains())
 		}
-		got := build(d)
+		got, err := build(ctx, d)
+		if err != nil {
+			return nil, err
+		}
 		if err := Check(svc, got); err != nil {
 			return nil, err
 		}

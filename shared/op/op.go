@@ -56,6 +56,7 @@ const (
 	SvcFriend  = "im-friend"
 	SvcGroup   = "im-group"
 	SvcConv    = "im-conv"
+	SvcPush    = "im-push"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -73,6 +74,7 @@ var Services = []Service{
 	{SvcGroup, "group"},
 	{SvcMessage, "message"},
 	{SvcConv, "conv"},
+	{SvcPush, "push"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -158,6 +160,11 @@ var All = []Op{
 	{Name: "conv.hide", Service: SvcConv, Routes: []Route{{Method: "DELETE", Path: "/api/v1/social/conversations/{conv_id}"}}},
 	{Name: "conv.read", Service: SvcConv, Routes: []Route{{Method: "POST", Path: "/api/v1/social/conversations/{conv_id}/read", Ints: []string{"seq"}}}},
 	{Name: "msg.sync", Service: SvcMessage, Routes: []Route{{Method: "POST", Path: "/api/v1/messages/sync"}}},
+
+	{Name: "push.register", Service: SvcPush, Routes: []Route{{Method: "POST", Path: "/api/v1/push/tokens"}}},
+	{Name: "push.unregister", Service: SvcPush, Routes: []Route{{Method: "DELETE", Path: "/api/v1/push/tokens"}}},
+	{Name: "push.settings.get", Service: SvcPush, Routes: []Route{{Method: "GET", Path: "/api/v1/push/settings"}}},
+	{Name: "push.settings.set", Service: SvcPush, Routes: []Route{{Method: "PUT", Path: "/api/v1/push/settings"}}},
 }
 
 // Path parameters that groups' routes share.
