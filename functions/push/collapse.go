@@ -27,20 +27,23 @@ import (
 
 // collapseScript: KEYS window hash, held set; ARGV seq, now ms, window ms,
 // mentioned 0|1. Returns {1, n}: push now, standing for n held messages besides
-// this one; {2, ms}: held first, flush in ms; {0, 0}: held.
+// this one; {2, ms}: held first, flush in ms; {0, 0}: held. A message arriving
+// after the window's end while its flush is due (held messages, the flush a
+// little late) joins that flush rather than pushing too; once the flush is a
+// whole window late (its worker died), the message pushes and counts them.
 var collapseScript = redis.NewScript(`
 local k, hs = KEYS[1], KEYS[2]
 local seq, now, win, men = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local u = tonumber(redis.call('HGET', k, 'u') or '0')
-if now >= u then
-  if redis.call('SISMEMBER', hs, seq) == 1 then return {0, 0} end
-  local n = redis.call('SCARD', hs)
+if redis.call('SISMEMBER', hs, seq) == 1 then return {0, 0} end
+local n = redis.call('SCARD', hs)
+if now >= u and (n == 0 or now >= u + win) then
   redis.call('DEL', hs)
   redis.call('HSET', k, 'u', now + win, 'l', 0, 'm', 0)
   redis.call('PEXPIRE', k, win * 10)
   return {1, n}
 end
-if redis.call('SADD', hs, seq) == 0 then return {0, 0} end
+redis.call('SADD', hs, seq)
 redis.call('PEXPIRE', hs, win * 10)
 if seq > tonumber(redis.call('HGET', k, 'l') or '0') then redis.call('HSET', k, 'l', seq) end
 if men == '1' then redis.call('HSET', k, 'm', 1) end
@@ -68,10 +71,12 @@ func collapseKeys(user int64, conv string) []string {
 	return []string{"push:c:" + tag, "push:h:" + tag}
 }
 
-// lead is a push to send now for a target, standing for count messages.
+// lead is a push to send now for a target, standing for count messages;
+// trailing when it ends a window.
 type lead struct {
-	t     *target
-	count int
+	t        *target
+	count    int
+	trailing bool
 }
 
 // collapse runs the window of every target in one pipeline and returns the
@@ -105,6 +110,7 @@ func (s *Service) collapse(ctx context.Context, msg *wire.Message, ts []*target)
 	}
 	var out []lead
 	held := 0
+	flushes := map[int64][]int64{} // delay bucket (ms) -> users whose window it ends
 	for i, t := range ts {
 		res, err := cmds[i].Int64Slice()
 		if err != nil || len(res) != 2 {
@@ -115,49 +121,90 @@ func (s *Service) collapse(ctx context.Context, msg *wire.Message, ts []*target)
 			out = append(out, lead{t: t, count: 1 + int(res[1])})
 		case 2:
 			held++
-			user := t.user
-			time.AfterFunc(time.Duration(res[1])*time.Millisecond, func() { s.flush(ctx, user, msg.ConvID) })
+			bucket := (res[1] + flushBucket - 1) / flushBucket * flushBucket
+			flushes[bucket] = append(flushes[bucket], t.user)
 		default:
 			held++
 		}
 	}
+	for delay, users := range flushes {
+		time.AfterFunc(time.Duration(delay)*time.Millisecond, func() { s.flush(ctx, msg.ConvID, users) })
+	}
 	if held > 0 {
-		s.m.decisions.WithLabelValues("collapsed").Add(float64(held))
+		s.m.collapsed.Add(float64(held))
 	}
 	return out, nil
 }
 
-// flush sends the push for the messages a window held, if nobody did.
-func (s *Service) flush(ctx context.Context, user int64, conv string) {
+// flushBucket (ms) groups the windows of one conversation that end within it
+// into one flush: a group's members whose windows one message opened flush
+// together, with one query per step rather than one per member.
+const flushBucket = 50
+
+// flush sends the pushes for the messages the windows of users held in conv,
+// where nobody did yet: one script call per user (pipelined), then per latest
+// held message one load, one recipients query, one decision and one badge
+// query for all of them.
+func (s *Service) flush(ctx context.Context, conv string, users []int64) {
 	if ctx.Err() != nil {
 		return
 	}
-	res, err := flushScript.Run(ctx, s.rdb, collapseKeys(user, conv), s.now().UnixMilli(), s.cfg.Collapse.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 3 {
-		s.log.Warn().Err(err).Int64("user", user).Str("conv", conv).Msg("push flush")
-		return
+	now, win := s.now().UnixMilli(), s.cfg.Collapse.Milliseconds()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(users))
+	for i, u := range users {
+		cmds[i] = flushScript.Eval(ctx, pipe, collapseKeys(u, conv), now, win)
 	}
-	n, seq, mentioned := int(res[0]), res[1], res[2] == 1
-	if n == 0 {
-		return
-	}
-	msg, err := s.loadMessage(ctx, conv, seq)
-	if err != nil {
-		s.log.Warn().Err(err).Str("conv", conv).Int64("seq", seq).Msg("push flush: load message")
-		return
-	}
-	ts, err := s.targets(ctx, msg, user)
-	if err == nil {
-		var mentions []int64
-		if mentioned {
-			mentions = []int64{user}
+	if _, err := pipe.Exec(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn().Err(err).Str("conv", conv).Msg("push flush")
 		}
-		ts, err = s.decide(ctx, msg, mentions, ts)
+		return
 	}
-	if err == nil && len(ts) > 0 {
-		err = s.pushAll(ctx, msg, []lead{{t: ts[0], count: n}}, nil)
+	type held struct {
+		count    int
+		mentions bool
 	}
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn().Err(err).Int64("user", user).Str("conv", conv).Msg("push flush")
+	bySeq := map[int64]map[int64]held{} // latest held seq -> user -> what the window held
+	for i, u := range users {
+		res, err := cmds[i].Int64Slice()
+		if err != nil || len(res) != 3 || res[0] == 0 {
+			continue
+		}
+		if bySeq[res[1]] == nil {
+			bySeq[res[1]] = map[int64]held{}
+		}
+		bySeq[res[1]][u] = held{count: int(res[0]), mentions: res[2] == 1}
+	}
+	for seq, hs := range bySeq {
+		err := func() error {
+			msg, err := s.loadMessage(ctx, conv, seq)
+			if err != nil {
+				return err
+			}
+			only := make([]int64, 0, len(hs))
+			var mentions []int64
+			for u, h := range hs {
+				only = append(only, u)
+				if h.mentions {
+					mentions = append(mentions, u)
+				}
+			}
+			ts, err := s.targets(ctx, msg, only)
+			if err != nil {
+				return err
+			}
+			if ts, err = s.decide(ctx, msg, mentions, ts, false); err != nil || len(ts) == 0 {
+				return err
+			}
+			leads := make([]lead, len(ts))
+			for i, t := range ts {
+				leads[i] = lead{t: t, count: hs[t.user].count, trailing: true}
+			}
+			return s.pushAll(ctx, msg, leads, nil)
+		}()
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Str("conv", conv).Int64("seq", seq).Msg("push flush")
+		}
 	}
 }

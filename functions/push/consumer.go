@@ -175,11 +175,11 @@ func (s *Service) process(ctx context.Context, ev *wire.MessageSent) error {
 		s.m.decisions.WithLabelValues("stale").Inc()
 		return nil
 	}
-	ts, err := s.targets(ctx, msg, 0)
+	ts, err := s.targets(ctx, msg, nil)
 	if err != nil {
 		return err
 	}
-	if ts, err = s.decide(ctx, msg, ev.Mentions, ts); err != nil || len(ts) == 0 {
+	if ts, err = s.decide(ctx, msg, ev.Mentions, ts, true); err != nil || len(ts) == 0 {
 		return err
 	}
 	leads, err := s.collapse(ctx, msg, ts)
@@ -218,7 +218,7 @@ func (s *Service) pushAll(ctx context.Context, msg *wire.Message, leads []lead, 
 			}
 			n := Notification{UserID: l.t.user, DeviceID: d.id, Platform: d.platform, Provider: p.Name(), Token: d.token, Locale: d.locale,
 				ConvID: msg.ConvID, Seq: msg.Seq, MsgID: msg.ID, SentAt: msg.SentAt, Count: l.count, Badge: badges[l.t.user],
-				Mention: l.t.r.Mentioned, Hidden: l.t.hide}
+				Mention: l.t.r.Mentioned, Hidden: l.t.hide, Trailing: l.trailing}
 			n.Title, n.Body = text(msg, names, l.count, l.t.hide)
 			if !l.t.hide {
 				n.Sender = msg.Sender

@@ -67,8 +67,8 @@ type deviceToken struct {
 // targets loads the recipients of msg that have at least one push token: the
 // conversation's members but the sender (a 1:1 conversation's peer, from its
 // id), who could see the message (joined before it), with their mute, account
-// and preview setting. only, when set, keeps that user alone.
-func (s *Service) targets(ctx context.Context, msg *wire.Message, only int64) ([]*target, error) {
+// and preview setting. only, when set, keeps those users alone.
+func (s *Service) targets(ctx context.Context, msg *wire.Message, only []int64) ([]*target, error) {
 	cid, err := convid.Parse(msg.ConvID)
 	if err != nil {
 		return nil, err
@@ -81,9 +81,8 @@ func (s *Service) targets(ctx context.Context, msg *wire.Message, only int64) ([
 		WHERE m.conv_id = ? AND m.user_id <> ? AND m.min_seq < ?`
 	args := []any{msg.ConvID, msg.Sender, msg.Seq}
 	switch {
-	case only != 0:
-		q += " AND m.user_id = ?"
-		args = append(args, only)
+	case len(only) > 0:
+		q += " AND m.user_id IN (" + idList(only) + ")"
 	case cid.Kind == convid.Direct:
 		if !cid.Has(msg.Sender) {
 			return nil, nil
@@ -122,8 +121,9 @@ func (s *Service) targets(ctx context.Context, msg *wire.Message, only int64) ([
 }
 
 // decide fills in blocks and presence (one query, one Redis round trip) and
-// returns the targets to push to, counting every verdict.
-func (s *Service) decide(ctx context.Context, msg *wire.Message, mentions []int64, ts []*target) ([]*target, error) {
+// returns the targets to push to. With count, every verdict is counted (the
+// first decision on a message event; a flush deciding again is not).
+func (s *Service) decide(ctx context.Context, msg *wire.Message, mentions []int64, ts []*target, count bool) ([]*target, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -153,25 +153,16 @@ func (s *Service) decide(ctx context.Context, msg *wire.Message, mentions []int6
 		}
 	}
 	for v, n := range counts {
-		s.m.decisions.WithLabelValues(v).Add(float64(n))
+		if count {
+			s.m.decisions.WithLabelValues(v).Add(float64(n))
+		}
 	}
 	return out, nil
 }
 
 // blockers returns which of users blocked sender.
 func (s *Service) blockers(ctx context.Context, sender int64, users []int64) (map[int64]bool, error) {
-	var b strings.Builder
-	b.WriteString("SELECT user_id FROM blocks WHERE blocked_id = ? AND user_id IN (")
-	args := make([]any, 0, len(users)+1)
-	args = append(args, sender)
-	for i, u := range users {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(u, 10))
-	}
-	b.WriteByte(')')
-	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	rows, err := s.db.QueryContext(ctx, "SELECT user_id FROM blocks WHERE blocked_id = ? AND user_id IN ("+idList(users)+")", sender)
 	if err != nil {
 		return nil, fmt.Errorf("push blocks: %w", err)
 	}
@@ -194,17 +185,8 @@ func (s *Service) badges(ctx context.Context, users []int64) (map[int64]int64, e
 	if len(users) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT m.user_id, COALESCE(SUM(GREATEST(CAST(c.last_seq AS SIGNED) - CAST(GREATEST(m.read_seq, m.min_seq) AS SIGNED), 0)), 0)
-		FROM conversation_members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id IN (`)
-	for i, u := range users {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(u, 10))
-	}
-	b.WriteString(") GROUP BY m.user_id")
-	rows, err := s.db.QueryContext(ctx, b.String())
+	rows, err := s.db.QueryContext(ctx, `SELECT m.user_id, COALESCE(SUM(GREATEST(CAST(c.last_seq AS SIGNED) - CAST(GREATEST(m.read_seq, m.min_seq) AS SIGNED), 0)), 0)
+		FROM conversation_members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id IN (`+idList(users)+`) GROUP BY m.user_id`)
 	if err != nil {
 		return nil, fmt.Errorf("push badges: %w", err)
 	}
@@ -217,4 +199,17 @@ func (s *Service) badges(ctx context.Context, users []int64) (map[int64]int64, e
 		out[u] = n
 	}
 	return out, rows.Err()
+}
+
+// idList is ids as a comma-separated SQL list (numbers only: no injection).
+func idList(ids []int64) string {
+	var b strings.Builder
+	b.Grow(len(ids) * 8)
+	for i, u := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(u, 10))
+	}
+	return b.String()
 }

@@ -37,6 +37,9 @@ type Notification struct {
 	Count   int   `json:"count"`
 	Badge   int64 `json:"badge"`
 	Mention bool  `json:"mention,omitempty"` // the push mentions the user
+	// Trailing: the push ends a collapse window (it follows an earlier push of
+	// the same conversation, and may replace it on the device).
+	Trailing bool `json:"trailing,omitempty"`
 }
 
 // Provider sends notifications to one push service. Send answers nil once the

@@ -97,7 +97,8 @@ type Service struct {
 }
 
 type pushMetrics struct {
-	decisions *prometheus.CounterVec   // result
+	decisions *prometheus.CounterVec // result
+	collapsed prometheus.Counter
 	sends     *prometheus.CounterVec   // provider, result
 	lag       *prometheus.HistogramVec // provider
 }
@@ -153,7 +154,9 @@ func (s *Service) build(name string) (Provider, error) {
 func (s *Service) metrics(reg prometheus.Registerer) error {
 	m := &pushMetrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natter", Subsystem: "push", Name: "decisions_total",
-			Help: "Offline-push decisions per recipient of a message, by result (push, online, muted, blocked, deleted, collapsed, ...)."}, []string{"result"}),
+			Help: "Offline-push decisions per recipient of a message event, by result (push, online, muted, blocked, deleted; system and stale count events)."}, []string{"result"}),
+		collapsed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "natter", Subsystem: "push", Name: "collapsed_total",
+			Help: "Pushes held by a collapse window, to be counted into the push at its end."}),
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "natter", Subsystem: "push", Name: "sends_total",
 			Help: "Pushes to devices by provider and result (ok, unregistered, dead, duplicate)."}, []string{"provider", "result"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "natter", Subsystem: "push", Name: "lag_seconds",
@@ -162,6 +165,9 @@ func (s *Service) metrics(reg prometheus.Registerer) error {
 	}
 	var err error
 	if m.decisions, err = metrics.Register(reg, m.decisions); err != nil {
+		return err
+	}
+	if m.collapsed, err = metrics.Register(reg, m.collapsed); err != nil {
 		return err
 	}
 	if m.sends, err = metrics.Register(reg, m.sends); err != nil {
