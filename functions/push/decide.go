@@ -120,7 +120,7 @@ func (s *Service) targets(ctx context.Context, msg *wire.Message, only []int64) 
 	return out, nil
 }
 
-// decide fills in blocks and presence (one query, one Redis round trip) and
+// decide fills in blocks and presence (one query, two Redis round trips) and
 // returns the targets to push to. With count, every verdict is counted (the
 // first decision on a message event; a flush deciding again is not).
 func (s *Service) decide(ctx context.Context, msg *wire.Message, mentions []int64, ts []*target, count bool) ([]*target, error) {
@@ -135,7 +135,13 @@ func (s *Service) decide(ctx context.Context, msg *wire.Message, mentions []int6
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.presence.Statuses(ctx, users)
+	// Only users announced online can have a live connection: one command for
+	// all, then each announced user's connections.
+	announced, err := s.presence.Announced(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.presence.Statuses(ctx, announced)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ type hook struct {
 
 	mu     sync.Mutex
 	got    []push.Notification      // every request that arrived, answered or not
+	at     []time.Time              // when each arrived
 	status map[string]int           // by token; default 200
 	hold   chan struct{}            // when set, requests wait for it to close before answering
 	seen   map[string]map[int64]int // token -> seq -> requests
@@ -61,6 +62,7 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	h.got = append(h.got, n)
+	h.at = append(h.at, time.Now())
 	if h.seen[n.Token] == nil {
 		h.seen[n.Token] = map[int64]int{}
 	}
@@ -103,14 +105,16 @@ func device(t *testing.T, e *testenv.Env, uid int64, name string) endpoint.Calle
 
 // settled waits until the push consumer acknowledged every message event the
 // stream holds (at least min of them), and nothing more arrives for a moment.
-func settled(t *testing.T, e *testenv.Env, min uint64) {
+func settled(t *testing.T, e *testenv.Env, min uint64) { settledWithin(t, e, min, 30*time.Second) }
+
+func settledWithin(t *testing.T, e *testenv.Env, min uint64, within time.Duration) {
 	t.Helper()
 	js, err := jetstream.New(e.NC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	calm := 0
 	for calm < 3 {
 		if time.Now().After(deadline) {
@@ -248,7 +252,7 @@ func TestCollapse(t *testing.T) {
 	e := testenv.Start(t)
 	h := newHook(t)
 	cfg := h.config()
-	cfg.Collapse = 700 * time.Millisecond
+	cfg.Collapse = 2 * time.Second
 	fntest.Start(t, e, fntest.Options{Push: cfg})
 	ids := fntest.SeedUsers(t, e, "c-", 2)
 	alice, bob := endpoint.Caller{UserID: ids[0]}, endpoint.Caller{UserID: ids[1]}
