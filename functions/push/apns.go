@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ func (a *APNs) Send(ctx context.Context, n Notification) error {
 	if err != nil {
 		return Permanent(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/3/device/"+n.Token, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/3/device/"+url.PathEscape(n.Token), bytes.NewReader(body))
 	if err != nil {
 		return Permanent(err)
 	}

@@ -171,6 +171,10 @@ func (s *Service) process(ctx context.Context, ev *wire.MessageSent) error {
 		s.m.decisions.WithLabelValues("system").Inc() // group changes are not pushed
 		return nil
 	}
+	if _, err := convid.Parse(msg.ConvID); err != nil {
+		s.log.Error().Err(err).Int64("seq", msg.Seq).Msg("push: message event of no conversation, skipped")
+		return nil // acknowledged: it would fail the same way every time
+	}
 	if age := s.now().Sub(time.UnixMilli(msg.SentAt)); age > s.cfg.MaxAge {
 		s.m.decisions.WithLabelValues("stale").Inc()
 		return nil

@@ -533,3 +533,41 @@ func TestConsumerComesBack(t *testing.T) {
 		Content: json.RawMessage(`{"text":"hi"}`)})
 	waitFor(t, "the push", func() bool { return len(h.pushes()) == 1 })
 }
+
+// TestCollapseFlushLost: the worker that would end a window dies first; the
+// messages its window held are counted by the conversation's next push.
+func TestCollapseFlushLost(t *testing.T) {
+	e := testenv.Start(t)
+	h := newHook(t)
+	cfg := h.config()
+	cfg.Collapse = 2 * time.Second
+	first := fntest.StartWorker(t, e, fntest.Options{Push: cfg})
+	ids := fntest.SeedUsers(t, e, "f-", 2)
+	alice, bob := endpoint.Caller{UserID: ids[0]}, endpoint.Caller{UserID: ids[1]}
+	fntest.Befriend(t, e, alice, bob)
+	device(t, e, bob.UserID, "bob")
+	send := func(id string) message.SendResp {
+		return fntest.Must[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: bob.UserID, ClientMsgID: id, Type: "text",
+			Content: json.RawMessage(`{"text":"` + id + `"}`)})
+	}
+	send("m1")
+	waitFor(t, "the first push", func() bool { return len(h.pushes()) == 1 })
+	opened := time.Now()
+	send("m2")
+	send("m3")
+	settled(t, e, 3)
+	if time.Since(opened) > cfg.Collapse*3/4 {
+		t.Skip("the machine is too slow for this window")
+	}
+	first.Kill() // its flush never runs
+	fntest.StartWorker(t, e, fntest.Options{Push: cfg})
+	time.Sleep(time.Until(opened.Add(2*cfg.Collapse + 200*time.Millisecond)))
+	if n := len(h.pushes()); n != 1 {
+		t.Fatalf("%d pushes before the next message", n)
+	}
+	last := send("m4")
+	waitFor(t, "the next push", func() bool { return len(h.pushes()) == 2 })
+	if n := h.pushes()[1]; n.Count != 3 || n.Seq != last.Seq || n.Trailing {
+		t.Fatalf("push %+v, want m4's counting m2 and m3", n)
+	}
+}
