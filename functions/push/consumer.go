@@ -259,7 +259,9 @@ func claimKey(n Notification) string {
 // send claims the push, then calls the provider up to Attempts times with
 // backoff. The claim comes first, so that an event redelivered after a crash
 // finds it and pushes nothing twice; the price is that a crash between the claim
-// and the provider's answer loses that push rather than doubling it. A push that
+// and the provider's answer loses that push rather than doubling it (a worker
+// stopping releases the claims of pushes whose call had not started, or had
+// failed and waits to try again). A push that
 // failed Attempts times, or for good, is a dead letter; a token the provider
 // calls invalid is removed. It returns an error only when the event should come
 // again (the claim or the dead letter could not be written; the claim is then
@@ -281,7 +283,13 @@ func (s *Service) send(ctx context.Context, p Provider, n Notification, ev *wire
 		s.m.sends.WithLabelValues(p.Name(), "ok").Inc()
 		return nil
 	case ctx.Err() != nil:
-		return nil // stopping: the event is not acknowledged, and this push is lost (claimed)
+		// Stopping: the event is not acknowledged and comes again. Unless a
+		// provider call was cut short (the provider may have taken it: the push
+		// is lost rather than doubled), the claim goes, so that it is retried.
+		if !errors.Is(err, errCutShort) {
+			s.rdb.Del(context.WithoutCancel(ctx), key)
+		}
+		return nil
 	case errors.Is(err, ErrUnregistered):
 		s.m.sends.WithLabelValues(p.Name(), "unregistered").Inc()
 		if err := s.removeToken(ctx, n); err != nil {
@@ -297,16 +305,26 @@ func (s *Service) send(ctx context.Context, p Provider, n Notification, ev *wire
 	return nil
 }
 
+// errCutShort marks a provider call that ctx's end interrupted.
+var errCutShort = errors.New("provider call cut short")
+
 // attempt calls the provider until it succeeds, fails for good or Attempts
 // calls failed, waiting Backoff, 2×Backoff, ... between them. It returns the
-// calls made and the last error.
+// calls made and the last error (wrapping errCutShort when ctx ended during a
+// call).
 func (s *Service) attempt(ctx context.Context, p Provider, n Notification) (int, error) {
 	var err error
 	for i := 1; ; i++ {
+		if ctx.Err() != nil {
+			return i - 1, ctx.Err()
+		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		err = p.Send(cctx, n)
 		cancel()
-		if err == nil || errors.Is(err, ErrUnregistered) || IsPermanent(err) || i >= s.cfg.Attempts || ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
+			return i, fmt.Errorf("%w: %w", errCutShort, err)
+		}
+		if err == nil || errors.Is(err, ErrUnregistered) || IsPermanent(err) || i >= s.cfg.Attempts {
 			return i, err
 		}
 		select {
