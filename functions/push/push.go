@@ -37,6 +37,9 @@ type Config struct {
 	// Platforms maps each client platform to the provider that pushes to it:
 	// log, webhook, fcm or apns.
 	Platforms map[string]string `env:"PLATFORMS" envDefault:"ios:log,android:log,web:log,desktop:log,mac:log,windows:log,linux:log" envKeyValSeparator:":"`
+	// MaxDevices bounds the tokens of one user: registering one more forgets
+	// the least recently registered.
+	MaxDevices int `env:"MAX_DEVICES" envDefault:"10"`
 	// OnlineWhenAway counts a user whose every connection is away (idle) as
 	// online: no push. By default such a user is pushed to.
 	OnlineWhenAway bool `env:"ONLINE_WHEN_AWAY"`

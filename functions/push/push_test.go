@@ -348,6 +348,17 @@ func TestTokens(t *testing.T) {
 	_, err := fntest.Call[push.Empty](t, e, "push.register", endpoint.Caller{UserID: alice.UserID}, push.RegisterReq{Platform: "ios", Token: "x"})
 	fntest.WantCode(t, err, imerr.Unauthorized)
 
+	// At most MaxDevices tokens per user: the least recently registered goes.
+	carolID := fntest.SeedUsers(t, e, "carol", 1)[0]
+	for i := range 11 {
+		fntest.Must[push.Empty](t, e, "push.register", endpoint.Caller{UserID: carolID, DeviceID: fmt.Sprintf("d%02d", i), SessionID: "s"},
+			push.RegisterReq{Platform: "web", Token: fmt.Sprintf("carol-%02d", i)})
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tokens(carolID); len(got) != 10 || got[0] != "carol-01" {
+		t.Fatalf("carol's tokens %v", got)
+	}
+
 	// Logout ends the session: its token goes.
 	reg(alice, "t3")
 	fntest.Must[json.RawMessage](t, e, "account.logout", alice, struct{}{})
@@ -358,7 +369,7 @@ func TestTokens(t *testing.T) {
 	h.status["t4"] = http.StatusGone
 	h.mu.Unlock()
 	reg(bob, "t4")
-	carol := endpoint.Caller{UserID: fntest.SeedUsers(t, e, "carol", 1)[0]}
+	carol := endpoint.Caller{UserID: carolID}
 	fntest.Befriend(t, e, carol, bob)
 	fntest.Must[message.SendResp](t, e, "msg.send", carol, message.SendReq{To: bob.UserID, ClientMsgID: "x", Type: "text",
 		Content: json.RawMessage(`{"text":"hi"}`)})

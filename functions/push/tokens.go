@@ -76,7 +76,7 @@ func device(c endpoint.Caller) error {
 
 // register stores the device's token, replacing the one it had, and takes the
 // token from any other device that had it (a reinstall, another account on the
-// same phone).
+// same phone); a user keeps the MaxDevices most recently registered.
 func (s *Service) register(ctx context.Context, c endpoint.Caller, r RegisterReq) (Empty, error) {
 	if err := device(c); err != nil {
 		return Empty{}, err
@@ -87,8 +87,16 @@ func (s *Service) register(ctx context.Context, c endpoint.Caller, r RegisterReq
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO push_tokens (user_id, device_id, session_id, platform, token, locale) VALUES (?, ?, ?, ?, ?, ?)
-			ON DUPLICATE KEY UPDATE session_id = VALUES(session_id), platform = VALUES(platform), token = VALUES(token), locale = VALUES(locale)`,
+			ON DUPLICATE KEY UPDATE session_id = VALUES(session_id), platform = VALUES(platform), token = VALUES(token), locale = VALUES(locale),
+				updated_at = CURRENT_TIMESTAMP(3)`,
 			c.UserID, c.DeviceID, c.SessionID, r.Platform, r.Token, r.Locale)
+		if err != nil {
+			return err
+		}
+		// At most MaxDevices tokens per user: the oldest registrations go.
+		_, err = tx.ExecContext(ctx, `DELETE FROM push_tokens WHERE user_id = ? AND device_id NOT IN
+			(SELECT device_id FROM (SELECT device_id FROM push_tokens WHERE user_id = ? ORDER BY updated_at DESC, device_id LIMIT ?) newest)`,
+			c.UserID, c.UserID, s.cfg.MaxDevices)
 		return err
 	})
 	if err != nil {
