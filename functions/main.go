@@ -1,6 +1,8 @@
 // Command functions is the worker: it hosts all or a chosen subset of natter's
 // domains as NATS micro services. Run more processes to scale; each registers in
-// the same queue groups. `functions migrate` applies the schema and exits.
+// the same queue groups. `functions migrate` applies the schema and exits;
+// `functions push-replay` sends the offline pushes of the dead-letter stream
+// again and exits.
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/msgevent"
 	"natter/functions/presence"
+	"natter/functions/push"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -58,6 +61,7 @@ type Config struct {
 	Presence presence.Config `envPrefix:"PRESENCE_"`
 	File     file.Config     `envPrefix:"FILE_"`
 	S3       config.S3       `envPrefix:"S3_"`
+	Push     push.Config     `envPrefix:"PUSH_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -87,9 +91,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := logging.New(cfg.Log, "functions")
-	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "migrate":
 		err = migrate(ctx, cfg)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "push-replay":
+		err = pushReplay(ctx, cfg, log)
+	default:
 		err = run(ctx, cfg, log)
 	}
 	if err != nil {
@@ -127,6 +134,36 @@ func ensureBucket(ctx context.Context, mc *minio.Client, c config.S3, log zerolo
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// pushReplay sends again the dead letters of offline push that no replay took
+// yet, with the providers the environment configures, and prints what it did.
+func pushReplay(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rdb, err := cache.Open(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	nc, err := bus.Connect(cfg.NATS, "natter-push-replay", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.EnsureStreams(ctx, nc); err != nil {
+		return err
+	}
+	s, err := push.New(push.Deps{DB: d, Redis: rdb, NC: nc, Log: log, Config: cfg.Push})
+	if err != nil {
+		return err
+	}
+	res, err := s.Replay(ctx)
+	fmt.Printf("replayed: %d sent, %d unregistered (token removed), %d failed again (new dead letters)\n", res.Sent, res.Unregistered, res.Failed)
+	return err
 }
 
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
@@ -194,6 +231,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
+		Push: cfg.Push,
 	})
 	if err != nil {
 		return err

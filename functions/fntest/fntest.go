@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
@@ -19,6 +20,7 @@ import (
 	"natter/functions/group"
 	"natter/functions/message"
 	"natter/functions/presence"
+	"natter/functions/push"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -42,6 +44,11 @@ type Options struct {
 	Presence presence.Config
 	Message  message.Config
 	Group    group.Config
+	Push     push.Config
+	// PushProviders replaces the push providers Push configures, by name.
+	PushProviders map[string]push.Provider
+	// Metrics, when set, registers the functions' metrics (to read them).
+	Metrics prometheus.Registerer
 	// Relations, when set, is the workers' send-permission cache (to look at it).
 	Relations *friend.Relations
 	// S3, when set, gives the file domain a fresh bucket of the Env's S3 server
@@ -123,6 +130,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
+		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"natter/functions/msgevent"
 	"natter/functions/msgstore"
 	"natter/functions/presence"
+	"natter/functions/push"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/endpoint"
@@ -58,6 +59,9 @@ type Deps struct {
 	S3       *minio.Client
 	Presign  *minio.Client
 	S3Bucket string
+	Push     push.Config
+	// PushProviders replaces the push providers Push configures, by name (tests).
+	PushProviders map[string]push.Provider
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
@@ -71,6 +75,7 @@ type Deps struct {
 
 // domains builds each domain's endpoints, keyed by the domain name of its
 // service in the op table (op.Services); FUNCTIONS names these.
+// Background work a domain starts (push's consumers, the file worker) lives until ctx ends.
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
 	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
@@ -108,6 +113,19 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	},
 	"fav": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return fav.New(fav.Deps{DB: d.DB, Files: d.Files}).Endpoints(), nil
+	},
+	// The worker hosting push also runs its consumers (message events, session
+	// ends).
+	"push": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		s, err := push.New(push.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Presence: d.Registry, Log: d.Log, Metrics: d.Metrics,
+			Config: d.Push, Providers: d.PushProviders})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
 	},
 }
 

@@ -86,10 +86,15 @@ func OnReconnect(nc *nats.Conn, f func()) {
 // Its consumers follow it within seconds; a rebuild starts from the database.
 const MessageStreamBytes = 1 << 30
 
+// PushDeadStreamBytes bounds IM_PUSH_DEAD, the offline pushes that failed after
+// their retries: operators inspect and replay them (functions push-replay).
+const PushDeadStreamBytes = 256 << 20
+
 // EnsureStreams creates or updates the streams of subject.Streams. IM_EVENTS
 // keeps a week of events; IM_MESSAGES keeps a week too but at most
 // MessageStreamBytes, oldest dropped first: its consumers (push, search) follow it
-// closely, and the database is the truth a rebuild starts from. IM_EVENTS goes
+// closely, and the database is the truth a rebuild starts from. IM_PUSH_DEAD
+// keeps dead letters 30 days, at most PushDeadStreamBytes. IM_EVENTS goes
 // first: a store from before IM_MESSAGES has it capturing all of im.evt.>.
 func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
@@ -102,6 +107,8 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 		{Name: subject.MessageStream, Subjects: subject.Streams[subject.MessageStream], Storage: jetstream.FileStorage,
 			MaxAge: 7 * 24 * time.Hour, MaxBytes: MessageStreamBytes, Discard: jetstream.DiscardOld, Retention: jetstream.LimitsPolicy,
 			Duplicates: 10 * time.Minute},
+		{Name: subject.PushDeadStream, Subjects: subject.Streams[subject.PushDeadStream], Storage: jetstream.FileStorage,
+			MaxAge: 30 * 24 * time.Hour, MaxBytes: PushDeadStreamBytes, Discard: jetstream.DiscardOld, Retention: jetstream.LimitsPolicy},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)

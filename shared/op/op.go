@@ -58,6 +58,7 @@ const (
 	SvcConv    = "im-conv"
 	SvcFile    = "im-file"
 	SvcFav     = "im-fav"
+	SvcPush    = "im-push"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -77,6 +78,7 @@ var Services = []Service{
 	{SvcConv, "conv"},
 	{SvcFile, "file"},
 	{SvcFav, "fav"},
+	{SvcPush, "push"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -176,6 +178,11 @@ var All = []Op{
 	{Name: "fav.add", Service: SvcFav, Routes: []Route{{Method: "POST", Path: "/api/v1/content/favorites"}}},
 	{Name: "fav.list", Service: SvcFav, Routes: []Route{{Method: "GET", Path: "/api/v1/content/favorites", Ints: []string{"before", "limit"}}}},
 	{Name: "fav.remove", Service: SvcFav, Routes: []Route{{Method: "DELETE", Path: "/api/v1/content/favorites/{fav_id}", Ints: []string{"fav_id"}}}},
+
+	{Name: "push.register", Service: SvcPush, Routes: []Route{{Method: "POST", Path: "/api/v1/push/tokens"}}},
+	{Name: "push.unregister", Service: SvcPush, Routes: []Route{{Method: "DELETE", Path: "/api/v1/push/tokens"}}},
+	{Name: "push.settings.get", Service: SvcPush, Routes: []Route{{Method: "GET", Path: "/api/v1/push/settings"}}},
+	{Name: "push.settings.set", Service: SvcPush, Routes: []Route{{Method: "PUT", Path: "/api/v1/push/settings"}}},
 }
 
 // Path parameters that groups' routes share.

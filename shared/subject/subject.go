@@ -24,14 +24,19 @@ const (
 	// its own, so that its volume never pushes a session revocation out of
 	// IM_EVENTS, and with its own limits.
 	MessageStream = "IM_MESSAGES"
+	// PushDeadStream is the JetStream stream of offline pushes that failed after
+	// their retries (dead letters), kept for operators to inspect and replay. Its
+	// subjects (im.evt.push.dead.<provider>) are in no other stream.
+	PushDeadStream = "IM_PUSH_DEAD"
 )
 
 // Streams lists the JetStream streams and the subjects each captures; the
 // subjects of different streams never overlap (NATS refuses it), and every event
 // subject is in one (TestStreams). A new event domain needs its line here.
 var Streams = map[string][]string{
-	EventStream:   {EventPrefix + "session.>", EventPrefix + "relations.>", EventPrefix + "friend.>", EventPrefix + "security.>", EventPrefix + "user.>", EventPrefix + "account.>", EventPrefix + "group.>", EventPrefix + "file.>", EventPrefix + "config.>"},
-	MessageStream: {EventPrefix + "message.>"},
+	EventStream:    {EventPrefix + "session.>", EventPrefix + "relations.>", EventPrefix + "friend.>", EventPrefix + "security.>", EventPrefix + "user.>", EventPrefix + "account.>", EventPrefix + "group.>", EventPrefix + "file.>", EventPrefix + "config.>"},
+	MessageStream:  {EventPrefix + "message.>"},
+	PushDeadStream: {EventPrefix + "push.dead.>"},
 }
 
 // Request is the subject serving op (e.g. "msg.send" -> "im.v1.msg.send").
@@ -85,3 +90,7 @@ const EvtFriendRequestSent = EventPrefix + "friend.request.sent"
 // EvtFileUploaded is published when a file becomes ready; the file domain's
 // worker consumes it durably to hash the file and make its thumbnail.
 const EvtFileUploaded = EventPrefix + "file.uploaded"
+
+// PushDead is the subject of a dead letter of provider (offline push): stream
+// IM_PUSH_DEAD.
+func PushDead(provider string) string { return EventPrefix + "push.dead." + provider }

@@ -9,7 +9,7 @@ import (
 // streams' subjects overlap (NATS refuses overlapping streams).
 func TestStreams(t *testing.T) {
 	events := []string{EvtMessageSent, EvtMessageEdited, EvtMessageRecalled, EvtUserCreated, EvtSessionRevoked, EvtAccountDeleted,
-		EvtLoginLocked, EvtRelationsChanged, EvtFriendRequestSent}
+		EvtLoginLocked, EvtRelationsChanged, EvtFriendRequestSent, EvtFileUploaded, PushDead("webhook")}
 	for _, ev := range events {
 		n := 0
 		for _, subjects := range Streams {
