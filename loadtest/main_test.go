@@ -64,6 +64,32 @@ func TestSmoke(t *testing.T) {
 			}
 			noLoss(t, r)
 		}},
+		{"group devices mixed", []string{"group", "-members", "12", "-online", "6", "-senders", "2", "-devices", "2", "-rate", "10",
+			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			// 6 members on 2 devices each: every message reaches the 11 devices but
+			// the sending one, the sender's other device included, once each.
+			if c["acked"] == 0 || c["acked"] != c["sent"] || c["delivered"] != 11*c["acked"] || c["expected_deliveries"] != c["delivered"] ||
+				c["deduped"] != 0 || r.Latency["e2e"].Count != c["delivered"] || r.Values["group_connections"] != 12 {
+				t.Errorf("sent %d, acked %d, delivered %d (want 11 per message), expected %d, deduped %d, e2e samples %d, connections %v",
+					c["sent"], c["acked"], c["delivered"], c["expected_deliveries"], c["deduped"], r.Latency["e2e"].Count, r.Values["group_connections"])
+			}
+			noLoss(t, r)
+			// The 1:1 messages beside it, reported apart.
+			if c["direct_sent"] == 0 || c["direct_acked"] != c["direct_sent"] || c["direct_delivered"] != c["direct_acked"] ||
+				c["direct_expected_deliveries"] != c["direct_delivered"] || r.Latency["direct_e2e"].Count != c["direct_delivered"] ||
+				r.Latency["direct_ack"].Count != c["direct_acked"] {
+				t.Errorf("direct: sent %d, acked %d, delivered %d, expected %d, latency %+v",
+					c["direct_sent"], c["direct_acked"], c["direct_delivered"], c["direct_expected_deliveries"], r.Latency)
+			}
+			if c["direct_lost"] != 0 || c["direct_duplicated"] != 0 || c["direct_push_missing"] != 0 || c["direct_deduped"] != 0 || len(r.Errors) > 0 {
+				t.Errorf("direct: lost %d, duplicated %d, push missing %d, deduped %d, errors %v",
+					c["direct_lost"], c["direct_duplicated"], c["direct_push_missing"], c["direct_deduped"], r.Errors)
+			}
+			if len(r.Checks) != 5 || r.Checks[4].Name != "1:1 lost / duplicated" || !r.Checks[4].OK {
+				t.Errorf("checks %+v", r.Checks)
+			}
+		}},
 		{"connect", []string{"connect", "-conns", "6", "-ramp", "100", "-heartbeat", "300ms", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
 			c := r.Counts
 			if c["opened"] != 6 || c["held_at_end"] != 6 || c["failed"] != 0 || c["pings"] == 0 || len(r.Errors) > 0 {
@@ -240,6 +266,31 @@ func TestRefusesOtherHosts(t *testing.T) {
 		_, err := run(t.Context(), append(args, "-timeout", "5s"), &out, &out)
 		if err == nil || !strings.Contains(err.Error(), "loopback") {
 			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestGroupFlags checks the group scenario's arguments before anything
+// connects (as TestRefusesOtherHosts: nothing listens at the database address).
+func TestGroupFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-devices", "0"}, "-devices 0: want at least 1"},
+		{[]string{"-devices", "-1"}, "-devices -1: want at least 1"},
+		{[]string{"-direct-users", "3", "-direct-rate", "10"}, "direct users must be even"},
+		{[]string{"-direct-users", "-2", "-direct-rate", "10"}, "direct users must be even"},
+		{[]string{"-direct-users", "4"}, "direct users need a positive direct rate"},
+		{[]string{"-direct-rate", "10"}, "a direct rate needs direct users"},
+		{[]string{"-online", "1"}, "want 2 ≤ online ≤ members"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		args := append([]string{"group", "-mysql-dsn", "root@tcp(127.0.0.1:1)/natter_absent", "-timeout", "5s"}, tt.args...)
+		_, err := run(t.Context(), args, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want %q", tt.args, err, tt.want)
 		}
 	}
 }
