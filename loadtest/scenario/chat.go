@@ -443,9 +443,10 @@ func (c *chat) onPush(m *member) func(ev, data []byte, at time.Time) bool {
 		if string(ev) != "msg.new" {
 			return true
 		}
-		conv, ok1 := field(data, "conv_id")
-		seqRaw, ok2 := field(data, "seq")
-		cmid, ok3 := field(data, "client_msg_id")
+		// In the order msg.new encodes them (wire.Message): one pass.
+		conv, rest, ok1 := fieldRest(data, "conv_id")
+		seqRaw, rest, ok2 := fieldRest(rest, "seq")
+		cmid, _, ok3 := fieldRest(rest, "client_msg_id")
 		seq, ok4 := atoi(seqRaw)
 		idx, k, sched, ok5 := c.parseID(cmid)
 		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
