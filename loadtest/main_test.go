@@ -35,6 +35,14 @@ func TestSmoke(t *testing.T) {
 	prom := httptest.NewServer(promhttp.Handler())
 	t.Cleanup(prom.Close)
 	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
+	// A second edge, for the run whose users' devices are spread over two.
+	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
+		gateway.Deps{NC: e.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := httptest.NewServer(gw.Handler())
+	t.Cleanup(second.Close)
 
 	tests := []struct {
 		name  string
@@ -65,10 +73,11 @@ func TestSmoke(t *testing.T) {
 			noLoss(t, r)
 		}},
 		{"group devices mixed", []string{"group", "-members", "12", "-online", "6", "-senders", "2", "-devices", "2", "-rate", "10",
-			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
+			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s", "-edges", st.Base + "," + second.URL}, func(t *testing.T, r *report.Result) {
 			c := r.Counts
-			// 6 members on 2 devices each: every message reaches the 11 devices but
-			// the sending one, the sender's other device included, once each.
+			// 6 members on 2 devices each, a user's devices on both edges: every
+			// message reaches the 11 devices but the sending one, the sender's other
+			// device included, once each.
 			if c["acked"] == 0 || c["acked"] != c["sent"] || c["delivered"] != 11*c["acked"] || c["expected_deliveries"] != c["delivered"] ||
 				c["deduped"] != 0 || r.Latency["e2e"].Count != c["delivered"] || r.Values["group_connections"] != 12 {
 				t.Errorf("sent %d, acked %d, delivered %d (want 11 per message), expected %d, deduped %d, e2e samples %d, connections %v",
