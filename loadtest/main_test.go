@@ -36,13 +36,7 @@ func TestSmoke(t *testing.T) {
 	t.Cleanup(prom.Close)
 	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
 	// A second edge, for the run whose users' devices are spread over two.
-	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
-		gateway.Deps{NC: e.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := httptest.NewServer(gw.Handler())
-	t.Cleanup(second.Close)
+	_, second := secondEdge(t, st)
 
 	tests := []struct {
 		name  string
@@ -73,7 +67,7 @@ func TestSmoke(t *testing.T) {
 			noLoss(t, r)
 		}},
 		{"group devices mixed", []string{"group", "-members", "12", "-online", "6", "-senders", "2", "-devices", "2", "-rate", "10",
-			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s", "-edges", st.Base + "," + second.URL}, func(t *testing.T, r *report.Result) {
+			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s", "-edges", st.Base + "," + second}, func(t *testing.T, r *report.Result) {
 			c := r.Counts
 			// 6 members on 2 devices each, a user's devices on both edges: every
 			// message reaches the 11 devices but the sending one, the sender's other
@@ -216,18 +210,12 @@ func noLoss(t *testing.T, r *report.Result) {
 func TestChaosEdgeRestart(t *testing.T) {
 	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
 	e := st.Env
-	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
-		gateway.Deps{NC: e.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := httptest.NewServer(gw.Handler())
-	t.Cleanup(second.Close)
+	gw, second := secondEdge(t, st)
 	signer, err := auth.NewSigner(config.Auth{Secret: fntest.Secret, AccessTTL: time.Hour, Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt := scenario.Target{Edges: []string{st.Base, second.URL}, DB: e.DB, Signer: signer}
+	tgt := scenario.Target{Edges: []string{st.Base, second}, DB: e.DB, Signer: signer}
 	r, err := scenario.Chaos(t.Context(), tgt, scenario.ChaosConfig{
 		MixConfig: scenario.MixConfig{Common: scenario.Common{Duration: 2 * time.Second},
 			Users: 8, Rate: 80, Members: 10, Online: 8, Senders: 2, GroupRate: 20, Drain: 20 * time.Second},
@@ -249,6 +237,19 @@ func TestChaosEdgeRestart(t *testing.T) {
 	} else if testing.Verbose() {
 		t.Logf("%s", table.String())
 	}
+}
+
+// secondEdge starts another edge on st's NATS and returns it with its base URL.
+func secondEdge(t *testing.T, st *stacktest.Stack) (*gateway.Gateway, string) {
+	t.Helper()
+	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
+		gateway.Deps{NC: st.Env.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return gw, srv.URL
 }
 
 func mustSigner(t *testing.T) *auth.Signer {
