@@ -52,7 +52,8 @@ const usage = `usage: go run ./loadtest <scenario> [flags]   (go run ./loadtest 
 
 scenarios:
   direct    U online users in pairs sending 1:1 messages at an open-loop rate (-step: find the highest rate that holds)
-  group     one group of G members, O online, S senders at rate r: deliveries/s and delivery latency (-step too)
+  group     one group of G members, O online on D devices each, S senders at rate r: deliveries/s and delivery latency
+            (-step too; -direct-users/-direct-rate: 1:1 messages meanwhile, reported apart)
   connect   C connections opened at a bounded ramp and held with heartbeats: time to open, edge memory per connection
   catchup   a device misses N messages across K conversations, reconnects and syncs: time until it has them all
   api       an HTTP mix of login, conv.list and msg.history at a rate or a concurrency: p50/p95/p99 per op
@@ -166,9 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 		fs.IntVar(&group.Members, "members", 500, "group members")
 		fs.IntVar(&group.Online, "online", 200, "members connected (the first ones)")
 		fs.IntVar(&group.Senders, "senders", 5, "online members that send")
-		fs.Float64Var(&group.Rate, "rate", 20, "group messages per second in total; deliveries are rate × (online-1)")
+		fs.IntVar(&group.Devices, "devices", 1, "WebSocket devices each online member connects (own device id and session); deliveries are rate × (online × devices - 1)")
+		fs.Float64Var(&group.Rate, "rate", 20, "group messages per second in total; deliveries are rate × (online × devices - 1)")
 		fs.IntVar(&group.Size, "size", 32, "text length in bytes")
 		fs.DurationVar(&group.Drain, "drain", 5*time.Second, "longest wait for late replies and pushes after sending")
+		fs.IntVar(&group.DirectUsers, "direct-users", 0, "more online users (even), in pairs of friends sending 1:1 messages meanwhile, reported apart as direct_* (0: none)")
+		fs.Float64Var(&group.DirectRate, "direct-rate", 0, "1:1 messages per second in total of -direct-users, the same in every step")
 		stepFlags(fs, &group.Step, 100*time.Millisecond)
 		retryFlags(fs, &retry)
 	case "connect":
@@ -228,6 +232,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*outcome
 	// Every argument is checked before anything connects: a bad flag must not
 	// depend on what the database holds.
 	switch name {
+	case "group":
+		if group.Devices < 1 {
+			return nil, fmt.Errorf("-devices %d: want at least 1", group.Devices)
+		}
+		if err := group.Check(); err != nil {
+			return nil, err
+		}
 	case "connect":
 		var err error
 		if conn.Shard, conn.Shards, err = parseShard(shard); err != nil {

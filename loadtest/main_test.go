@@ -35,6 +35,8 @@ func TestSmoke(t *testing.T) {
 	prom := httptest.NewServer(promhttp.Handler())
 	t.Cleanup(prom.Close)
 	base := []string{"-edges", st.Base, "-mysql-dsn", e.MySQL.DSN, "-auth-secret", fntest.Secret, "-out", out, "-quiet", "-timeout", "60s"}
+	// A second edge, for the run whose users' devices are spread over two.
+	_, second := secondEdge(t, st)
 
 	tests := []struct {
 		name  string
@@ -63,6 +65,33 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("sent %d, acked %d, delivered %d (want 5 per message)", c["sent"], c["acked"], c["delivered"])
 			}
 			noLoss(t, r)
+		}},
+		{"group devices mixed", []string{"group", "-members", "12", "-online", "6", "-senders", "2", "-devices", "2", "-rate", "10",
+			"-direct-users", "4", "-direct-rate", "20", "-duration", "1s", "-edges", st.Base + "," + second}, func(t *testing.T, r *report.Result) {
+			c := r.Counts
+			// 6 members on 2 devices each, a user's devices on both edges: every
+			// message reaches the 11 devices but the sending one, the sender's other
+			// device included, once each.
+			if c["acked"] == 0 || c["acked"] != c["sent"] || c["delivered"] != 11*c["acked"] || c["expected_deliveries"] != c["delivered"] ||
+				c["deduped"] != 0 || r.Latency["e2e"].Count != c["delivered"] || r.Values["group_connections"] != 12 {
+				t.Errorf("sent %d, acked %d, delivered %d (want 11 per message), expected %d, deduped %d, e2e samples %d, connections %v",
+					c["sent"], c["acked"], c["delivered"], c["expected_deliveries"], c["deduped"], r.Latency["e2e"].Count, r.Values["group_connections"])
+			}
+			noLoss(t, r)
+			// The 1:1 messages beside it, reported apart.
+			if c["direct_sent"] == 0 || c["direct_acked"] != c["direct_sent"] || c["direct_delivered"] != c["direct_acked"] ||
+				c["direct_expected_deliveries"] != c["direct_delivered"] || r.Latency["direct_e2e"].Count != c["direct_delivered"] ||
+				r.Latency["direct_ack"].Count != c["direct_acked"] {
+				t.Errorf("direct: sent %d, acked %d, delivered %d, expected %d, latency %+v",
+					c["direct_sent"], c["direct_acked"], c["direct_delivered"], c["direct_expected_deliveries"], r.Latency)
+			}
+			if c["direct_lost"] != 0 || c["direct_duplicated"] != 0 || c["direct_push_missing"] != 0 || c["direct_deduped"] != 0 || len(r.Errors) > 0 {
+				t.Errorf("direct: lost %d, duplicated %d, push missing %d, deduped %d, errors %v",
+					c["direct_lost"], c["direct_duplicated"], c["direct_push_missing"], c["direct_deduped"], r.Errors)
+			}
+			if len(r.Checks) != 5 || r.Checks[4].Name != "1:1 lost / duplicated" || !r.Checks[4].OK {
+				t.Errorf("checks %+v", r.Checks)
+			}
 		}},
 		{"connect", []string{"connect", "-conns", "6", "-ramp", "100", "-heartbeat", "300ms", "-duration", "1s"}, func(t *testing.T, r *report.Result) {
 			c := r.Counts
@@ -185,18 +214,12 @@ func noLoss(t *testing.T, r *report.Result) {
 func TestChaosEdgeRestart(t *testing.T) {
 	st := stacktest.Start(t, gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1}, fntest.Options{})
 	e := st.Env
-	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
-		gateway.Deps{NC: e.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := httptest.NewServer(gw.Handler())
-	t.Cleanup(second.Close)
+	gw, second := secondEdge(t, st)
 	signer, err := auth.NewSigner(config.Auth{Secret: fntest.Secret, AccessTTL: time.Hour, Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt := scenario.Target{Edges: []string{st.Base, second.URL}, DB: e.DB, Signer: signer}
+	tgt := scenario.Target{Edges: []string{st.Base, second}, DB: e.DB, Signer: signer}
 	r, err := scenario.Chaos(t.Context(), tgt, scenario.ChaosConfig{
 		MixConfig: scenario.MixConfig{Common: scenario.Common{Duration: 2 * time.Second},
 			Users: 8, Rate: 80, Members: 10, Online: 8, Senders: 2, GroupRate: 20, Drain: 20 * time.Second},
@@ -218,6 +241,19 @@ func TestChaosEdgeRestart(t *testing.T) {
 	} else if testing.Verbose() {
 		t.Logf("%s", table.String())
 	}
+}
+
+// secondEdge starts another edge on st's NATS and returns it with its base URL.
+func secondEdge(t *testing.T, st *stacktest.Stack) (*gateway.Gateway, string) {
+	t.Helper()
+	gw, err := gateway.New(gateway.Config{RateLimit: -1, HTTPPublicLimit: -1, HTTPUserLimit: -1},
+		gateway.Deps{NC: st.Env.Connect(t), Signer: mustSigner(t), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return gw, srv.URL
 }
 
 func mustSigner(t *testing.T) *auth.Signer {
@@ -244,6 +280,31 @@ func TestRefusesOtherHosts(t *testing.T) {
 		_, err := run(t.Context(), append(args, "-timeout", "5s"), &out, &out)
 		if err == nil || !strings.Contains(err.Error(), "loopback") {
 			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestGroupFlags checks the group scenario's arguments before anything
+// connects (as TestRefusesOtherHosts: nothing listens at the database address).
+func TestGroupFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-devices", "0"}, "-devices 0: want at least 1"},
+		{[]string{"-devices", "-1"}, "-devices -1: want at least 1"},
+		{[]string{"-direct-users", "3", "-direct-rate", "10"}, "direct users must be even"},
+		{[]string{"-direct-users", "-2", "-direct-rate", "10"}, "direct users must be even"},
+		{[]string{"-direct-users", "4"}, "direct users need a positive direct rate"},
+		{[]string{"-direct-rate", "10"}, "a direct rate needs direct users"},
+		{[]string{"-online", "1"}, "want 2 ≤ online ≤ members"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		args := append([]string{"group", "-mysql-dsn", "root@tcp(127.0.0.1:1)/natter_absent", "-timeout", "5s"}, tt.args...)
+		_, err := run(t.Context(), args, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want %q", tt.args, err, tt.want)
 		}
 	}
 }

@@ -127,46 +127,73 @@ type chatConfig struct {
 	Drain time.Duration
 	Step  Step
 	Retry Retry
+	// Apart names the sections reported apart from the run's own numbers (a
+	// flow added with addFlow(rate, "direct") is counted in direct_sent,
+	// direct_e2e, direct_lost, ...).
+	Apart []string
 	// OnSending, when set, is called once as sending starts (the fault of a chaos
 	// run and the metric samples of a soak run are timed from there).
 	OnSending func(start time.Time)
 }
 
+// tally is one section of a run's numbers: the run's own (prefix ""), or one
+// reported apart (prefix "direct_": the 1:1 messages of a mixed group run).
+// What is counted by message and conversation is counted per section; what
+// sessions and resends do is the run's.
+type tally struct {
+	prefix string
+	// Recorder counters and histograms, named prefix+"sent", prefix+"e2e", ...
+	sent, acked, delivered, synced *atomic.Int64
+	ack, e2e                       *hist.Hist
+	// Totals checked at the end.
+	deduped, ooo, reordered, ackDups, reused, expect atomic.Int64
+}
+
+// Names of a tally's recorder counters and histograms, without its prefix.
+var (
+	tallyCounters = []string{"sent", "acked", "delivered", "synced"}
+	tallyHists    = []string{"ack", "e2e"}
+)
+
 type chat struct {
 	cfg chatConfig
 	rec *report.Recorder
 	ctx context.Context // the run's, for the members' syncs
-	// Recorder counters (per-second rates in the series and progress line).
-	sent, acked, delivered, synced *atomic.Int64
-	ack, e2e                       *hist.Hist
+	// The run's own numbers first, then the sections reported apart.
+	tallies []*tally
 	// Totals checked at the end.
-	deduped, ooo, reordered, foreign, ackDups, reused atomic.Int64
-	retries, retriedOK, retryStored, gaveUp, waited   atomic.Int64
-	syncCalls, gapsSkipped                            atomic.Int64
-	queued, outstanding, expect, arrived              atomic.Int64
-	firstBad, lastBad                                 atomic.Int64 // unix ns of failures and reconnects
-	scheduled                                         atomic.Int64
-	tag                                               []byte
-	text                                              string
-	members                                           []*member
-	senders                                           []*sender
-	flows                                             []*flow
-	convs                                             []*convLog
-	stepsRun                                          []report.Step
-	highestHeld                                       float64
-	sendSeconds                                       float64
-	stop                                              chan struct{} // closed when the run ends: syncs stop
+	foreign                                         atomic.Int64
+	retries, retriedOK, retryStored, gaveUp, waited atomic.Int64
+	syncCalls, gapsSkipped                          atomic.Int64
+	queued, outstanding, expect, arrived            atomic.Int64
+	firstBad, lastBad                               atomic.Int64 // unix ns of failures and reconnects
+	scheduled                                       atomic.Int64
+	tag                                             []byte
+	text                                            string
+	members                                         []*member
+	senders                                         []*sender
+	flows                                           []*flow
+	convs                                           []*convLog
+	stepsRun                                        []report.Step
+	highestHeld                                     float64
+	sendSeconds                                     float64
+	stop                                            chan struct{} // closed when the run ends: syncs stop
 }
 
-// flow is a set of senders sharing one rate (a chaos run has two: 1:1 and group).
+// flow is a set of senders sharing one rate (a chaos run has two: 1:1 and group),
+// and the section their messages are counted in.
 type flow struct {
 	senders []*sender
 	rate    float64
+	t       *tally
 }
 
-// member is one online user with one session.
+// member is one connected device of an online user, with its session: a client
+// of its own (cursors, gaps, syncs). A user with several devices is several
+// members with one uid.
 type member struct {
 	c       *chat
+	n       int64 // 1 + its index in c.members
 	uid     int64
 	sess    atomic.Pointer[client.Session] // set once connected
 	mu      sync.Mutex
@@ -208,10 +235,11 @@ func (s *seqSet) set(seq int64) {
 // client_msg_id) each seq carried wherever it was seen.
 type convLog struct {
 	id         string
-	recipients int64 // online members that get each message live
+	t          *tally
+	recipients int64 // online members (devices) that get each message live: all but the sending one
 	online     []*member
 	mu         sync.RWMutex // read-locked on the hot path: most arrivals find their seq recorded
-	acked      []int64      // seq -> sender's user id (0: not acknowledged)
+	acked      []int64      // seq -> the sending member's n (0: not acknowledged)
 	ids        []int64      // seq -> msgID (0: not seen)
 	conflict   seqSet       // seqs seen carrying two different messages
 	top        int64
@@ -220,11 +248,12 @@ type convLog struct {
 // msgID packs a sender index and its message number k.
 func msgID(idx, k int64) int64 { return idx<<32 | k }
 
-// record notes that seq carried message id (and was acknowledged to sender uid,
-// when not 0); it reports whether seq was seen before with another message.
-func (l *convLog) record(seq, id, uid int64) (conflict bool) {
+// record notes that seq carried message id (and was acknowledged to the member
+// numbered by, when not 0); it reports whether seq was seen before with another
+// message.
+func (l *convLog) record(seq, id, by int64) (conflict bool) {
 	l.mu.RLock()
-	known := seq < int64(len(l.ids)) && l.ids[seq] == id && (uid == 0 || l.acked[seq] == uid)
+	known := seq < int64(len(l.ids)) && l.ids[seq] == id && (by == 0 || l.acked[seq] == by)
 	l.mu.RUnlock()
 	if known {
 		return false
@@ -236,8 +265,8 @@ func (l *convLog) record(seq, id, uid int64) (conflict bool) {
 		l.acked = append(l.acked, 0)
 	}
 	l.top = max(l.top, seq)
-	if uid != 0 {
-		l.acked[seq] = uid
+	if by != 0 {
+		l.acked[seq] = by
 	}
 	switch prev := l.ids[seq]; {
 	case prev == 0:
@@ -275,9 +304,25 @@ type sendOp struct {
 func newChat(ctx context.Context, cfg chatConfig) *chat {
 	cfg.Retry = cfg.Retry.withDefaults()
 	c := &chat{cfg: cfg, ctx: ctx, stop: make(chan struct{})}
-	c.rec = report.NewRecorder([]string{"sent", "acked", "delivered", "synced"}, []string{"ack", "e2e"})
-	c.sent, c.acked, c.delivered, c.synced = c.rec.Counter("sent"), c.rec.Counter("acked"), c.rec.Counter("delivered"), c.rec.Counter("synced")
-	c.ack, c.e2e = c.rec.Hist("ack"), c.rec.Hist("e2e")
+	var counters, hists []string
+	for _, name := range append([]string{""}, cfg.Apart...) {
+		t := &tally{}
+		if name != "" {
+			t.prefix = name + "_"
+		}
+		for _, k := range tallyCounters {
+			counters = append(counters, t.prefix+k)
+		}
+		for _, k := range tallyHists {
+			hists = append(hists, t.prefix+k)
+		}
+		c.tallies = append(c.tallies, t)
+	}
+	c.rec = report.NewRecorder(counters, hists)
+	for _, t := range c.tallies {
+		t.sent, t.acked, t.delivered, t.synced = c.rec.Counter(t.prefix+"sent"), c.rec.Counter(t.prefix+"acked"), c.rec.Counter(t.prefix+"delivered"), c.rec.Counter(t.prefix+"synced")
+		t.ack, t.e2e = c.rec.Hist(t.prefix+"ack"), c.rec.Hist(t.prefix+"e2e")
+	}
 	c.tag = []byte("L" + cfg.Prefix)
 	size := max(cfg.Size, 16)
 	text := "load message "
@@ -286,15 +331,27 @@ func newChat(ctx context.Context, cfg chatConfig) *chat {
 }
 
 func (c *chat) addMember(uid int64) *member {
-	m := &member{c: c, uid: uid, recv: map[string]*received{}}
+	m := &member{c: c, n: int64(len(c.members) + 1), uid: uid, recv: map[string]*received{}}
 	c.members = append(c.members, m)
 	return m
 }
 
-// addConv adds a conversation whose online members each get every message live
-// but the sender.
-func (c *chat) addConv(id string, online []*member) *convLog {
-	l := &convLog{id: id, online: online, recipients: int64(len(online) - 1)}
+// addFlow adds a flow of senders at rate per second (0: the run's rate),
+// counted in the run's own numbers or, with section (one of cfg.Apart), in
+// that section's; it returns the flow's index.
+func (c *chat) addFlow(rate float64, section string) int {
+	f := &flow{rate: rate, t: c.tallies[0]}
+	if section != "" {
+		f.t = c.tallies[1+slices.Index(c.cfg.Apart, section)]
+	}
+	c.flows = append(c.flows, f)
+	return len(c.flows) - 1
+}
+
+// addConv adds a conversation of flow f whose online members (devices) each get
+// every message live but the sending one.
+func (c *chat) addConv(f int, id string, online []*member) *convLog {
+	l := &convLog{id: id, t: c.flows[f].t, online: online, recipients: int64(len(online) - 1)}
 	for _, m := range online {
 		m.recv[id] = &received{conv: l}
 	}
@@ -302,11 +359,8 @@ func (c *chat) addConv(id string, online []*member) *convLog {
 	return l
 }
 
-// addSender adds a sender to flow f (created on first use).
+// addSender adds a sender to flow f.
 func (c *chat) addSender(f int, m *member, conv *convLog, target string) {
-	for len(c.flows) <= f {
-		c.flows = append(c.flows, &flow{})
-	}
 	s := &sender{idx: len(c.senders), m: m, conv: conv, target: target, queue: make(chan int64, 4096)}
 	c.senders = append(c.senders, s)
 	c.flows[f].senders = append(c.flows[f].senders, s)
@@ -389,9 +443,10 @@ func (c *chat) onPush(m *member) func(ev, data []byte, at time.Time) bool {
 		if string(ev) != "msg.new" {
 			return true
 		}
-		conv, ok1 := field(data, "conv_id")
-		seqRaw, ok2 := field(data, "seq")
-		cmid, ok3 := field(data, "client_msg_id")
+		// In the order msg.new encodes them (wire.Message): one pass.
+		conv, rest, ok1 := fieldRest(data, "conv_id")
+		seqRaw, rest, ok2 := fieldRest(rest, "seq")
+		cmid, _, ok3 := fieldRest(rest, "client_msg_id")
 		seq, ok4 := atoi(seqRaw)
 		idx, k, sched, ok5 := c.parseID(cmid)
 		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
@@ -407,8 +462,8 @@ func (c *chat) onPush(m *member) func(ev, data []byte, at time.Time) bool {
 			return true
 		}
 		if fresh {
-			c.e2e.Record(at.Sub(time.Unix(0, sched)))
-			c.delivered.Add(1)
+			r.conv.t.e2e.Record(at.Sub(time.Unix(0, sched)))
+			r.conv.t.delivered.Add(1)
 		}
 		return true
 	}
@@ -426,12 +481,13 @@ const (
 // reaches the application in seq order, and a gap is pulled with msg.sync after
 // syncGrace. It reports whether seq was new to m.
 func (c *chat) arrive(m *member, r *received, seq, id int64, own bool, src int, at time.Time) bool {
+	t := r.conv.t
 	if id != 0 && r.conv.record(seq, id, 0) {
-		c.reused.Add(1)
+		t.reused.Add(1)
 	}
 	if r.bits.has(seq) {
 		if !own && src != srcAck {
-			c.deduped.Add(1)
+			t.deduped.Add(1)
 		}
 		return false
 	}
@@ -442,15 +498,15 @@ func (c *chat) arrive(m *member, r *received, seq, id int64, own bool, src int, 
 	if id != 0 && !own {
 		c.arrived.Add(1)
 		if seq <= r.shown {
-			c.ooo.Add(1) // its gap was skipped: the application showed later ones first
+			t.ooo.Add(1) // its gap was skipped: the application showed later ones first
 		}
 		if src == srcSync {
-			c.synced.Add(1)
+			t.synced.Add(1)
 		}
 	}
 	if src == srcPush {
 		if seq < r.lastPush {
-			c.reordered.Add(1)
+			t.reordered.Add(1)
 		}
 		r.lastPush = max(r.lastPush, seq)
 	}
@@ -587,9 +643,9 @@ func (c *chat) syncMember(m *member) error {
 			}
 			for _, msg := range sc.Messages {
 				var id int64
-				own := msg.Sender == m.uid
+				own := false // sent by this device; its user's other devices get it
 				if idx, k, _, ok := c.parseID([]byte(msg.ClientMsgID)); ok {
-					id = msgID(idx, k)
+					id, own = msgID(idx, k), c.senders[idx].m == m
 				}
 				c.arrive(m, r, msg.Seq, id, own, srcSync, now)
 				cursors[sc.ConvID] = max(cursors[sc.ConvID], msg.Seq)
@@ -632,7 +688,7 @@ func (c *chat) runSender(s *sender) {
 	for sched := range s.queue {
 		c.queued.Add(-1)
 		k++
-		c.sent.Add(1)
+		s.conv.t.sent.Add(1)
 		c.outstanding.Add(1)
 		buf = c.attempt(&sendOp{s: s, k: k, sched: sched, first: time.Now()}, buf)
 	}
@@ -666,7 +722,9 @@ func (c *chat) onAck(op *sendOp, raw []byte, err error) {
 		return
 	}
 	defer c.outstanding.Add(-1)
-	c.ack.Record(time.Since(time.Unix(0, op.sched)))
+	s := op.s
+	t := s.conv.t
+	t.ack.Record(time.Since(time.Unix(0, op.sched)))
 	seqRaw, ok := field(raw, "seq")
 	seq, ok2 := atoi(seqRaw)
 	if !ok || !ok2 || seq <= 0 {
@@ -676,22 +734,22 @@ func (c *chat) onAck(op *sendOp, raw []byte, err error) {
 	dup := bytes.Contains(raw, []byte(`"duplicate":true`))
 	switch {
 	case op.attempt == 0 && dup:
-		c.ackDups.Add(1) // every client_msg_id is new: the server saw a retry that was not one
+		t.ackDups.Add(1) // every client_msg_id is new: the server saw a retry that was not one
 	case op.attempt > 0:
 		c.retriedOK.Add(1)
 		if dup {
 			c.retryStored.Add(1) // an earlier attempt was stored; its reply was lost
 		}
 	}
-	s := op.s
 	id := msgID(int64(s.idx), op.k)
-	if s.conv.record(seq, id, s.m.uid) {
-		c.reused.Add(1)
+	if s.conv.record(seq, id, s.m.n) {
+		t.reused.Add(1)
 	}
 	s.m.mu.Lock()
 	c.arrive(s.m, s.m.recv[s.conv.id], seq, id, true, srcAck, time.Now())
 	s.m.mu.Unlock()
-	c.acked.Add(1)
+	t.acked.Add(1)
+	t.expect.Add(s.conv.recipients)
 	c.expect.Add(s.conv.recipients)
 }
 
@@ -783,10 +841,10 @@ func (c *chat) schedule(ctx context.Context, f *flow, rate float64, d time.Durat
 	}
 }
 
-// scheduleAll runs every flow at its rate for d at once.
-func (c *chat) scheduleAll(ctx context.Context, d time.Duration) {
+// scheduleAll runs flows, each at its rate, for d at once.
+func (c *chat) scheduleAll(ctx context.Context, flows []*flow, d time.Duration) {
 	var wg sync.WaitGroup
-	for _, f := range c.flows {
+	for _, f := range flows {
 		wg.Go(func() { c.schedule(ctx, f, f.rate, d) })
 	}
 	wg.Wait()
@@ -849,7 +907,7 @@ func (c *chat) run(ctx context.Context, res *report.Result) {
 		c.cfg.OnSending(a.At)
 	}
 	if !c.cfg.Step.Enabled {
-		c.scheduleAll(ctx, c.cfg.Duration)
+		c.scheduleAll(ctx, c.flows, c.cfg.Duration)
 		c.sendSeconds = time.Since(a.At).Seconds()
 		c.drain(ctx, drain)
 	} else {
@@ -862,8 +920,10 @@ func (c *chat) run(ctx context.Context, res *report.Result) {
 	c.rec.Sample()
 	w := c.rec.Window(a, b)
 	finish(res, c.rec, w, procs)
-	for _, k := range []string{"sent", "acked", "delivered", "synced"} {
-		res.Rates[k] = round(float64(w.Counts[k])/c.sendSeconds, 1)
+	for _, t := range c.tallies {
+		for _, k := range tallyCounters {
+			res.Rates[t.prefix+k] = round(float64(w.Counts[t.prefix+k])/c.sendSeconds, 1)
+		}
 	}
 	res.Values["send_seconds"] = round(c.sendSeconds, 2)
 	res.Steps = c.stepsRun
@@ -878,7 +938,11 @@ func (c *chat) steps(ctx context.Context, drain time.Duration) {
 	rate := c.cfg.Rate
 	for ctx.Err() == nil {
 		a := c.rec.Mark()
+		// The first flow steps; any other runs at its own rate during every step.
+		var wg sync.WaitGroup
+		wg.Go(func() { c.scheduleAll(ctx, c.flows[1:], st.Duration) })
 		n := c.schedule(ctx, c.flows[0], rate, st.Duration)
+		wg.Wait()
 		secs := time.Since(a.At).Seconds()
 		c.sendSeconds += secs
 		c.drain(ctx, drain)
@@ -909,15 +973,24 @@ func (c *chat) steps(ctx context.Context, drain time.Duration) {
 	}
 }
 
-// verify compares what every member holds (pushed, or synced) with the
+// verified is what verify found in one section of a run.
+type verified struct {
+	missing, bySync, unackedDelivered, recovered, lost, unchecked, dupShown, storedTwice int64
+}
+
+// verify compares what every member (device) holds (pushed, or synced) with the
 // acknowledged sends of its conversations, and looks up each seq still missing
 // with msg.history: recovered means stored and found there, lost means never
 // received, even so. It also counts what the application saw twice: one message
-// (client_msg_id) stored under two seqs.
+// (client_msg_id) stored under two seqs. Every section is counted apart.
 func (c *chat) verify(ctx context.Context, res *report.Result) {
-	var missing, bySync, unackedDelivered, recovered, lost, unchecked, dupShown, storedTwice int64
+	found := make(map[*tally]*verified, len(c.tallies))
+	for _, t := range c.tallies {
+		found[t] = &verified{}
+	}
 	budget := 2000 // history calls
 	for _, conv := range c.convs {
+		v := found[conv.t]
 		conv.mu.Lock()
 		acked, ids := slices.Clone(conv.acked), slices.Clone(conv.ids)
 		conv.mu.Unlock()
@@ -936,25 +1009,25 @@ func (c *chat) verify(ctx context.Context, res *report.Result) {
 			}
 			seen[id] = int64(seq)
 		}
-		storedTwice += int64(len(twice))
+		v.storedTwice += int64(len(twice))
 		for _, m := range conv.online {
 			var miss []int64
 			m.mu.Lock()
 			r := m.recv[conv.id]
-			for seq, snd := range acked {
-				if snd == 0 || snd == m.uid {
+			for seq, by := range acked {
+				if by == 0 || by == m.n {
 					continue
 				}
 				switch {
 				case !r.bits.has(int64(seq)):
 					miss = append(miss, int64(seq))
 				case r.bySync.has(int64(seq)):
-					bySync++
+					v.bySync++
 				}
 			}
 			for seq, id := range ids {
 				if id != 0 && r.bits.has(int64(seq)) && acked[seq] == 0 && c.senders[id>>32].m != m {
-					unackedDelivered++
+					v.unackedDelivered++
 				}
 			}
 			for _, seqs := range twice {
@@ -964,37 +1037,44 @@ func (c *chat) verify(ctx context.Context, res *report.Result) {
 						n++
 					}
 				}
-				dupShown += int64(max(n-1, 0))
+				v.dupShown += int64(max(n-1, 0))
 			}
 			m.mu.Unlock()
-			missing += int64(len(miss))
+			v.missing += int64(len(miss))
 			if len(miss) == 0 {
 				continue
 			}
 			if budget <= 0 {
-				unchecked += int64(len(miss))
+				v.unchecked += int64(len(miss))
 				continue
 			}
-			found, calls := c.inHistory(ctx, m, conv.id, miss, budget)
+			got, calls := c.inHistory(ctx, m, conv.id, miss, budget)
 			budget -= calls
-			recovered += found
-			lost += int64(len(miss)) - found
+			v.recovered += got
+			v.lost += int64(len(miss)) - got
 		}
 	}
-	res.Counts["duplicated"] = dupShown
-	res.Counts["stored_twice"] = storedTwice
-	res.Counts["seq_reused"] = c.reused.Load()
-	res.Counts["deduped"] = c.deduped.Load()
-	res.Counts["out_of_order"] = c.ooo.Load()
-	res.Counts["pushes_reordered"] = c.reordered.Load()
-	res.Counts["push_missing"] = missing + bySync
-	res.Counts["recovered_by_sync"] = bySync
-	res.Counts["recovered_by_history"] = recovered
-	res.Counts["lost"] = lost
-	res.Counts["delivered_unacked"] = unackedDelivered
+	for _, t := range c.tallies {
+		v, p := found[t], t.prefix
+		res.Counts[p+"duplicated"] = v.dupShown
+		res.Counts[p+"stored_twice"] = v.storedTwice
+		res.Counts[p+"seq_reused"] = t.reused.Load()
+		res.Counts[p+"deduped"] = t.deduped.Load()
+		res.Counts[p+"out_of_order"] = t.ooo.Load()
+		res.Counts[p+"pushes_reordered"] = t.reordered.Load()
+		res.Counts[p+"push_missing"] = v.missing + v.bySync
+		res.Counts[p+"recovered_by_sync"] = v.bySync
+		res.Counts[p+"recovered_by_history"] = v.recovered
+		res.Counts[p+"lost"] = v.lost
+		res.Counts[p+"delivered_unacked"] = v.unackedDelivered
+		res.Counts[p+"ack_duplicate"] = t.ackDups.Load()
+		res.Counts[p+"expected_deliveries"] = t.expect.Load()
+		if v.unchecked > 0 {
+			res.Counts[p+"missing_unchecked"] = v.unchecked
+			res.Notes = append(res.Notes, fmt.Sprintf("%d missing messages were not looked up (history call budget spent)", v.unchecked))
+		}
+	}
 	res.Counts["foreign_pushes"] = c.foreign.Load()
-	res.Counts["ack_duplicate"] = c.ackDups.Load()
-	res.Counts["expected_deliveries"] = c.expect.Load()
 	res.Counts["send_retries"] = c.retries.Load()
 	res.Counts["sends_retried_ok"] = c.retriedOK.Load()
 	res.Counts["retry_found_stored"] = c.retryStored.Load()
@@ -1002,10 +1082,6 @@ func (c *chat) verify(ctx context.Context, res *report.Result) {
 	res.Counts["sends_waited_offline"] = c.waited.Load()
 	res.Counts["sync_calls"] = c.syncCalls.Load()
 	res.Counts["gaps_skipped"] = c.gapsSkipped.Load()
-	if unchecked > 0 {
-		res.Counts["missing_unchecked"] = unchecked
-		res.Notes = append(res.Notes, fmt.Sprintf("%d missing messages were not looked up (history call budget spent)", unchecked))
-	}
 	var dropped, reconnects, dialFailures int64
 	var offline, longest time.Duration
 	for _, m := range c.members {

@@ -17,10 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -246,35 +246,54 @@ func round(v float64, places int) float64 {
 // without its quotes, or a number. It finds the first occurrence, so it serves
 // objects whose wanted keys come before any nested content (natter's encodings).
 func field(b []byte, key string) ([]byte, bool) {
+	v, _, ok := fieldRest(b, key)
+	return v, ok
+}
+
+// fieldRest is field that also returns what follows the value: the next of
+// several keys in encoding order is looked for there, so that one pass reads them
+// all (the receive path reads three per push).
+func fieldRest(b []byte, key string) (v, rest []byte, ok bool) {
 	var pat [48]byte
 	p := append(append(append(pat[:0], '"'), key...), '"', ':')
 	i := bytes.Index(b, p)
 	if i < 0 {
-		return nil, false
+		return nil, nil, false
 	}
-	v := b[i+len(p):]
+	v = b[i+len(p):]
 	if len(v) > 0 && v[0] == '"' {
 		v = v[1:]
 		end := 0
 		for end < len(v) && v[end] != '"' {
 			if v[end] == '\\' {
-				return nil, false
+				return nil, nil, false
 			}
 			end++
 		}
 		if end == len(v) {
-			return nil, false
+			return nil, nil, false
 		}
-		return v[:end], true
+		return v[:end], v[end+1:], true
 	}
 	end := 0
 	for end < len(v) && v[end] != ',' && v[end] != '}' {
 		end++
 	}
-	return v[:end], end > 0
+	return v[:end], v[end:], end > 0
 }
 
+// atoi reads a non-negative decimal number (what the generator's ids, seqs and
+// times are) without strconv's generality: it runs several times per push.
 func atoi(b []byte) (int64, bool) {
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	return n, err == nil
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0') // 19 digits fit in a uint64
+	}
+	return int64(n), n <= math.MaxInt64
 }

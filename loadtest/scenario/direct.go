@@ -47,7 +47,7 @@ func Direct(ctx context.Context, t Target, cfg DirectConfig) (*report.Result, er
 		defer cleanup(sd)
 	}
 	c := newChat(ctx, chatConfig{Common: cfg.Common, Rate: cfg.Rate, Size: cfg.Size, Drain: cfg.Drain, Step: cfg.Step, Retry: cfg.Retry})
-	users, err := seedDirect(ctx, sd, c, cfg.Users, 0)
+	users, err := seedDirect(ctx, sd, c, cfg.Users, c.addFlow(0, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func seedDirect(ctx context.Context, sd *seed.Seeder, c *chat, n, f int) ([]seed
 	}
 	for i := range pairs {
 		a, b := c.addMember(users[2*i].ID), c.addMember(users[2*i+1].ID)
-		conv := c.addConv(convIDs[i], []*member{a, b})
+		conv := c.addConv(f, convIDs[i], []*member{a, b})
 		c.addSender(f, a, conv, `"to":`+strconv.FormatInt(b.uid, 10))
 		c.addSender(f, b, conv, `"to":`+strconv.FormatInt(a.uid, 10))
 	}

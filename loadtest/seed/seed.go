@@ -118,6 +118,22 @@ func (s *Seeder) Users(ctx context.Context, n int, device string) ([]User, error
 	return users, nil
 }
 
+// Devices logs users in on one more device each: it returns a copy of each user
+// with a live session on device and that session's access token.
+func (s *Seeder) Devices(ctx context.Context, users []User, device string) ([]User, error) {
+	out := make([]User, len(users))
+	for i, u := range users {
+		u.Device = device
+		out[i] = u
+	}
+	for start := 0; start < len(out); start += batch {
+		if err := s.sessions(ctx, out[start:min(start+batch, len(out))]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // sessions inserts a live session per user (as account.login does) and mints its
 // access token.
 func (s *Seeder) sessions(ctx context.Context, users []User) error {
