@@ -6,7 +6,8 @@
 # Ensures MariaDB/MySQL (MYSQL_DSN) and the S3 server (S3_ENDPOINT), reusing running
 # ones, installs redis-server (each test package starts its own), then runs go test
 # (./... unless packages are given). Services this run started are stopped when it
-# ends, however it ends; the exit status is go test's.
+# ends, however it ends; the exit status is go test's. For test and race it also
+# prepares the browser tests (scripts/browser.sh: chromium, npm ci).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,6 +35,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 bash "$ROOT/scripts/services.sh" start mysql redis-bin s3
+if [[ "$mode" != bench ]]; then
+  # Browser tests (web pages in Playwright + chromium) must run here, not skip.
+  bash "$ROOT/scripts/browser.sh"
+  export NATTER_BROWSER_REQUIRED=1
+fi
 
 args=(-count=1 -timeout "${TEST_TIMEOUT:-15m}")
 case "$mode" in
