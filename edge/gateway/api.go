@@ -38,7 +38,7 @@ type route struct {
 func (g *Gateway) routes() (*http.ServeMux, error) {
 	api := &router{}
 	for _, o := range op.All {
-		if o.Access == op.Internal {
+		if o.Access == op.Internal || o.Access == op.Admin { // admin ops have their own routes and tokens
 			continue
 		}
 		for _, rt := range o.Routes {
@@ -57,7 +57,7 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 	}
 	err := api.add("POST /api/v1/{op...}", func(w http.ResponseWriter, r *http.Request) {
 		o, ok := op.Lookup(r.PathValue("op"))
-		if !ok || o.Access == op.Internal {
+		if !ok || o.Access == op.Internal || o.Access == op.Admin {
 			writeJSONError(w, unknownOp(r.PathValue("op")))
 			return
 		}

@@ -201,7 +201,7 @@ func (s *Server) serveVerbs(svc *service) error {
 func (svc *service) info() micro.Info {
 	in := micro.Info{ServiceIdentity: svc.id, Type: micro.InfoResponseType, Description: svc.desc, Endpoints: []micro.EndpointInfo{}}
 	for _, h := range svc.eps {
-		access := map[op.Access]string{op.User: "user", op.Public: "public", op.Internal: "internal"}[h.ep.Op.Access]
+		access := map[op.Access]string{op.User: "user", op.Public: "public", op.Internal: "internal", op.Admin: "admin"}[h.ep.Op.Access]
 		in.Endpoints = append(in.Endpoints, micro.EndpointInfo{Name: h.ep.Op.Endpoint(), Subject: h.ep.Op.Subject(), QueueGroup: svc.id.Name,
 			Metadata: map[string]string{"op": h.ep.Op.Name, "access": access}})
 	}
@@ -373,9 +373,25 @@ func call(ctx context.Context, l zerolog.Logger, ep Endpoint, c Caller, data []b
 
 // checkAccess refuses user ops without a caller. Public ops need none, and
 // internal ops come only from edges (NATS permissions) and check what they need.
+// Operators and chat users are separate id spaces: an operator (a caller with an
+// operator role) may call only admin ops, and only those its role reaches; a chat
+// user never reaches an admin op.
 func checkAccess(o op.Op, c Caller) error {
-	if o.Access == op.User && c.UserID == 0 {
-		return imerr.New(imerr.Unauthorized, "login required")
+	switch o.Access {
+	case op.User:
+		if c.UserID == 0 {
+			return imerr.New(imerr.Unauthorized, "login required")
+		}
+		if op.AdminRank(c.Role) > 0 {
+			return imerr.New(imerr.Forbidden, "an operator token cannot call chat operations")
+		}
+	case op.Admin:
+		if c.UserID == 0 || op.AdminRank(c.Role) == 0 {
+			return imerr.New(imerr.Unauthorized, "operator login required")
+		}
+		if op.AdminRank(c.Role) < op.AdminRank(o.Role) {
+			return imerr.New(imerr.Forbidden, "role %s may not call %s", c.Role, o.Name)
+		}
 	}
 	return nil
 }

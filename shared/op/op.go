@@ -19,7 +19,30 @@ const (
 	User     Access = iota // a logged-in user (access token)
 	Public                 // anyone: register, login, refresh
 	Internal               // only the edge itself, never a client frame or HTTP route; served on im.internal.<op>
+	Admin                  // an operator of the back office (admin token, never a chat token); op names start with "admin." so they are served on im.v1.admin.<...>
 )
+
+// Operator roles, weakest first. An Admin op names the weakest role that may call it
+// (Op.Role); a stronger role may too.
+const (
+	RoleAuditor    = "auditor"    // reads everything, changes nothing
+	RoleOperator   = "operator"   // day-to-day moderation
+	RoleSuperadmin = "superadmin" // also operators, configuration
+)
+
+// AdminRank orders operator roles: 0 for anything that is not one (a chat user's
+// role), then auditor < operator < superadmin.
+func AdminRank(role string) int {
+	switch role {
+	case RoleAuditor:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleSuperadmin:
+		return 3
+	}
+	return 0
+}
 
 // Route maps a REST route onto an op. Path and query parameters become fields of
 // the request object; those named in Ints are sent as JSON numbers.
@@ -34,6 +57,7 @@ type Op struct {
 	Name    string
 	Service string
 	Access  Access
+	Role    string // Admin ops: the weakest operator role allowed (RoleAuditor...)
 	Routes  []Route
 }
 
