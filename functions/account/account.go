@@ -51,7 +51,7 @@ type Config struct {
 // Deps are what the domain needs; main wires them.
 type Deps struct {
 	DB      *sql.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	NC      *nats.Conn // events
 	Deliver *deliver.Deliverer
 	Signer  *auth.Signer
@@ -83,7 +83,7 @@ type Relations interface {
 // Service implements the account endpoints.
 type Service struct {
 	db       *sql.DB
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	nc       *nats.Conn
 	deliver  *deliver.Deliverer
 	signer   *auth.Signer

@@ -43,7 +43,7 @@ type Config struct {
 // with the other domains.
 type Deps struct {
 	DB      *sql.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
 	Friends Relations
@@ -68,7 +68,7 @@ type Relations interface {
 // Service implements the message endpoints.
 type Service struct {
 	db      *sql.DB
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
 	friends Relations

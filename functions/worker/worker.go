@@ -40,7 +40,7 @@ type Deps struct {
 	// ScriptDB is the same database opened with db.OpenScripts, for the message
 	// store's group-commit writers (required unless Message.Writers < 0).
 	ScriptDB *sql.DB
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	NC       *nats.Conn
 	Signer   *auth.Signer
 	IDs      *ids.Generator

@@ -5,6 +5,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,13 +13,24 @@ import (
 	"natter/shared/config"
 )
 
-// Open returns a client for c and pings it.
-func Open(ctx context.Context, c config.Redis) (*redis.Client, error) {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:     c.Addr,
-		Password: c.Password,
-		DB:       c.DB,
-		PoolSize: max(c.PoolSize, 1),
+// Open returns a client for c and pings it: a single server, a Sentinel-watched
+// primary (c.MasterName, with the sentinels' addresses) or a Redis Cluster (several
+// addresses, or one with c.Cluster). Keys that a script or transaction touches
+// together share a hash tag ({...}), so every layout serves the same code.
+func Open(ctx context.Context, c config.Redis) (redis.UniversalClient, error) {
+	var addrs []string
+	for a := range strings.SplitSeq(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:         addrs,
+		MasterName:    c.MasterName,
+		IsClusterMode: c.Cluster,
+		Password:      c.Password,
+		DB:            c.DB,
+		PoolSize:      max(c.PoolSize, 1),
 	})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

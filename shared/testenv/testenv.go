@@ -45,6 +45,10 @@ type Options struct {
 	// nats-config/accounts.conf when they are unset. NC then connects as the
 	// functions user, and ConnectAs as any user.
 	NATSConfig string
+	// RedisCluster starts a private 3-master Redis Cluster instead of one
+	// redis-server; RDB is then a cluster client. NATTER_TEST_REDIS=cluster turns it
+	// on for every Env, to run whole packages against a cluster.
+	RedisCluster bool
 }
 
 // Env is one set of private services.
@@ -56,15 +60,16 @@ type Env struct {
 
 	NC  *nats.Conn
 	DB  *sql.DB
-	RDB *redis.Client
+	RDB redis.UniversalClient
 
-	dir      string
-	accounts bool // the NATS server runs a config with users
-	ns       *natsserver.Server
-	nsOpts   *natsserver.Options
-	redisCmd *exec.Cmd
-	dbName   string
-	rootDSN  string
+	dir       string
+	accounts  bool // the NATS server runs a config with users
+	ns        *natsserver.Server
+	nsOpts    *natsserver.Options
+	redisCmd  *exec.Cmd
+	redisCmds []*exec.Cmd // a Redis Cluster's nodes (Options.RedisCluster)
+	dbName    string
+	rootDSN   string
 
 	s3Once sync.Once
 	s3     *minio.Client
@@ -126,7 +131,12 @@ func NewWith(ctx context.Context, o Options) (e *Env, err error) {
 	if err = e.startNATS(o.NATSConfig); err != nil {
 		return nil, err
 	}
-	if err = e.startRedis(ctx); err != nil {
+	if o.RedisCluster || os.Getenv("NATTER_TEST_REDIS") == "cluster" {
+		err = e.startRedisCluster(ctx, 3)
+	} else {
+		err = e.startRedis(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err = e.createDB(ctx); err != nil {
@@ -316,7 +326,14 @@ func (e *Env) S3(tb testing.TB) (*minio.Client, config.S3) {
 // FlushRedis wipes the private Redis, as a restart without persistence would.
 func (e *Env) FlushRedis(tb testing.TB) {
 	tb.Helper()
-	if err := e.RDB.FlushAll(context.Background()).Err(); err != nil {
+	ctx := context.Background()
+	var err error
+	if cc, ok := e.RDB.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() })
+	} else {
+		err = e.RDB.FlushAll(ctx).Err()
+	}
+	if err != nil {
 		tb.Fatalf("flushall: %v", err)
 	}
 }
@@ -340,9 +357,11 @@ func (e *Env) Close() {
 	if e.RDB != nil {
 		_ = e.RDB.Close()
 	}
-	if e.redisCmd != nil && e.redisCmd.Process != nil {
-		_ = e.redisCmd.Process.Kill()
-		_ = e.redisCmd.Wait()
+	for _, cmd := range append(e.redisCmds, e.redisCmd) {
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}
 	if e.NC != nil {
 		e.NC.Close()
