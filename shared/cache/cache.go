@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
+
+	"natter/shared/tracing"
+
 	"github.com/redis/go-redis/v9"
 
 	"natter/shared/config"
@@ -32,6 +36,12 @@ func Open(ctx context.Context, c config.Redis) (redis.UniversalClient, error) {
 		DB:            c.DB,
 		PoolSize:      max(c.PoolSize, 1),
 	})
+	if tracing.On() { // a span per command, under the request's span
+		if err := redisotel.InstrumentTracing(rdb); err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("redis tracing: %w", err)
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {

@@ -117,3 +117,10 @@ func fillZero(dst, def reflect.Value) {
 		}
 	}
 }
+
+// Tracing exports OpenTelemetry spans over OTLP/HTTP (standard variable names, no
+// prefix): off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, e.g. http://127.0.0.1:4318.
+type Tracing struct {
+	Endpoint    string  `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	SampleRatio float64 `env:"OTEL_TRACES_SAMPLER_ARG" envDefault:"1"` // share of new traces kept (0..1)
+}
