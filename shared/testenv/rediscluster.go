@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,11 +27,19 @@ func (e *Env) startRedisCluster(ctx context.Context, n int) error {
 	if err != nil {
 		return errors.New("redis-server not on PATH: run the tests with `go tool task test`, which installs it")
 	}
+	// A node also listens on its port + 10000 (the cluster bus): pick ports whose
+	// bus port is free too.
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return err
+	}
 	var addrs []string
 	for i := range n {
-		port, err := freePort()
-		if err != nil {
-			return err
+		port := ports[i]
+		if l, lerr := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000)); lerr != nil {
+			port = ports[n+i]
+		} else {
+			_ = l.Close()
 		}
 		dir := filepath.Join(e.dir, "redis-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -118,13 +118,13 @@ func StartNATS(tb testing.TB, o Options) *Env {
 func New(ctx context.Context) (*Env, error) { return NewWith(ctx, Options{}) }
 
 // NewWith is New with options.
-func NewWith(ctx context.Context, o Options) (e *Env, err error) {
-	e, err = newEnv(o)
+func NewWith(ctx context.Context, o Options) (_ *Env, err error) {
+	e, err := newEnv(o)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil { // e, not the result, which a failed return has set to nil
 			e.Close()
 		}
 	}()
@@ -435,10 +435,24 @@ func RepoFile(tb testing.TB, rel string) string {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// freePorts returns n distinct free ports: all are held open until each is known,
+// so that the kernel cannot hand the same one out twice.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
