@@ -49,16 +49,18 @@ const (
 	RateGroupMinute  = "rate.group_per_minute"
 )
 
-// Keys lists every config item.
+// Keys lists every config item. The send rates default to no limit: an
+// operator sets the global policy (and per-user overrides) for the deployment;
+// with no limit set a send makes no rate round trip.
 var Keys = []Key{
 	{Name: RecallWindow, Type: TypeDuration, Description: "How long after sending a sender may recall a message (default: MESSAGE_RECALL_WINDOW).", Min: 0, Max: 7 * 24 * 3600},
 	{Name: EditWindow, Type: TypeDuration, Description: "How long after sending a sender may edit a message (default: MESSAGE_EDIT_WINDOW).", Min: 0, Max: 7 * 24 * 3600},
 	{Name: GroupMaxMembers, Type: TypeInt, Description: "Most members a group created from now on may hold (default: GROUP_MAX_MEMBERS).", Min: 2, Max: 100000},
 	{Name: RegistrationOpen, Type: TypeBool, Description: "Whether new users may register.", Default: "true"},
-	{Name: RateDirectSecond, Type: TypeInt, Description: "Messages a user may send per second in 1:1 conversations (0: no limit).", Default: "20", Min: 0, Max: 100000},
-	{Name: RateDirectMinute, Type: TypeInt, Description: "Messages a user may send per minute in 1:1 conversations (0: no limit).", Default: "600", Min: 0, Max: 1000000},
-	{Name: RateGroupSecond, Type: TypeInt, Description: "Messages a user may send per second in groups (0: no limit).", Default: "10", Min: 0, Max: 100000},
-	{Name: RateGroupMinute, Type: TypeInt, Description: "Messages a user may send per minute in groups (0: no limit).", Default: "300", Min: 0, Max: 1000000},
+	{Name: RateDirectSecond, Type: TypeInt, Description: "Messages a user may send per second in 1:1 conversations (0: no limit).", Default: "0", Min: 0, Max: 100000},
+	{Name: RateDirectMinute, Type: TypeInt, Description: "Messages a user may send per minute in 1:1 conversations (0: no limit).", Default: "0", Min: 0, Max: 1000000},
+	{Name: RateGroupSecond, Type: TypeInt, Description: "Messages a user may send per second in groups (0: no limit).", Default: "0", Min: 0, Max: 100000},
+	{Name: RateGroupMinute, Type: TypeInt, Description: "Messages a user may send per minute in groups (0: no limit).", Default: "0", Min: 0, Max: 1000000},
 }
 
 // KeyOf finds a config item's description.
