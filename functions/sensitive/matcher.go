@@ -85,6 +85,7 @@ type Matcher struct {
 	// states keeps memory proportional to the edges.
 	next  map[uint64]int32
 	root  map[rune]int32 // the root's edges again, the most used lookups
+	ascii [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
 	words []Word
 }
 
@@ -109,6 +110,9 @@ func Build(words []Word) *Matcher {
 				m.next[k] = n
 				if s == 0 {
 					m.root[r] = n
+					if r < utf8.RuneSelf {
+						m.ascii[r] = n
+					}
 				}
 			}
 			s = n
@@ -168,6 +172,10 @@ func Build(words []Word) *Matcher {
 
 func (m *Matcher) step(s int32, r rune) (int32, bool) {
 	if s == 0 {
+		if r < utf8.RuneSelf {
+			n := m.ascii[r]
+			return n, n != 0
+		}
 		n, ok := m.root[r]
 		return n, ok
 	}
