@@ -333,9 +333,31 @@ type Loader func(ctx context.Context) (Snapshot, error)
 // the whole configuration, and loads it again every refresh (a minute when 0) to
 // heal a missed event. It returns once the first load succeeded, or its error.
 func (l *Live) Watch(ctx context.Context, nc *nats.Conn, load Loader, refresh time.Duration, log zerolog.Logger) error {
-	if refresh <= 0 {
-		refresh = time.Minute
+	if err := l.subscribe(ctx, nc, log); err != nil {
+		return err
 	}
+	snap, err := load(ctx)
+	if err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	l.Load(snap)
+	go l.reload(ctx, load, refresh, true, log)
+	return nil
+}
+
+// Follow is Watch for a process that must start without the source (an edge
+// before any worker answers settings.snapshot): it subscribes and returns; the
+// first load is retried every 2 s until it succeeds. Meanwhile l holds the
+// changes events bring, and defaults for the rest.
+func (l *Live) Follow(ctx context.Context, nc *nats.Conn, load Loader, refresh time.Duration, log zerolog.Logger) error {
+	if err := l.subscribe(ctx, nc, log); err != nil {
+		return err
+	}
+	go l.reload(ctx, load, refresh, false, log)
+	return nil
+}
+
+func (l *Live) subscribe(ctx context.Context, nc *nats.Conn, log zerolog.Logger) error {
 	sub, err := nc.Subscribe(EvtChanged, func(m *nats.Msg) {
 		var ch Change
 		if err := json.Unmarshal(m.Data, &ch); err != nil {
@@ -353,31 +375,37 @@ func (l *Live) Watch(ctx context.Context, nc *nats.Conn, load Loader, refresh ti
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
-	snap, err := load(ctx)
-	if err != nil {
-		return fmt.Errorf("load config: %w", err)
-	}
-	l.Load(snap)
-	go func() {
-		t := time.NewTicker(refresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				snap, err := load(lctx)
-				cancel()
-				if err != nil {
-					if ctx.Err() == nil {
-						log.Warn().Err(err).Msg("dynconf: reload")
-					}
-					continue
-				}
-				l.Load(snap)
-			}
-		}
-	}()
 	return nil
+}
+
+// reload loads every refresh (every 2 s until a first success unless loaded).
+func (l *Live) reload(ctx context.Context, load Loader, refresh time.Duration, loaded bool, log zerolog.Logger) {
+	if refresh <= 0 {
+		refresh = time.Minute
+	}
+	wait := refresh
+	if !loaded {
+		wait = 0
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		snap, err := load(lctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && loaded {
+				log.Warn().Err(err).Msg("dynconf: reload")
+			}
+			if !loaded {
+				wait = 2 * time.Second
+			}
+			continue
+		}
+		l.Load(snap)
+		loaded, wait = true, refresh
+	}
 }
