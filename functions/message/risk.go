@@ -208,4 +208,3 @@ func (s *Service) Remove(ctx context.Context, convRaw string, seq int64, reason,
 	}
 	return m != nil, nil
 }
-

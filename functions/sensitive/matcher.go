@@ -84,7 +84,7 @@ type Matcher struct {
 	// next holds the goto function: state<<32 | rune -> state. One map for all
 	// states keeps memory proportional to the edges.
 	next  map[uint64]int32
-	root  map[rune]int32 // the root's edges again, the most used lookups
+	root  map[rune]int32       // the root's edges again, the most used lookups
 	ascii [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
 	words []Word
 }

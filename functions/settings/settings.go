@@ -246,12 +246,12 @@ func (s *Service) featuresGet(ctx context.Context, _ endpoint.Caller, r FeatureR
 // fields given. SetUsers turns the flag on or off for those users whatever the
 // rest says; ClearUsers removes their overrides.
 type FeatureSetReq struct {
-	Name        string           `json:"name"`
-	Description *string          `json:"description,omitempty"`
-	Enabled     *bool            `json:"enabled,omitempty"`
-	Percent     *int             `json:"percent,omitempty"`
-	SetUsers    map[string]bool  `json:"set_users,omitempty"`
-	ClearUsers  []int64          `json:"clear_users,omitempty"`
+	Name        string          `json:"name"`
+	Description *string         `json:"description,omitempty"`
+	Enabled     *bool           `json:"enabled,omitempty"`
+	Percent     *int            `json:"percent,omitempty"`
+	SetUsers    map[string]bool `json:"set_users,omitempty"`
+	ClearUsers  []int64         `json:"clear_users,omitempty"`
 	users       map[int64]bool
 }
 
