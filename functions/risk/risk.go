@@ -62,7 +62,7 @@ func New(d Deps) *Service {
 // Endpoints lists the domain's endpoints.
 func (s *Service) Endpoints() []endpoint.Endpoint {
 	return []endpoint.Endpoint{
-		endpoint.Handle("report", s.report),
+		endpoint.Handle("report.submit", s.report),
 		endpoint.Handle("admin.words.list", s.wordsList),
 		endpoint.Handle("admin.words.add", s.wordsAdd),
 		endpoint.Handle("admin.words.remove", s.wordsRemove),

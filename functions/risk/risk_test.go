@@ -85,7 +85,7 @@ func TestPermissions(t *testing.T) {
 			}
 		}
 	}
-	_, err := fntest.Call[risk.ReportResp](t, e, "report", operator, risk.ReportReq{UserID: user.UserID, Reason: "spam"})
+	_, err := fntest.Call[risk.ReportResp](t, e, "report.submit", operator, risk.ReportReq{UserID: user.UserID, Reason: "spam"})
 	fntest.WantCode(t, err, imerr.Forbidden)
 }
 
@@ -313,13 +313,13 @@ func TestReviewFlow(t *testing.T) {
 
 	// Reports: bob reports both messages and eve; eve, not a member, cannot
 	// report the group's messages.
-	rep := fntest.Must[risk.ReportResp](t, e, "report", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m1.Seq, Reason: "spam", Note: "ads"})
-	again := fntest.Must[risk.ReportResp](t, e, "report", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m1.Seq, Reason: "spam"})
+	rep := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m1.Seq, Reason: "spam", Note: "ads"})
+	again := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m1.Seq, Reason: "spam"})
 	if again.ID != rep.ID {
 		t.Errorf("a repeated report made a new item: %d, %d", rep.ID, again.ID)
 	}
-	rep2 := fntest.Must[risk.ReportResp](t, e, "report", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m2.Seq, Reason: "other"})
-	repUser := fntest.Must[risk.ReportResp](t, e, "report", bob, risk.ReportReq{UserID: eve.UserID, Reason: "abuse"})
+	rep2 := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{ConvID: g.ConvID, Seq: m2.Seq, Reason: "other"})
+	repUser := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{UserID: eve.UserID, Reason: "abuse"})
 	for _, tt := range []struct {
 		name string
 		c    endpoint.Caller
@@ -336,7 +336,7 @@ func TestReviewFlow(t *testing.T) {
 		{"both targets", bob, risk.ReportReq{UserID: eve.UserID, ConvID: g.ConvID, Seq: 2, Reason: "spam"}, imerr.BadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := fntest.Call[risk.ReportResp](t, e, "report", tt.c, tt.req)
+			_, err := fntest.Call[risk.ReportResp](t, e, "report.submit", tt.c, tt.req)
 			fntest.WantCode(t, err, tt.code)
 		})
 	}

@@ -108,7 +108,7 @@ type Empty struct{}
 // Report reasons.
 var reasons = map[string]bool{"spam": true, "abuse": true, "fraud": true, "illegal": true, "other": true}
 
-// ReportReq is report: a message (conv_id and seq) or a user (user_id).
+// ReportReq is report.submit: a message (conv_id and seq) or a user (user_id).
 type ReportReq struct {
 	ConvID string `json:"conv_id,omitempty"`
 	Seq    int64  `json:"seq,omitempty"`
@@ -134,7 +134,7 @@ func (r *ReportReq) Validate() error {
 	return validate.Text("note", r.Note, maxNote)
 }
 
-// ReportResp answers report. Reporting the same thing again answers the first
+// ReportResp answers report.submit. Reporting the same thing again answers the first
 // report's id.
 type ReportResp struct {
 	ID int64 `json:"id"`

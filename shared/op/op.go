@@ -216,7 +216,7 @@ var All = []Op{
 
 	// Risk control: users report; operators keep the sensitive words and work the
 	// review queue.
-	{Name: "report", Service: SvcRisk, Routes: []Route{{Method: "POST", Path: "/api/v1/reports"}}},
+	{Name: "report.submit", Service: SvcRisk, Routes: []Route{{Method: "POST", Path: "/api/v1/reports"}}},
 	{Name: "admin.words.list", Service: SvcRisk, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/words", Ints: []string{"after", "limit"}}}},
 	{Name: "admin.words.add", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/words"}}},
 	{Name: "admin.words.remove", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "DELETE", Path: "/api/v1/admin/words/{id}", Ints: []string{"id"}}}},
