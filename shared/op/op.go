@@ -226,6 +226,7 @@ var All = []Op{
 
 	// Runtime settings: config items, feature flags, per-user send rate overrides.
 	// Edges load them with settings.snapshot, then follow im.evt.config.changed.
+	{Name: "settings.snapshot", Service: SvcSettings, Access: Internal},
 	{Name: "admin.config.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/config/items"}}},
 	{Name: "admin.config.set", Service: SvcSettings, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/config/items"}}},
 	{Name: "admin.features.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/features"}}},
@@ -233,7 +234,6 @@ var All = []Op{
 	{Name: "admin.features.set", Service: SvcSettings, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/features/{name}"}}},
 	{Name: "admin.rate.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/rate/overrides", Ints: []string{"after", "limit"}}}},
 	{Name: "admin.rate.set", Service: SvcSettings, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/rate/overrides/{user_id}", Ints: []string{"user_id"}}}},
-	{Name: "settings.snapshot", Service: SvcSettings, Access: Internal},
 }
 
 // Path parameters that groups' routes share.
