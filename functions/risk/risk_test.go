@@ -157,6 +157,12 @@ func TestWordsOnEverySurface(t *testing.T) {
 	if len(q.Items) != 1 || q.Items[0].Source != "word" || q.Items[0].Seq != r.Seq || q.Items[0].TargetUser != alice.UserID || q.Items[0].Words != "wirefraud" {
 		t.Fatalf("queue %+v", q.Items)
 	}
+	// An edit into a review word queues the message too.
+	fntest.Must[wire.Message](t, e, "msg.edit", alice, message.EditReq{MsgRef: ref, Content: text("now wirefraud")})
+	q = fntest.Must[risk.ReviewListResp](t, e, "admin.review.list", auditor, risk.ReviewListReq{})
+	if len(q.Items) != 2 || q.Items[1].Seq != ref.Seq || q.Items[1].Excerpt != "now wirefraud" {
+		t.Fatalf("queue after the edit %+v", q.Items)
+	}
 
 	// Nicknames.
 	_, err = fntest.Call[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "carol", Password: "password-123", Nickname: "Ｆorbidden"})
