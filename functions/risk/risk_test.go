@@ -423,3 +423,65 @@ func TestReviewFlow(t *testing.T) {
 		t.Errorf("deleted items %+v", done.Items)
 	}
 }
+
+// bans records the bans the review queue asks for (the admin domain carries
+// them out; here only the hook is under test).
+type bans struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (b *bans) Ban(_ context.Context, operator, user int64, reason string, until time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := int64(0)
+	if !until.IsZero() {
+		u = until.UnixMilli()
+	}
+	b.got = append(b.got, fmt.Sprintf("%d bans %d until %d: %s", operator, user, u, reason))
+	return nil
+}
+
+// TestReviewDeleteAndBan: a message a review word flagged is deleted and its
+// sender banned through the Banner hook; a reported user is banned without a
+// message to delete.
+func TestReviewDeleteAndBan(t *testing.T) {
+	e := testenv.Start(t)
+	b := &bans{}
+	fntest.Start(t, e, fntest.Options{Banner: b})
+	alice, _ := fntest.User(t, e, "alice", "d")
+	bob, _ := fntest.User(t, e, "bob", "d")
+	fntest.Befriend(t, e, alice, bob)
+	addWords(t, e, risk.WordIn{Word: "刷单", Category: "fraud", Action: "review"})
+	var flagged risk.Item
+	waitFor(t, "flagged", func() bool {
+		_, err := fntest.Call[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: bob.UserID, ClientMsgID: fmt.Sprintf("f%d", time.Now().UnixNano()), Type: wire.TypeText, Content: text("高薪刷单")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := fntest.Must[risk.ReviewListResp](t, e, "admin.review.list", auditor, risk.ReviewListReq{})
+		if len(q.Items) > 0 {
+			flagged = q.Items[0]
+		}
+		return len(q.Items) > 0
+	})
+	if flagged.Source != "word" || flagged.Words != "刷单" || flagged.TargetUser != alice.UserID {
+		t.Fatalf("flagged %+v", flagged)
+	}
+	until := time.Now().Add(24 * time.Hour).UnixMilli()
+	it := fntest.Must[risk.Item](t, e, "admin.review.delete", operator, risk.ReviewDeleteReq{ID: flagged.ID, Ban: true, BanReason: "fraud", BanUntil: until})
+	if it.Status != risk.StatusDeleted || stored(t, e, flagged.ConvID, flagged.Seq) != "{}" {
+		t.Errorf("after delete: %+v, content %s", it, stored(t, e, flagged.ConvID, flagged.Seq))
+	}
+	rep := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{UserID: alice.UserID, Reason: "fraud"})
+	fntest.Must[risk.Item](t, e, "admin.review.delete", operator, risk.ReviewDeleteReq{ID: rep.ID, Ban: true, BanReason: "again"})
+	want := []string{
+		fmt.Sprintf("%d bans %d until %d: fraud", operator.UserID, alice.UserID, until),
+		fmt.Sprintf("%d bans %d until 0: again", operator.UserID, alice.UserID),
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fmt.Sprint(b.got) != fmt.Sprint(want) {
+		t.Errorf("bans %q, want %q", b.got, want)
+	}
+}
