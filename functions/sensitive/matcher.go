@@ -81,9 +81,12 @@ type node struct {
 // Matcher is an immutable automaton over a word list.
 type Matcher struct {
 	nodes []node
-	// next holds the goto function: state<<32 | rune -> state. One map for all
-	// states keeps memory proportional to the edges.
-	next  map[uint64]int32
+	// The goto function of states other than the root: state s's edges are
+	// edgeRune/edgeNext[edgeStart[s]:edgeStart[s+1]], sorted by rune. Most
+	// states have one or two edges: a short scan, no hashing.
+	edgeStart []int32
+	edgeRune  []rune
+	edgeNext  []int32
 	root  map[rune]int32       // the root's edges again, the most used lookups
 	ascii [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
 	words []Word
@@ -94,7 +97,8 @@ func key(state int32, r rune) uint64 { return uint64(state)<<32 | uint64(uint32(
 // Build makes a Matcher for words (folded here; empty words are skipped; a word
 // listed twice keeps its strongest action).
 func Build(words []Word) *Matcher {
-	m := &Matcher{nodes: []node{{out: -1, dict: -1}}, next: make(map[uint64]int32), root: make(map[rune]int32)}
+	m := &Matcher{nodes: []node{{out: -1, dict: -1}}, root: make(map[rune]int32)}
+	next := make(map[uint64]int32) // the trie while it grows
 	for _, w := range words {
 		text := FoldString(w.Text)
 		if text == "" {
@@ -103,11 +107,11 @@ func Build(words []Word) *Matcher {
 		s := int32(0)
 		for _, r := range text {
 			k := key(s, r)
-			n, ok := m.next[k]
+			n, ok := next[k]
 			if !ok {
 				n = int32(len(m.nodes))
 				m.nodes = append(m.nodes, node{out: -1, dict: -1, depth: m.nodes[s].depth + 1})
-				m.next[k] = n
+				next[k] = n
 				if s == 0 {
 					m.root[r] = n
 					if r < utf8.RuneSelf {
@@ -127,17 +131,30 @@ func Build(words []Word) *Matcher {
 		m.words = append(m.words, Word{Text: text, Action: w.Action})
 	}
 	// Breadth first: a state's fail link is computed after its parent's.
-	children := make([][]struct {
+	type edge struct {
 		r rune
 		n int32
-	}, len(m.nodes))
-	for k, n := range m.next {
-		s := int32(k >> 32)
-		children[s] = append(children[s], struct {
-			r rune
-			n int32
-		}{rune(uint32(k)), n})
 	}
+	children := make([][]edge, len(m.nodes))
+	for k, n := range next {
+		s := int32(k >> 32)
+		children[s] = append(children[s], edge{rune(uint32(k)), n})
+	}
+	m.edgeStart = make([]int32, len(m.nodes)+1)
+	m.edgeRune = make([]rune, 0, len(next))
+	m.edgeNext = make([]int32, 0, len(next))
+	for s, cs := range children {
+		slices.SortFunc(cs, func(a, b edge) int { return int(a.r) - int(b.r) })
+		m.edgeStart[s] = int32(len(m.edgeRune))
+		if s == 0 {
+			continue // the root's edges are in root and ascii
+		}
+		for _, c := range cs {
+			m.edgeRune = append(m.edgeRune, c.r)
+			m.edgeNext = append(m.edgeNext, c.n)
+		}
+	}
+	m.edgeStart[len(m.nodes)] = int32(len(m.edgeRune))
 	queue := make([]int32, 0, len(m.nodes))
 	for _, c := range children[0] {
 		m.nodes[c.n].fail = 0
@@ -179,8 +196,27 @@ func (m *Matcher) step(s int32, r rune) (int32, bool) {
 		n, ok := m.root[r]
 		return n, ok
 	}
-	n, ok := m.next[key(s, r)]
-	return n, ok
+	lo, hi := m.edgeStart[s], m.edgeStart[s+1]
+	if hi-lo <= 8 {
+		for i := lo; i < hi; i++ {
+			if m.edgeRune[i] == r {
+				return m.edgeNext[i], true
+			}
+		}
+		return 0, false
+	}
+	for lo < hi {
+		mid := int32(uint32(lo+hi) >> 1)
+		if m.edgeRune[mid] < r {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < m.edgeStart[s+1] && m.edgeRune[lo] == r {
+		return m.edgeNext[lo], true
+	}
+	return 0, false
 }
 
 // Len is the number of distinct words.

@@ -56,7 +56,10 @@ func TestCheck(t *testing.T) {
 // words and texts over a small alphabet (many overlaps).
 func TestCheckAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	alpha := []rune("abcAB敏感")
+	// A small alphabet makes many overlaps; a wide one gives states of more
+	// than 8 edges (searched by bisection).
+	small, wide := []rune("abcAB敏感"), []rune("abcdefghijklmnopqrstuvwxyz0123456789敏感词违禁品")
+	alpha := small
 	str := func(n int) string {
 		var b strings.Builder
 		for range n {
@@ -64,13 +67,18 @@ func TestCheckAgainstNaive(t *testing.T) {
 		}
 		return b.String()
 	}
-	for round := range 200 {
+	for round := range 400 {
+		alpha = small
+		nwords := 1 + r.IntN(8)
+		if round%2 == 1 {
+			alpha, nwords = wide, 50+r.IntN(200)
+		}
 		var words []Word
-		for range 1 + r.IntN(8) {
+		for range nwords {
 			words = append(words, Word{str(1 + r.IntN(4)), Action(1 + r.IntN(3))})
 		}
 		m := Build(words)
-		text := str(r.IntN(30))
+		text := str(r.IntN(300))
 		got := m.Check(text)
 		want := naive(words, text)
 		if got.Action != want.Action || got.Text != want.Text {
