@@ -46,6 +46,19 @@ func TestCheck(t *testing.T) {
 	if m.Len() != 9 {
 		t.Errorf("Len %d, want 9 (the empty word skipped)", m.Len())
 	}
+	// A state with 26 edges (bisected): each is found, and a rune between two
+	// is not.
+	var wide []Word
+	for c := 'a'; c <= 'z'; c += 2 {
+		wide = append(wide, Word{"q" + string(c) + "!", Mask})
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		wide = append(wide, Word{"q" + string(c), Review})
+	}
+	w := Build(wide)
+	if v := w.Check("qa! qm! qz qb! q"); v.Action != Review || v.Text != "*** *** qz qb! q" {
+		t.Errorf("wide state: %v %q", v.Action, v.Text)
+	}
 	var empty *Matcher
 	if v := empty.Check("bad"); v.Action != None {
 		t.Error("a nil matcher matched")
