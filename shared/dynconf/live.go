@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,11 +62,18 @@ func (f *Flag) On(user int64) bool {
 
 // Bucket places user in 0..99 for flag name.
 func Bucket(name string, user int64) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(name))
-	_, _ = h.Write([]byte{':'})
-	_, _ = h.Write(strconv.AppendInt(nil, user, 10))
-	return int(h.Sum32() % 100)
+	// FNV-1a (hash/fnv's) of name, ':' and the decimal id, without allocating.
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * prime
+	}
+	var buf [24]byte
+	b := strconv.AppendInt(append(buf[:0], ':'), user, 10)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * prime
+	}
+	return int(h % 100)
 }
 
 // RateOverride replaces parts of the global send rate policy for one user; nil
@@ -249,15 +255,29 @@ func (l *Live) Duration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+// defaults are the keys' own defaults, parsed once (hot paths read them).
+var defaults = func() map[string]any {
+	m := map[string]any{}
+	for _, k := range Keys {
+		if k.Default == "" {
+			continue
+		}
+		v, err := k.Parse(json.RawMessage(k.Default))
+		if err != nil {
+			panic("dynconf: default of " + k.Name + ": " + err.Error())
+		}
+		m[k.Name] = v
+	}
+	return m
+}()
+
 // Int returns the integer item name, or its key's default, or def.
 func (l *Live) Int(name string, def int64) int64 {
 	if v, ok := l.cur.Load().typed[name].(int64); ok {
 		return v
 	}
-	if k, ok := KeyOf(name); ok && k.Default != "" {
-		if v, err := k.Parse(json.RawMessage(k.Default)); err == nil {
-			return v.(int64)
-		}
+	if v, ok := defaults[name].(int64); ok {
+		return v
 	}
 	return def
 }
@@ -267,10 +287,8 @@ func (l *Live) Bool(name string, def bool) bool {
 	if v, ok := l.cur.Load().typed[name].(bool); ok {
 		return v
 	}
-	if k, ok := KeyOf(name); ok && k.Default != "" {
-		if v, err := k.Parse(json.RawMessage(k.Default)); err == nil {
-			return v.(bool)
-		}
+	if v, ok := defaults[name].(bool); ok {
+		return v
 	}
 	return def
 }
@@ -306,20 +324,24 @@ type RatePolicy struct {
 }
 
 // Rate returns user's send rate policy: the global items with the user's
-// override on top.
+// override on top. It allocates nothing (once per send).
 func (l *Live) Rate(user int64) RatePolicy {
 	p := RatePolicy{
 		DirectPerSecond: int(l.Int(RateDirectSecond, 0)), DirectPerMinute: int(l.Int(RateDirectMinute, 0)),
 		GroupPerSecond: int(l.Int(RateGroupSecond, 0)), GroupPerMinute: int(l.Int(RateGroupMinute, 0)),
 	}
 	if o, ok := l.cur.Load().rates[user]; ok {
-		for _, f := range []struct {
-			to   *int
-			from *int
-		}{{&p.DirectPerSecond, o.DirectPerSecond}, {&p.DirectPerMinute, o.DirectPerMinute}, {&p.GroupPerSecond, o.GroupPerSecond}, {&p.GroupPerMinute, o.GroupPerMinute}} {
-			if f.from != nil {
-				*f.to = *f.from
-			}
+		if o.DirectPerSecond != nil {
+			p.DirectPerSecond = *o.DirectPerSecond
+		}
+		if o.DirectPerMinute != nil {
+			p.DirectPerMinute = *o.DirectPerMinute
+		}
+		if o.GroupPerSecond != nil {
+			p.GroupPerSecond = *o.GroupPerSecond
+		}
+		if o.GroupPerMinute != nil {
+			p.GroupPerMinute = *o.GroupPerMinute
 		}
 	}
 	return p

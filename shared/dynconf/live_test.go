@@ -2,9 +2,21 @@ package dynconf
 
 import (
 	"encoding/json"
+	"hash/fnv"
+	"strconv"
 	"testing"
 	"time"
 )
+
+func TestBucketIsFNV1a(t *testing.T) {
+	for _, u := range []int64{0, 7, 123456789, -3} {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte("flag:" + strconv.FormatInt(u, 10)))
+		if got, want := Bucket("flag", u), int(h.Sum32()%100); got != want {
+			t.Errorf("Bucket(flag, %d) = %d, want %d", u, got, want)
+		}
+	}
+}
 
 func TestFlagRollout(t *testing.T) {
 	f := Flag{Name: "new-ui", Percent: 30, Overrides: map[int64]bool{7: true, 8: false}}
@@ -79,5 +91,22 @@ func TestLiveVersions(t *testing.T) {
 	}
 	if p := l.Rate(6); p != (RatePolicy{DirectPerMinute: 10}) {
 		t.Errorf("rate of a user without override %+v", p)
+	}
+}
+
+// The send path reads the rate policy and a message-type flag on every send.
+func TestReadsAllocateNothing(t *testing.T) {
+	l := New()
+	one := 1
+	l.Apply(Change{Rate: &RateOverride{UserID: 5, DirectPerSecond: &one, Version: 1}})
+	l.Apply(Change{Flag: &Flag{Name: MsgTypeFlag("voice"), Percent: 50, Version: 1}})
+	if n := testing.AllocsPerRun(100, func() {
+		_ = l.Rate(5)
+		_ = l.Rate(6)
+		_ = l.Enabled(MsgTypeFlag("text"), 5, true)
+		_ = l.Enabled(MsgTypeFlag("voice"), 5, true)
+		_ = l.Bool(RegistrationOpen, true)
+	}); n != 0 {
+		t.Errorf("%v allocations per read", n)
 	}
 }
