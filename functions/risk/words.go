@@ -84,7 +84,11 @@ func (s *Service) wordsAdd(ctx context.Context, c endpoint.Caller, r WordsAddReq
 	}
 	out.Added, out.Changed = len(words)-listed, listed
 	s.wordsChanged(ctx)
-	Record(ctx, s.audit, s.log, Entry(c, "admin.words.add", "words", nil, r.Words))
+	shown := r.Words
+	if len(shown) > 50 {
+		shown = shown[:50] // the rest are in the list
+	}
+	Record(ctx, s.audit, s.log, Entry(c, "admin.words.add", "words", nil, map[string]any{"count": len(r.Words), "words": shown}))
 	return out, nil
 }
 

@@ -290,7 +290,10 @@ func (s *Service) featuresSet(ctx context.Context, c endpoint.Caller, r FeatureS
 	var before, after dynconf.Flag
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		var n int
-		if _, err := tx.ExecContext(ctx, "SELECT name FROM feature_flags WHERE name = ? FOR UPDATE", r.Name); err != nil {
+		// The row's lock orders concurrent changes of one flag (read-modify-write
+		// of its overrides).
+		var locked string
+		if err := tx.QueryRowContext(ctx, "SELECT name FROM feature_flags WHERE name = ? FOR UPDATE", r.Name).Scan(&locked); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		cur, err := s.readFlag(ctx, tx, r.Name)
