@@ -41,6 +41,12 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 		if content, verdict, err = s.censor(content, rich); err != nil {
 			return SendResp{}, err
 		}
+	} else if media.Caption != "" && s.words != nil {
+		// A media message's caption takes the list as text does.
+		if verdict = s.words.Check(media.Caption); verdict.Action == sensitive.Block {
+			return SendResp{}, sensitive.ErrBlocked("the caption")
+		}
+		media.Caption = verdict.Text
 	}
 	var conv convid.ID
 	if r.To != 0 {
