@@ -87,9 +87,9 @@ type Matcher struct {
 	edgeStart []int32
 	edgeRune  []rune
 	edgeNext  []int32
-	root  map[rune]int32       // the root's edges again, the most used lookups
-	ascii [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
-	words []Word
+	root      map[rune]int32       // the root's edges again, the most used lookups
+	ascii     [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
+	words     []Word
 }
 
 func key(state int32, r rune) uint64 { return uint64(state)<<32 | uint64(uint32(r)) }
