@@ -87,7 +87,7 @@ type Matcher struct {
 	edgeStart []int32
 	edgeRune  []rune
 	edgeNext  []int32
-	root      map[rune]int32       // the root's edges again, the most used lookups
+	root      map[rune]int32       // the root's edges, the most used lookups
 	ascii     [utf8.RuneSelf]int32 // and the root's ASCII edges as an array (0: none)
 	words     []Word
 }
