@@ -138,6 +138,10 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		fail(imerr.New(imerr.RateLimited, "too many requests: slow down"))
 		return
 	}
+	if e := g.gate(rt.op); e != nil {
+		fail(e)
+		return
+	}
 	// The session checks a WebSocket gets when it connects, for HTTP too.
 	if rt.op.Access != op.Public {
 		if e := g.checkSession(r.Context(), caller); e != nil {

@@ -65,6 +65,10 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 		g.refuse(c, req.ID, label, imerr.New(imerr.RateLimited, "too many requests: slow down"), start)
 		return
 	}
+	if e := g.gate(o); e != nil {
+		g.refuse(c, req.ID, label, e, start)
+		return
+	}
 
 	reqID := g.newID(&g.reqSeq)
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RequestTimeout)
