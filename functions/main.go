@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -201,6 +202,18 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	defer scripts.Close()
+	var replica *sql.DB
+	if cfg.MySQL.ReplicaDSN != "" {
+		if replica, err = db.Open(ctx, config.MySQL{DSN: cfg.MySQL.ReplicaDSN,
+			MaxOpenConns: cfg.MySQL.MaxOpenConns, MaxIdleConns: cfg.MySQL.MaxIdleConns}); err != nil {
+			return fmt.Errorf("replica: %w", err)
+		}
+		defer replica.Close()
+	}
+	reads, err := db.NewReader(ctx, d, replica, cfg.MySQL.ReplicaWait)
+	if err != nil {
+		return err
+	}
 	rdb, err := cache.Open(ctx, cfg.Redis)
 	if err != nil {
 		return err
@@ -242,7 +255,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
-		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
+		DB: d, ScriptDB: scripts, Reads: reads, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 		Push: cfg.Push,
 	})
