@@ -42,7 +42,7 @@ var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, Refres
 // Options tune the functions under test.
 type Options struct {
 	// Reads routes history, sync and conv.list (db.Reader); nil: the primary.
-	Reads *db.Reader
+	Reads    *db.Reader
 	Account  account.Config
 	Presence presence.Config
 	Message  message.Config
