@@ -273,6 +273,7 @@ start_stack() {
   local s ids=("mysql-$CHAOS_MYSQL_PORT" "redis-$CHAOS_REDIS_PORT")
   if [[ -n "$CLUSTER" ]]; then
     bash "$ROOT/scripts/services.sh" start mysql redis
+    rm -rf "$DATA"/nats-node-* # a fresh cluster: the streams' counts below are this run's
     for s in 1 2 3; do start_node "$s"; done
     for s in 1 2 3; do wait_node "$s" 90; done
     ok "NATS cluster: nodes on $(node_port 1)-$(node_port 3), routes $(node_route 1)-$(node_route 3)"

@@ -38,6 +38,9 @@ type Config struct {
 	// Batch is how many events are published before their acknowledgements are
 	// awaited.
 	Batch int `env:"BATCH" envDefault:"256"`
+	// RetryFor is how long events JetStream does not acknowledge are published
+	// again before they count as failed (lost).
+	RetryFor time.Duration `env:"RETRY_FOR" envDefault:"1m"`
 }
 
 // Publisher publishes message events.
@@ -52,9 +55,6 @@ type Publisher struct {
 type eventMetrics struct {
 	published, dropped, failed *prometheus.CounterVec
 }
-
-// attempts is how many times an event is published before it counts as failed.
-const attempts = 3
 
 // New starts the publisher; it stops when ctx ends.
 func New(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer, cfg Config) (*Publisher, error) {
@@ -122,7 +122,7 @@ func (p *Publisher) encode(e pending) *nats.Msg {
 }
 
 // run publishes what the buffer holds, a batch at a time, each batch awaited
-// before the next, what failed tried again up to attempts times.
+// before the next, what failed tried again for up to RetryFor.
 func (p *Publisher) run(ctx context.Context) {
 	batch := make([]*nats.Msg, 0, p.cfg.Batch)
 	for {
@@ -146,16 +146,18 @@ func (p *Publisher) run(ctx context.Context) {
 			}
 			break
 		}
-		for try := 1; len(batch) > 0; try++ {
-			batch = p.publish(ctx, batch, try == attempts)
-			if len(batch) > 0 {
-				if try == attempts || ctx.Err() != nil {
-					break
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(try) * 250 * time.Millisecond):
-				}
+		// Retry what JetStream did not acknowledge until it does, for up to RetryFor:
+		// a cluster electing a stream leader after a node died takes seconds.
+		// Meanwhile new events wait in the buffer.
+		giveUp := time.Now().Add(p.cfg.RetryFor)
+		for wait := 250 * time.Millisecond; len(batch) > 0; wait = min(2*wait, 2*time.Second) {
+			batch = p.publish(ctx, batch, !time.Now().Before(giveUp))
+			if len(batch) == 0 || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
 			}
 		}
 	}
