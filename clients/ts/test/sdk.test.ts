@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { Client, directConvId, NatterError } from '../src/index.js';
+import { befriend, expiredCopy, opened, until, user } from './helpers.js';
+
+const clients: Client[] = [];
+after(() => clients.forEach((c) => c.close()));
+function track(...cs: Client[]) {
+  clients.push(...cs);
+}
+
+test('a reconnect in the middle of a burst loses nothing and doubles nothing', async () => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  track(alice, bob);
+  await befriend(alice, bob);
+  alice.connect();
+  bob.connect();
+  await Promise.all([opened(alice), opened(bob)]);
+  const conv = directConvId(alice.userId, bob.userId);
+
+  const N = 60;
+  let acked = 0;
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i++) sends.push(alice.sendText(bob.userId, `m${i}`).then(() => acked++));
+  // Cut both connections while the burst is under way, twice.
+  await until('a third acknowledged', () => acked >= N / 3);
+  alice.reconnect();
+  bob.reconnect();
+  await until('two thirds acknowledged', () => acked >= (2 * N) / 3);
+  alice.reconnect();
+  bob.reconnect();
+  await Promise.all(sends);
+  await opened(bob);
+  await until('bob holds every message', async () => (await bob.messages(conv)).length >= N);
+  await bob.sync();
+
+  const got = await bob.messages(conv);
+  assert.equal(got.length, N, 'bob holds each message once');
+  assert.deepEqual(got.map((m) => m.seq), Array.from({ length: N }, (_, i) => i + 1), 'seqs 1..N in order');
+  assert.deepEqual(got.map((m) => (m.content as any).text), Array.from({ length: N }, (_, i) => `m${i}`), 'in the order written');
+  assert.equal(new Set(got.map((m) => m.client_msg_id)).size, N);
+  // The server stored each once: resends with the same client_msg_id were deduplicated.
+  const h = await bob.call('msg.history', { conv_id: conv, limit: 100 });
+  assert.equal(h.messages.length, N);
+  // Alice's own view: everything confirmed, nothing pending.
+  const mine = await alice.messages(conv);
+  assert.equal(mine.filter((m) => m.pending).length, 0);
+  assert.equal(mine.length, N);
+  const row = bob.conversations().find((c) => c.conv_id === conv) ?? (await bob.loadConversations()).find((c) => c.conv_id === conv);
+  assert.equal(row?.unread, N, 'bob has them all unread');
+  await bob.markRead(conv);
+  assert.equal(bob.conversation(conv)?.unread, 0);
+});
+
+test('messages sent while a device is offline arrive by sync when it comes back', async () => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  track(alice, bob);
+  await befriend(alice, bob);
+  alice.connect();
+  bob.connect();
+  await Promise.all([opened(alice), opened(bob)]);
+  const conv = directConvId(alice.userId, bob.userId);
+  await alice.sendText(bob.userId, 'before');
+  await until('bob has the first', async () => (await bob.messages(conv)).length === 1);
+  bob.close();
+  for (let i = 0; i < 5; i++) await alice.sendText(bob.userId, `offline ${i}`);
+  const edited = await alice.sendText(bob.userId, 'to be edited');
+  await alice.edit(conv, edited.seq, 'edited');
+  bob.connect();
+  await opened(bob);
+  await until('bob caught up', async () => (await bob.messages(conv)).length === 7);
+  const got = await bob.messages(conv);
+  assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual((got[6].content as any).text, 'edited');
+  // A recall reaches the other side and clears the content in its cache.
+  await alice.recall(conv, 2);
+  await until('bob sees the recall', async () => (await bob.cache.getMessage(conv, 2))?.recalled === true);
+  assert.equal((await bob.cache.getMessage(conv, 2))?.content, null);
+  assert.equal((await alice.cache.getMessage(conv, 2))?.recalled, true);
+  // Typing is throttled: the second call within the window sends nothing.
+  let typed = 0;
+  bob.on('typing', (t) => { if (t.conv_id === conv && t.user_ids.includes(alice.userId)) typed++; });
+  alice.typing(conv);
+  alice.typing(conv);
+  await until('bob sees alice typing', () => bob.typingUsers(conv).includes(alice.userId));
+  // Read receipts: bob reads, alice is told.
+  await bob.markRead(conv);
+  await until('alice sees the receipt', () => alice.peerReadSeq(conv) === 7);
+  assert.equal(typed, 1);
+});
+
+test('an expired access token is refreshed: over HTTP, and when the WebSocket upgrade is refused', async () => {
+  const tokens: (string | null)[] = [];
+  const alice = await user('alice', { onRefreshToken: (t) => tokens.push(t) });
+  const bob = await user('bob');
+  track(alice, bob);
+  await befriend(alice, bob);
+  const before = tokens.length;
+  // The access token expired while the client thought it good (a laptop slept).
+  (alice as any).access = expiredCopy(alice.accessToken);
+  const p = await alice.call('account.profile.get', { user_id: alice.userId });
+  assert.equal(p.user_id, alice.userId);
+  assert.equal(tokens.length, before + 1, 'a 401 rotated the tokens once');
+  (alice as any).access = expiredCopy(alice.accessToken);
+  alice.connect();
+  await opened(alice);
+  assert.equal(tokens.length, before + 2, 'refused upgrades rotated the tokens');
+  const m = await alice.sendText(bob.userId, 'after refresh');
+  assert.ok(m.seq >= 1);
+  // The replaced refresh token no longer works.
+  await assert.rejects(alice.http('account.refresh', { refresh_token: tokens[before - 1] as string }), (e: NatterError) => e.code === 'unauthorized');
+});
+
+test('the access token is refreshed before it expires', async () => {
+  const tokens: (string | null)[] = [];
+  // A margin of all but one second of the 15-minute lifetime: refresh after ~1 s.
+  const alice = await user('alice', { refreshMarginMs: 899_000, onRefreshToken: (t) => tokens.push(t) });
+  track(alice);
+  const first = alice.accessToken;
+  await until('a refresh', () => tokens.length >= 2, 10_000);
+  assert.notEqual(alice.accessToken, first);
+  alice.connect();
+  await opened(alice);
+  const r = await alice.call('conv.list', {});
+  assert.ok(Array.isArray(r.conversations));
+});
+
+test('a kicked device stops and says why; it does not reconnect', async () => {
+  const a1 = await user('alice');
+  track(a1);
+  a1.connect();
+  await opened(a1);
+  const kicked: string[] = [];
+  a1.on('kicked', (k) => kicked.push(k.reason));
+  // The same account logs in again on the same device: the old session ends.
+  const a2 = new Client({ url: (a1 as any).opts.url, deviceId: (a1 as any).opts.deviceId });
+  track(a2);
+  await a2.login((a1 as any).testName, 'password-' + (a1 as any).testName);
+  await until('the kick', () => a1.state === 'kicked');
+  assert.equal(kicked.length, 1);
+  assert.match(kicked[0], /logged in again/);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(a1.state, 'kicked', 'no reconnect after 3501');
+  a2.connect();
+  await opened(a2);
+});
+
+test('group of three: messages, unread counts, receipts', async () => {
+  const [a, b, c] = [await user('ann'), await user('ben'), await user('cat')];
+  track(a, b, c);
+  const g = await a.call('group.create', { name: 'crew', members: [b.userId, c.userId] });
+  for (const x of [a, b, c]) x.connect();
+  await Promise.all([opened(a), opened(b), opened(c)]);
+  await a.sendText(g.conv_id, 'hello crew');
+  await b.sendText(g.conv_id, 'hi ann');
+  for (const x of [a, b, c]) {
+    await until('everyone has both', async () => (await x.messages(g.conv_id)).filter((m) => m.type === 'text').length === 2);
+  }
+  await c.loadConversations();
+  assert.equal(c.conversation(g.conv_id)?.unread, 3, 'the creation notice and two messages');
+  await b.markRead(g.conv_id);
+  await c.markRead(g.conv_id);
+  const seq = (await a.messages(g.conv_id)).find((m) => (m.content as any)?.text === 'hello crew')!.seq;
+  const r = await a.receipts(g.conv_id, seq);
+  assert.deepEqual(r, { read: 2, members: 2 });
+  await c.react(g.conv_id, seq, '👍');
+  await until('ann sees the reaction', async () => (await a.cache.getMessage(g.conv_id, seq))?.reactions?.[0]?.count === 1);
+});
+
+test('a permanent refusal fails the send and leaves the outbox', async () => {
+  const a = await user('amy');
+  const b = await user('bea'); // not friends: bea takes messages from friends only
+  track(a, b);
+  a.connect();
+  await opened(a);
+  await assert.rejects(a.sendText(b.userId, 'hi'), (e: NatterError) => e.code === 'forbidden');
+  assert.equal((await a.cache.outbox()).length, 0);
+});
