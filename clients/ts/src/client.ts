@@ -76,6 +76,8 @@ export class Client {
   readonly cache: Cache;
   userId = 0;
   state: State = 'idle';
+  /** Counters, for tests and diagnostics. */
+  readonly stats = { opens: 0, syncs: 0, sent: 0, resent: 0, duplicates: 0 };
 
   private access = '';
   private refreshToken = '';
@@ -291,6 +293,7 @@ export class Client {
     ws.onopen = () => {
       opened = true;
       clearTimeout(openTimer);
+      this.stats.opens++;
       this.failedOpens = 0;
       this.attempt = 0;
       this.setState('open');
@@ -625,6 +628,7 @@ export class Client {
             mods[k] = v.mod;
           }
           const r = await this.call('msg.sync', { cursors, mods });
+          this.stats.syncs++;
           for (const c of r.conversations) {
             convs++;
             for (const m of c.messages) {
@@ -826,6 +830,9 @@ export class Client {
         ...(e.to !== undefined ? { to: e.to } : { conv_id: e.conv_id }),
         client_msg_id: e.client_msg_id, type: e.type, content: e.content,
       });
+      this.stats.sent++;
+      if (e.attempts > 1) this.stats.resent++;
+      if (r.duplicate) this.stats.duplicates++;
       const m: Message = {
         conv_id: r.conv_id, seq: r.seq, id: r.id, sender: this.userId,
         client_msg_id: e.client_msg_id, type: e.type, content: e.content, sent_at: r.sent_at,

@@ -9,8 +9,18 @@ function track(...cs: Client[]) {
   clients.push(...cs);
 }
 
+/** A WebSocket whose connection dies right after every 15th msg.send frame left:
+ * the server stores the message, the client never sees the reply. */
+class Flaky extends WebSocket {
+  static sends = 0;
+  send(data: string): void {
+    super.send(data);
+    if (data.includes('"op":"msg.send"') && ++Flaky.sends % 15 === 0) this.close(4000);
+  }
+}
+
 test('a reconnect in the middle of a burst loses nothing and doubles nothing', async () => {
-  const alice = await user('alice');
+  const alice = await user('alice', { WebSocket: Flaky });
   const bob = await user('bob');
   track(alice, bob);
   await befriend(alice, bob);
@@ -40,6 +50,15 @@ test('a reconnect in the middle of a burst loses nothing and doubles nothing', a
   assert.deepEqual(got.map((m) => m.seq), Array.from({ length: N }, (_, i) => i + 1), 'seqs 1..N in order');
   assert.deepEqual(got.map((m) => (m.content as any).text), Array.from({ length: N }, (_, i) => `m${i}`), 'in the order written');
   assert.equal(new Set(got.map((m) => m.client_msg_id)).size, N);
+  // Alice's connection died at least 4 times right after a send left: each was
+  // resent; when the first attempt had been stored, the server answered the resend
+  // as a duplicate (whether it was depends on how far the edge got before the close).
+  console.log('alice', alice.stats, 'bob', bob.stats);
+  assert.ok(alice.stats.opens >= 5, `alice opened ${alice.stats.opens} times`);
+  assert.ok(alice.stats.resent >= 4, `resent ${alice.stats.resent}`);
+  assert.ok(alice.stats.duplicates >= 1, `duplicates ${alice.stats.duplicates}`);
+  assert.equal(alice.stats.sent, N);
+  assert.ok(bob.stats.opens >= 3 && bob.stats.syncs >= 3);
   // The server stored each once: resends with the same client_msg_id were deduplicated.
   const h = await bob.call('msg.history', { conv_id: conv, limit: 100 });
   assert.equal(h.messages.length, N);
