@@ -15,7 +15,7 @@ import (
 // from one address, so the per-address limit of public calls is off.
 func stack(t *testing.T) *stacktest.Stack {
 	t.Helper()
-	return stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1}, fntest.Options{})
+	return stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1}, fntest.Options{S3: true})
 }
 
 // TestSDK compiles the TypeScript SDK and runs its tests (clients/ts/test) against

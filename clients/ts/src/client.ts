@@ -62,6 +62,16 @@ export interface ClientEvents {
 
 type Handler<T> = (v: T) => void;
 
+export interface UploadOptions {
+  name: string;
+  /** The media type; the Blob's type when absent. */
+  mime?: string;
+  /** attachment (default), avatar or group_avatar. */
+  purpose?: string;
+  via?: 'presigned' | 'edge';
+  onProgress?: (sent: number, total: number) => void;
+}
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: NatterError) => void;
@@ -911,10 +921,16 @@ export class Client {
 
   // ---- files
 
-  /** Uploads a file through a presigned PUT (or its parts) and completes it. */
-  async upload(data: Blob, name: string, mime = data.type || 'application/octet-stream', purpose = 'attachment',
-    onProgress?: (sent: number, total: number) => void): Promise<FileInfo> {
-    const b = await this.call('file.upload.begin', { name, size: data.size, mime, purpose });
+  /** Uploads a file and completes it. `via: 'presigned'` (the default) PUTs the
+   * bytes straight to S3 (in parts above 32 MiB); `via: 'edge'` streams them
+   * through the edge (POST /api/v1/files), for browsers whose page cannot reach
+   * the S3 server (CORS). Progress is reported per part, or as the browser sends
+   * the body when XMLHttpRequest is there. */
+  async upload(data: Blob, o: UploadOptions): Promise<FileInfo> {
+    const mime = o.mime || data.type || 'application/octet-stream';
+    const purpose = o.purpose ?? 'attachment';
+    if (o.via === 'edge') return this.uploadViaEdge(data, o.name, mime, purpose, o.onProgress);
+    const b = await this.call('file.upload.begin', { name: o.name, size: data.size, mime, purpose });
     const parts = b.parts ?? [{ number: 1, size: data.size, url: b.url! }];
     let off = 0;
     let sent = 0;
@@ -924,16 +940,51 @@ export class Client {
       const res = await this.opts.fetch(p.url, { method: 'PUT', headers: b.headers ?? {}, body: chunk });
       if (!res.ok) throw new NatterError('unavailable', `upload of part ${p.number}: HTTP ${res.status}`);
       sent += p.size;
-      onProgress?.(sent, data.size);
+      o.onProgress?.(sent, data.size);
     }
     return this.call('file.upload.complete', { file_id: b.file_id });
   }
 
+  private async uploadViaEdge(data: Blob, name: string, mime: string, purpose: string,
+    onProgress?: (sent: number, total: number) => void, retried = false): Promise<FileInfo> {
+    const form = new FormData(); // the edge wants size before the file
+    form.append('size', String(data.size));
+    form.append('purpose', purpose);
+    form.append('file', new Blob([data], { type: mime }), name);
+    const url = this.opts.url + '/api/v1/files';
+    let status: number;
+    let body: any;
+    const XHR = (globalThis as any).XMLHttpRequest;
+    if (XHR && onProgress) {
+      [status, body] = await new Promise<[number, any]>((resolve, reject) => {
+        const x = new XHR();
+        x.open('POST', url);
+        x.setRequestHeader('Authorization', 'Bearer ' + this.access);
+        x.upload.onprogress = (e: ProgressEvent) => onProgress(e.loaded, e.total || data.size);
+        x.onload = () => resolve([x.status, safeJSON(x.responseText)]);
+        x.onerror = () => reject(new NatterError('unavailable', 'upload failed'));
+        x.send(form);
+      });
+    } else {
+      const res = await this.opts.fetch(url, { method: 'POST', headers: { Authorization: 'Bearer ' + this.access }, body: form });
+      status = res.status;
+      body = await res.json().catch(() => ({}));
+      if (status < 300) onProgress?.(data.size, data.size);
+    }
+    if (status >= 200 && status < 300) return body as FileInfo;
+    const err = new NatterError(body?.error?.code ?? 'internal', body?.error?.message ?? `HTTP ${status}`);
+    if (err.code === 'unauthorized' && !retried) {
+      await this.refresh();
+      return this.uploadViaEdge(data, name, mime, purpose, onProgress, true);
+    }
+    throw err;
+  }
+
   /** Uploads a file and sends it as a message (image, video, voice or file by its kind). */
-  async sendFile(target: string | number, data: Blob, name: string, caption?: string): Promise<Message> {
-    const f = await this.upload(data, name);
+  async sendFile(target: string | number, data: Blob, o: UploadOptions & { caption?: string }): Promise<Message> {
+    const f = await this.upload(data, o);
     const type = f.kind === 'image' ? 'image' : f.kind === 'video' ? 'video' : f.kind === 'audio' ? 'voice' : 'file';
-    return this.send(target, { file_id: f.file_id, ...(caption ? { caption } : {}) }, type);
+    return this.send(target, { file_id: f.file_id, ...(o.caption ? { caption: o.caption } : {}) }, type);
   }
 
   /** A URL that loads a file (or its thumbnail) with this session's token, for <img src>. */
@@ -977,6 +1028,14 @@ function newer(b: Message, a: Message): boolean {
 function asError(e: unknown): NatterError {
   if (e instanceof NatterError) return e;
   return new NatterError('internal', e instanceof Error ? e.message : String(e));
+}
+
+function safeJSON(s: string): any {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return {};
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,5 +1,5 @@
 export { Client, directConvId, previewOf } from './client.js';
-export type { ClientEvents, ClientOptions, State, ViewMessage } from './client.js';
+export type { ClientEvents, ClientOptions, State, UploadOptions, ViewMessage } from './client.js';
 export { MemoryCache } from './cache.js';
 export type { Cache, Cursor, OutboxEntry } from './cache.js';
 export { Close, NatterError } from './errors.js';

@@ -197,3 +197,39 @@ test('a permanent refusal fails the send and leaves the outbox', async () => {
   await assert.rejects(a.sendText(b.userId, 'hi'), (e: NatterError) => e.code === 'forbidden');
   assert.equal((await a.cache.outbox()).length, 0);
 });
+
+// A 2×1 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAEElEQVR4nGP4z8DAwMDAAAAHAQEArYUFXgAAAABJRU5ErkJggg==', 'base64');
+
+test('files: upload by presigned PUT and through the edge, send, download', async () => {
+  const a = await user('ada');
+  const b = await user('bo');
+  track(a, b);
+  await befriend(a, b);
+  a.connect();
+  b.connect();
+  await Promise.all([opened(a), opened(b)]);
+  const conv = directConvId(a.userId, b.userId);
+  for (const via of ['presigned', 'edge'] as const) {
+    const progress: number[] = [];
+    const m = await a.sendFile(b.userId, new Blob([PNG], { type: 'image/png' }), { name: `dot-${via}.png`, via, caption: via, onProgress: (s) => progress.push(s) });
+    assert.equal(m.type, 'image');
+    assert.deepEqual(progress.at(-1), PNG.length);
+    await until(`bob gets the ${via} image`, async () => !!(await b.cache.getMessage(conv, m.seq)));
+    const got = (await b.cache.getMessage(conv, m.seq))!.content as any;
+    assert.equal(got.name, `dot-${via}.png`);
+    assert.equal(got.mime, 'image/png');
+    assert.equal(got.width, 2);
+    assert.equal(got.height, 1);
+    assert.equal(got.caption, via);
+    // Bob loads it the way an <img src> does: the edge redirects to a presigned GET.
+    const res = await fetch(b.fileURL(got.file_id));
+    assert.equal(res.status, 200);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), PNG);
+  }
+  // Someone else may not see it.
+  const eve = await user('eve');
+  track(eve);
+  const f = ((await b.messages(conv))[0].content as any).file_id;
+  await assert.rejects(eve.call('file.get', { file_id: f }), (e: NatterError) => e.code === 'not_found');
+});

@@ -7,6 +7,7 @@
 import { chromium } from 'playwright-core';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 
 const base = process.env.NATTER_URL;
 const shots = process.env.ARTIFACT_DIR ?? '.';
@@ -16,6 +17,45 @@ const T = 15_000; // per wait: generous for a loaded 2-core machine
 const tag = randomBytes(3).toString('hex');
 const names = { alice: `alice${tag}`, bob: `bob${tag}`, carol: `carol${tag}` };
 let step = 0;
+const PNG = png(48, 32);
+
+/** A w×h PNG of a blue-to-green gradient, made here (no fixture files). */
+function png(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b) => {
+    let c = 0xffffffff;
+    for (const x of b) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // truecolour
+  const raw = Buffer.alloc((3 * w + 1) * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = y * (3 * w + 1) + 1 + 3 * x;
+      raw[o] = 40;
+      raw[o + 1] = Math.round((255 * x) / w);
+      raw[o + 2] = Math.round((255 * y) / h);
+    }
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
 
 // launch() gives every run a fresh temporary profile (user-data dir).
 const browser = await chromium.launch({
@@ -147,11 +187,38 @@ try {
   await say(B.page, 'three of us');
   await message(C.page, 'three of us');
   await A.page.locator('[data-testid="message"][data-text="hello crew"] [data-testid="read-by"]', { hasText: 'read by 2' }).waitFor();
+  log('group of three');
+
+  // A reply that mentions someone, picked from the autocomplete.
+  const hello = B.page.locator('[data-testid="message"][data-text="hello crew"]');
+  await hello.hover();
+  await hello.getByTestId('reply').click();
+  await B.page.getByTestId('compose').fill('@' + names.carol.slice(0, 4));
+  await B.page.getByTestId('mention-option').filter({ hasText: names.carol }).click();
+  await B.page.getByTestId('compose').pressSequentially('see this');
+  await B.page.getByTestId('send').click();
+  const reply = `@${names.carol} see this`;
+  for (const P of [A, B, C]) await P.page.locator(`[data-testid="message"][data-text="${reply}"] [data-testid="quote"]`, { hasText: 'hello crew' }).waitFor();
+  log('reply with a mention');
+
+  // An image, streamed through the edge, shown on the others' screens.
+  await A.page.getByTestId('attach').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+  for (const P of [A, B, C]) {
+    await P.page.waitForFunction(() => [...document.querySelectorAll('[data-testid="image"]')].some((i) => i.complete && i.naturalWidth > 0), null, { timeout: T });
+  }
+  log('image');
+  await A.page.getByTestId('group-panel').click();
+  await A.page.locator('[data-testid="member"]').nth(2).waitFor();
   await shot(A.page, 'group-alice');
   await shot(C.page, 'group-carol-phone');
   await shot(B.page, 'group-bob');
-  log('group of three');
   console.log('ok: all steps passed');
+} catch (e) {
+  // Leave the state of every page for the person reading the failure.
+  for (const [i, ctx] of browser.contexts().entries()) {
+    for (const page of ctx.pages()) await page.screenshot({ path: join(shots, `failure-${i}.png`) }).catch(() => {});
+  }
+  throw e;
 } finally {
   await browser.close();
 }

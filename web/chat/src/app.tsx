@@ -257,16 +257,39 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
   const [more, setMore] = useState(false);
   const [err, setErr] = useState('');
   const [readBy, setReadBy] = useState<{ seq: number; read: number } | null>(null);
+  const [replyTo, setReplyTo] = useState<ViewMessage | null>(null);
+  const [mentions, setMentions] = useState<number[]>([]);
+  const [panel, setPanel] = useState(false);
+  const [presence, setPresence] = useState('');
+  const [uploading, setUploading] = useState('');
   const list = useRef<HTMLDivElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const compose = useRef<HTMLInputElement>(null);
   const conv = target.conv_id;
 
-  useEffect(() => {
-    void client.loadHistory(conv).then((r) => setMore(r.hasMore), () => {});
+  const loadMembers = () => {
     if (target.type === 'group' && target.group_id) {
       void client.call('group.members', { group_id: target.group_id, limit: 500 }).then((r) =>
         setNames(Object.fromEntries(r.members.map((m) => [m.user_id, m.nickname]))), () => {});
-    } else if (target.peer_id) setNames({ [target.peer_id]: target.name, [client.userId]: 'me' });
+    }
+  };
+  useEffect(() => {
+    void client.loadHistory(conv).then((r) => setMore(r.hasMore), () => {});
+    loadMembers();
+    if (target.peer_id) {
+      const peer = target.peer_id;
+      setNames({ [peer]: target.name, [client.userId]: 'me' });
+      const show = (st: string) => setPresence(st === 'unknown' ? '' : st);
+      void client.call('presence.get', { user_ids: [peer] }).then((r: any) => show(r.users?.[0]?.status ?? ''), () => {});
+      return client.on('push', (p) => {
+        const d = p.data as any;
+        if (p.event === 'presence.changed' && d.user_id === peer) show(d.status);
+      });
+    }
   }, [conv]);
+  // A system message (joins, leaves) changes who is in the group.
+  const systems = msgs.filter((m) => m.type === 'system').length;
+  useEffect(loadMembers, [systems]);
 
   useEffect(() => {
     let live = true;
@@ -278,10 +301,16 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
 
   // "read by N" under the last own message of a group.
   const lastMine = [...msgs].reverse().find((m) => m.sender === client.userId && m.seq > 0 && !m.recalled);
+  const [poll, setPoll] = useState(0); // group receipts are not pushed: ask again now and then
+  useEffect(() => {
+    if (target.type !== 'group') return;
+    const t = setInterval(() => setPoll((n) => n + 1), 10_000);
+    return () => clearInterval(t);
+  }, [conv]);
   useEffect(() => {
     if (target.type !== 'group' || !lastMine) return;
     void client.receipts(conv, lastMine.seq).then((r) => setReadBy({ seq: lastMine.seq, read: r.read }), () => {});
-  }, [tick, lastMine?.seq]);
+  }, [tick, poll, lastMine?.seq]);
 
   useEffect(() => {
     const el = list.current;
@@ -294,14 +323,51 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
     setText('');
     setErr('');
     try {
+      const to = target.type === 'direct' && target.peer_id ? target.peer_id : conv;
+      const ment = mentions.filter((u) => t.includes('@' + (names[u] ?? '')));
       if (editing) {
         await client.edit(conv, editing.seq, t);
         setEditing(null);
-      } else await client.sendText(target.type === 'direct' && target.peer_id ? target.peer_id : conv, t);
+      } else if (replyTo || ment.length > 0) {
+        const content = { text: t, ...(replyTo ? { reply_to: replyTo.seq } : {}), ...(ment.length ? { mentions: ment } : {}) };
+        setReplyTo(null);
+        setMentions([]);
+        await client.send(to, content, 'rich');
+      } else await client.sendText(to, t);
     } catch (e) {
       setErr(errText(e));
     }
   };
+  const attach = async (f: File | undefined) => {
+    if (!f) return;
+    setErr('');
+    try {
+      setUploading(`uploading ${f.name}…`);
+      await client.sendFile(target.type === 'direct' && target.peer_id ? target.peer_id : conv, f, {
+        name: f.name, via: 'edge', onProgress: (sent, total) => setUploading(`uploading ${f.name}: ${Math.round((100 * sent) / total)}%`),
+      });
+    } catch (e) {
+      setErr(errText(e));
+    } finally {
+      setUploading('');
+      if (fileInput.current) fileInput.current.value = '';
+    }
+  };
+  // "@na" at the end of the text: members whose nickname starts so.
+  const at = /@([^\s@]*)$/.exec(text);
+  const suggestions = target.type === 'group' && at
+    ? Object.entries(names).filter(([id, n]) => Number(id) !== client.userId && n.toLowerCase().startsWith(at[1].toLowerCase())).slice(0, 6)
+    : [];
+  const pickMention = (id: number, n: string) => {
+    const t = text.slice(0, text.length - at![0].length) + '@' + n + ' ';
+    setText(t);
+    setMentions([...mentions, id]);
+    setTimeout(() => {
+      compose.current?.focus();
+      compose.current?.setSelectionRange(t.length, t.length);
+    });
+  };
+  const byseq = new Map(msgs.map((m) => [m.seq, m]));
   const typers = client.typingUsers(conv).filter((u) => u !== client.userId);
   const peerRead = client.peerReadSeq(conv);
   return (
@@ -309,12 +375,16 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
       <header>
         <button class="link back" onClick={onBack}>‹</button>
         <b data-testid="chat-title">{target.name}</b>
+        {presence && <span class={'presence ' + presence} data-testid="presence">{presence}</span>}
+        {target.type === 'group' && <button class="link" data-testid="group-panel" onClick={() => setPanel(!panel)}>{panel ? 'close' : 'members'}</button>}
         <span class="typing" data-testid="typing">{typers.length > 0 ? `${typers.map((u) => names[u] ?? 'someone').join(', ')} typing…` : ''}</span>
       </header>
+      {panel && target.group_id && <GroupPanel client={client} groupId={target.group_id} onChange={loadMembers} />}
       <div class="messages" ref={list} data-testid="messages">
         {more && <button class="link older" onClick={() => void client.loadHistory(conv).then((r) => setMore(r.hasMore))}>Load older messages</button>}
         {msgs.map((m) => (
           <Bubble key={m.client_msg_id || m.seq} m={m} mine={m.sender === client.userId} name={names[m.sender]} names={names}
+            client={client} quoted={byseq.get((m.content as any)?.reply_to)} onReply={() => setReplyTo(m)}
             read={target.type === 'direct' ? m.seq > 0 && m.seq <= peerRead : false}
             readBy={readBy && readBy.seq === m.seq && target.type === 'group' ? readBy.read : undefined}
             onRecall={() => void client.recall(conv, m.seq).catch((e) => setErr(errText(e)))}
@@ -323,9 +393,21 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
         ))}
       </div>
       {err && <p class="error" data-testid="chat-error">{err}</p>}
+      {uploading && <p class="notice" data-testid="uploading">{uploading}</p>}
+      {replyTo && (
+        <p class="replying" data-testid="replying">Replying to {names[replyTo.sender] ?? 'message'}: {String((replyTo.content as any)?.text ?? '').slice(0, 60)}
+          <button class="link" onClick={() => setReplyTo(null)}>×</button></p>
+      )}
+      {suggestions.length > 0 && (
+        <ul class="suggest" data-testid="mention-suggestions">
+          {suggestions.map(([id, n]) => <li key={id} data-testid="mention-option" onClick={() => pickMention(Number(id), n)}>@{n}</li>)}
+        </ul>
+      )}
       <form class="compose" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
         {editing && <button type="button" class="link" onClick={() => { setEditing(null); setText(''); }}>cancel edit</button>}
-        <input data-testid="compose" placeholder={editing ? 'Edit message' : 'Message'} value={text}
+        <input type="file" ref={fileInput} data-testid="attach" style="display:none" onChange={(e) => void attach(e.currentTarget.files?.[0])} />
+        <button type="button" class="link" title="send a file or image" onClick={() => fileInput.current?.click()}>📎</button>
+        <input data-testid="compose" ref={compose} placeholder={editing ? 'Edit message' : 'Message'} value={text}
           onInput={(e) => { setText(e.currentTarget.value); client.typing(conv); }} />
         <button data-testid="send" type="submit">{editing ? 'Save' : 'Send'}</button>
       </form>
@@ -345,8 +427,19 @@ function systemText(c: any, names: Record<number, string>): string {
   }
 }
 
+function Media({ client, m }: { client: Client; m: ViewMessage }) {
+  const c = (m.content ?? {}) as any;
+  if (m.type === 'image' || m.type === 'sticker') {
+    return <a href={client.fileURL(c.file_id)} target="_blank"><img class="media" data-testid="image" src={client.fileURL(c.file_id, true)} alt={c.name} /></a>;
+  }
+  if (m.type === 'video') return <video class="media" controls src={client.fileURL(c.file_id)} />;
+  if (m.type === 'voice') return <audio controls src={client.fileURL(c.file_id)} />;
+  return <a data-testid="file" href={client.fileURL(c.file_id)}>📄 {c.name ?? 'file'} ({Math.ceil((c.size ?? 0) / 1024)} KB)</a>;
+}
+
 function Bubble(p: {
   m: ViewMessage; mine: boolean; name?: string; names: Record<number, string>; read: boolean; readBy?: number;
+  client: Client; quoted?: ViewMessage; onReply: () => void;
   onRecall: () => void; onEdit: () => void; onReact: (emoji: string, remove: boolean) => void;
 }) {
   const { m, mine } = p;
@@ -357,8 +450,13 @@ function Bubble(p: {
     <div class={'bubble' + (mine ? ' mine' : '') + (m.pending ? ' pending' : '') + (m.recalled ? ' recalled' : '')}
       data-testid="message" data-seq={m.seq} data-text={m.recalled ? '' : c.text ?? ''}>
       {!mine && p.name && <div class="from">{p.name}</div>}
+      {p.quoted && (
+        <div class="quote" data-testid="quote">{p.names[p.quoted.sender] ?? ''}: {p.quoted.recalled ? 'recalled' : String((p.quoted.content as any)?.text ?? `[${p.quoted.type}]`).slice(0, 80)}</div>
+      )}
       <div class="body">
-        {m.recalled ? <i data-testid="recalled">message recalled</i> : c.text ?? `[${m.type}]`}
+        {m.recalled ? <i data-testid="recalled">message recalled</i>
+          : c.file_id && m.type !== 'text' && m.type !== 'rich' ? <><Media client={p.client} m={m} />{c.caption && <div>{c.caption}</div>}</>
+          : c.text ?? `[${m.type}]`}
         {m.edits ? <span class="meta"> (edited)</span> : null}
       </div>
       <div class="meta">
@@ -378,10 +476,70 @@ function Bubble(p: {
       {!m.pending && !m.recalled && m.seq > 0 && (
         <div class="tools">
           <button class="link" onClick={() => p.onReact('👍', false)}>👍</button>
+          <button class="link" data-testid="reply" onClick={p.onReply}>reply</button>
           {mine && fresh && <button class="link" data-testid="recall" onClick={p.onRecall}>recall</button>}
-          {mine && c.text !== undefined && <button class="link" data-testid="edit" onClick={p.onEdit}>edit</button>}
+          {mine && c.text !== undefined && (m.type === 'text' || m.type === 'rich') && <button class="link" data-testid="edit" onClick={p.onEdit}>edit</button>}
         </div>
       )}
+    </div>
+  );
+}
+
+interface Member { user_id: number; nickname: string; role: string }
+
+/** A group's members with their roles; owners and admins invite friends, the owner
+ * sets roles, owners and admins post announcements. */
+function GroupPanel({ client, groupId, onChange }: { client: Client; groupId: number; onChange: () => void }) {
+  const [members, setMembers] = useState<Member[]>([]);
+  const [friends, setFriends] = useState<Friend[]>([]);
+  const [announcement, setAnnouncement] = useState('');
+  const [err, setErr] = useState('');
+  const load = async () => {
+    const [m, f] = await Promise.all([client.call('group.members', { group_id: groupId, limit: 500 }), client.call('friend.list', {})]);
+    setMembers(m.members);
+    setFriends(f.friends);
+  };
+  useEffect(() => void load().catch((e) => setErr(errText(e))), [groupId]);
+  const act = async (f: () => Promise<unknown>) => {
+    setErr('');
+    try {
+      await f();
+      await load();
+      onChange();
+    } catch (e) {
+      setErr(errText(e));
+    }
+  };
+  const me = members.find((m) => m.user_id === client.userId)?.role ?? 'member';
+  const outside = friends.filter((f) => !members.some((m) => m.user_id === f.user_id));
+  return (
+    <div class="panel" data-testid="panel">
+      <ul>
+        {members.map((m) => (
+          <li key={m.user_id} data-testid="member" data-role={m.role}>
+            <span class="name">{m.nickname}</span> <span class="muted">{m.role}</span>
+            {me === 'owner' && m.role !== 'owner' && (
+              <button class="link" onClick={() => void act(() => client.call('group.role.set', { group_id: groupId, user_id: m.user_id, role: m.role === 'admin' ? 'member' : 'admin' }))}>
+                {m.role === 'admin' ? 'make member' : 'make admin'}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {me !== 'member' && outside.length > 0 && (
+        <div class="row">
+          {outside.map((f) => (
+            <button key={f.user_id} class="link" onClick={() => void act(() => client.call('group.invite', { group_id: groupId, user_ids: [f.user_id] }))}>+ {f.nickname}</button>
+          ))}
+        </div>
+      )}
+      {me !== 'member' && (
+        <form class="row" onSubmit={(e) => { e.preventDefault(); void act(() => client.call('group.announce', { group_id: groupId, text: announcement })).then(() => setAnnouncement('')); }}>
+          <input placeholder="announcement" value={announcement} onInput={(e) => setAnnouncement(e.currentTarget.value)} />
+          <button type="submit" disabled={!announcement.trim()}>Announce</button>
+        </form>
+      )}
+      {err && <p class="error">{err}</p>}
     </div>
   );
 }
