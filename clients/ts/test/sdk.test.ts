@@ -233,3 +233,31 @@ test('files: upload by presigned PUT and through the edge, send, download', asyn
   const f = ((await b.messages(conv))[0].content as any).file_id;
   await assert.rejects(eve.call('file.get', { file_id: f }), (e: NatterError) => e.code === 'not_found');
 });
+
+test('a fresh device starts from conv.list and pages history backwards', async () => {
+  const a = await user('abe');
+  const b = await user('bev');
+  track(a, b);
+  await befriend(a, b);
+  a.connect();
+  await opened(a);
+  for (let i = 0; i < 120; i++) void a.sendText(b.userId, `h${i}`);
+  await until('all sent', async () => (await a.cache.outbox()).length === 0, 30_000);
+  const conv = directConvId(a.userId, b.userId);
+  b.connect();
+  await opened(b);
+  await until('bob bootstrapped', () => b.conversation(conv)?.unread === 120);
+  assert.equal((await b.messages(conv)).length, 0, 'nothing synced: history loads on demand');
+  const pages: [number, boolean][] = [];
+  for (;;) {
+    const r = await b.loadHistory(conv);
+    pages.push([r.count, r.hasMore]);
+    if (!r.hasMore) break;
+  }
+  assert.deepEqual(pages, [[50, true], [50, true], [20, false]]);
+  const got = await b.messages(conv);
+  assert.deepEqual(got.map((m) => (m.content as any).text), Array.from({ length: 120 }, (_, i) => `h${i}`));
+  // New messages after the bootstrap arrive live and extend the cursor.
+  await a.sendText(b.userId, 'live');
+  await until('live message', async () => (await b.cache.getCursor(conv))?.seq === 121);
+});
