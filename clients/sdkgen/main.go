@@ -1,7 +1,8 @@
 // Command sdkgen writes clients/ts/src/gen.ts, the TypeScript SDK's view of the
 // server: every client op of the op table (shared/op) with its access and REST
 // routes, and every push event of shared/wire with its data type, derived from the
-// Go structs' JSON tags. Run it from the repository root after changing either:
+// Go structs' JSON tags; and docs/openapi.yaml, the OpenAPI 3.1 document of the
+// HTTP API from the same. Run it from the repository root after changing either:
 //
 //	go run ./clients/sdkgen
 //
@@ -42,9 +43,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sdkgen:", err)
 		os.Exit(1)
 	}
-	if err := os.WriteFile(Out, src, 0o644); err != nil {
+	doc, err := OpenAPI()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sdkgen:", err)
 		os.Exit(1)
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{Out, src}, {OpenAPIOut, doc}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "sdkgen:", err)
+			os.Exit(1)
+		}
 	}
 }
 

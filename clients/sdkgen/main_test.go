@@ -33,3 +33,25 @@ func TestGeneratedIsCurrent(t *testing.T) {
 		t.Error("generated file lists an internal op")
 	}
 }
+
+// TestOpenAPIIsCurrent fails when docs/openapi.yaml is stale; clients/ts's
+// openapi test validates the document against the OpenAPI 3.1 schema.
+func TestOpenAPIIsCurrent(t *testing.T) {
+	want, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(testenv.RepoFile(t, OpenAPIOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run `go run ./clients/sdkgen` and commit it", OpenAPIOut)
+	}
+	for _, s := range []string{"openapi: \"3.1.0\"", "  \"/api/v1/messages\":\n    post:\n      operationId: \"msg_send\"",
+		"operationId: \"account_login\"", "\"/api/v1/social/groups/{group_id}/members/{user_id}\":"} {
+		if !bytes.Contains(want, []byte(s)) {
+			t.Errorf("openapi.yaml lacks %q", s)
+		}
+	}
+}

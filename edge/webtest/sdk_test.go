@@ -30,5 +30,5 @@ func TestSDK(t *testing.T) {
 		args = append(args, "--test-name-pattern="+p)
 	}
 	testenv.RunNode(t, "clients/ts", 3*time.Minute, []string{"NATTER_URL=" + s.Base, "NATTER_TEST_SECRET=" + fntest.Secret},
-		"--experimental-websocket", append(args, "build/test/sdk.test.js")...)
+		"--experimental-websocket", append(args, "build/test/sdk.test.js", "build/test/openapi.test.js")...)
 }
