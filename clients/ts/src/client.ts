@@ -248,6 +248,14 @@ export class Client {
     this.access = '';
     this.refreshToken = '';
     this.opts.onRefreshToken?.(null);
+    // What this device held belongs to the session that ended.
+    void this.cache.clear();
+    this.convs.clear();
+    this.peerRead.clear();
+    this.bootstrapped = false;
+    this.convsLoaded = false;
+    for (const w of this.sendWaiters.values()) w.reject(new NatterError('unauthorized', reason));
+    this.sendWaiters.clear();
     this.setState(state);
     if (state === 'kicked') this.emit('kicked', { reason });
     else this.emit('loggedOut', { reason });
@@ -304,6 +312,7 @@ export class Client {
       opened = true;
       clearTimeout(openTimer);
       this.stats.opens++;
+      this.kickReason = undefined;
       this.failedOpens = 0;
       this.attempt = 0;
       this.setState('open');
@@ -361,7 +370,9 @@ export class Client {
       case Close.TokenExpired:
         if (!this.wanted) return;
         this.setState('reconnecting');
-        void this.refresh().then(() => this.open(), () => {});
+        void this.refresh().then(() => this.open(), () => {
+          if (this.wanted) this.scheduleReconnect();
+        });
         return;
       case Close.TooLarge:
       case Close.NotUTF8:
@@ -434,7 +445,9 @@ export class Client {
       try {
         return await this.request(op, data);
       } catch (e) {
-        if (asError(e).code !== 'disconnected') throw e;
+        // Only a request that never left goes over HTTP instead: one cut off after
+        // it was sent may have been done, and the caller decides (err.retryable).
+        if (!(e instanceof NatterError && e.unsent)) throw e;
       }
     }
     return this.http(op, data);
@@ -446,7 +459,7 @@ export class Client {
       const go = () => {
         const ws = this.ws;
         if (!ws || ws.readyState !== 1) {
-          reject(new NatterError('disconnected', 'not connected'));
+          reject(new NatterError('disconnected', 'not connected', true));
           this.releaseWaiting();
           return;
         }
@@ -541,8 +554,7 @@ export class Client {
       }
       case 'msg.read': {
         const d = data as EventMap['msg.read'];
-        this.peerRead.set(d.conv_id, Math.max(this.peerRead.get(d.conv_id) ?? 0, d.seq));
-        this.emit('read', d);
+        this.notePeerRead(d.conv_id, d.user_id, d.seq);
         break;
       }
       case 'typing': {
@@ -575,6 +587,8 @@ export class Client {
     this.noteTyping(m.conv_id, m.sender, true);
     if (!isNew) return;
     if (!old) this.bumpConversation(m);
+    // A send moves the sender's read cursor to it: in 1:1, the peer has read up to here.
+    if (m.conv_id.startsWith('d:') && m.sender !== this.userId) this.notePeerRead(m.conv_id, m.sender, m.seq);
     const cur = (await this.cache.getCursor(m.conv_id)) ?? { seq: 0, mod: 0 };
     if (m.seq === cur.seq + 1) {
       let seq = m.seq;
@@ -882,10 +896,20 @@ export class Client {
     await this.applyReaction(r, true);
   }
 
-  /** How many members read a group message (msg.receipts). */
+  /** How many members read a message (msg.receipts); in 1:1 it also updates peerReadSeq. */
   async receipts(convId: string, seq: number): Promise<{ read: number; members: number }> {
     const r = await this.call('msg.receipts', { conv_id: convId, seq });
+    if (convId.startsWith('d:') && r.read > 0) {
+      const [lo, hi] = convId.slice(2).split(':').map(Number);
+      this.notePeerRead(convId, lo === this.userId ? hi : lo, seq);
+    }
     return { read: r.read, members: r.members };
+  }
+
+  private notePeerRead(convId: string, userId: number, seq: number): void {
+    if (seq <= (this.peerRead.get(convId) ?? 0)) return;
+    this.peerRead.set(convId, seq);
+    this.emit('read', { conv_id: convId, user_id: userId, seq });
   }
 
   /** The highest seq the peer of a 1:1 conversation has read, as pushed (msg.read). */

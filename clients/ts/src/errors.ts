@@ -15,10 +15,13 @@ export type ErrorCode =
 
 export class NatterError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /** The request never left this client (no connection): sending it elsewhere is safe. */
+  readonly unsent: boolean;
+  constructor(code: ErrorCode, message: string, unsent = false) {
     super(message);
     this.name = 'NatterError';
     this.code = code;
+    this.unsent = unsent;
   }
 
   /** Worth sending again as is (writes are idempotent). */

@@ -142,6 +142,13 @@ try {
   await say(B.page, 'hello alice');
   await message(A.page, 'hello alice');
   await A.page.getByTestId('read').first().waitFor(); // bob read "hi bob"
+  // An edit, seen on the other side.
+  const hi = A.page.locator('[data-testid="message"][data-text="hi bob"]');
+  await hi.hover();
+  await hi.getByTestId('edit').click();
+  await A.page.getByTestId('compose').fill('hi bob, how are you?');
+  await A.page.getByTestId('send').click();
+  await B.page.locator('[data-testid="message"][data-text="hi bob, how are you?"]', { hasText: '(edited)' }).waitFor();
   await shot(A.page, 'alice-and-bob-chat');
   log('befriended and chatted');
 
@@ -195,6 +202,7 @@ try {
   await hello.getByTestId('reply').click();
   await B.page.getByTestId('compose').fill('@' + names.carol.slice(0, 4));
   await B.page.getByTestId('mention-option').filter({ hasText: names.carol }).click();
+  await B.page.waitForFunction((v) => document.activeElement?.value === v, `@${names.carol} `);
   await B.page.getByTestId('compose').pressSequentially('see this');
   await B.page.getByTestId('send').click();
   const reply = `@${names.carol} see this`;

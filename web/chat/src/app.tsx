@@ -311,6 +311,10 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
     if (target.type !== 'group' || !lastMine) return;
     void client.receipts(conv, lastMine.seq).then((r) => setReadBy({ seq: lastMine.seq, read: r.read }), () => {});
   }, [tick, poll, lastMine?.seq]);
+  // In 1:1, pushes tell of reads from now on; ask once for what happened before.
+  useEffect(() => {
+    if (target.type === 'direct' && lastMine && lastMine.seq > client.peerReadSeq(conv)) void client.receipts(conv, lastMine.seq).catch(() => {});
+  }, [conv, lastMine !== undefined]);
 
   useEffect(() => {
     const el = list.current;
@@ -362,9 +366,11 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
     const t = text.slice(0, text.length - at![0].length) + '@' + n + ' ';
     setText(t);
     setMentions([...mentions, id]);
-    setTimeout(() => {
-      compose.current?.focus();
-      compose.current?.setSelectionRange(t.length, t.length);
+    setTimeout(() => { // after the render that put t in the field: type on at its end
+      const el = compose.current;
+      if (!el) return;
+      el.focus();
+      el.setSelectionRange(el.value.length, el.value.length);
     });
   };
   const byseq = new Map(msgs.map((m) => [m.seq, m]));
