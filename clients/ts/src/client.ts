@@ -160,6 +160,11 @@ export class Client {
     }
   }
 
+  /** Runs p in the background: its failure is reported as an error event, never an unhandled rejection. */
+  private bg(p: Promise<unknown> | unknown): void {
+    Promise.resolve(p).catch((e) => this.emit('error', asError(e)));
+  }
+
   private setState(s: State): void {
     if (this.state === s) return;
     this.state = s;
@@ -249,7 +254,7 @@ export class Client {
     this.refreshToken = '';
     this.opts.onRefreshToken?.(null);
     // What this device held belongs to the session that ended.
-    void this.cache.clear();
+    this.bg(this.cache.clear());
     this.convs.clear();
     this.peerRead.clear();
     this.bootstrapped = false;
@@ -267,7 +272,7 @@ export class Client {
   connect(): void {
     if (!this.access) throw new Error('natter: log in first');
     this.wanted = true;
-    if (!this.ws) void this.open();
+    if (!this.ws) this.bg(this.open());
   }
 
   /** Closes the connection for good (the session stays: connect() again). */
@@ -285,7 +290,7 @@ export class Client {
   reconnect(): void {
     this.dropSocket(4000);
     this.attempt = 0;
-    if (this.wanted) void this.open();
+    if (this.wanted) this.bg(this.open());
   }
 
   private async open(): Promise<void> {
@@ -305,7 +310,14 @@ export class Client {
     if (!this.wanted || this.ws) return;
     const wsURL = this.opts.url.replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(this.access) +
       (this.opts.platform ? '&platform=' + encodeURIComponent(this.opts.platform) : '');
-    const ws = new this.opts.WebSocket(wsURL);
+    let ws: WebSocket;
+    try {
+      ws = new this.opts.WebSocket(wsURL);
+    } catch (e) {
+      this.emit('error', asError(e));
+      this.scheduleReconnect();
+      return;
+    }
     this.ws = ws;
     let opened = false;
     ws.onopen = () => {
@@ -317,12 +329,12 @@ export class Client {
       this.attempt = 0;
       this.setState('open');
       this.startHeartbeat();
-      void this.afterOpen();
+      this.bg(this.afterOpen());
     };
     ws.onmessage = (ev: MessageEvent) => this.onFrame(String(ev.data));
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;
-      if ((globalThis as any).process?.env?.NATTER_DEBUG) console.log('natter: closed', ev.code, ev.reason, 'opened', opened);
+      debug('closed', ev.code, ev.reason, 'opened', opened);
       if (!opened) {
         failed(ev.reason || 'closed before open');
         return;
@@ -370,9 +382,9 @@ export class Client {
       case Close.TokenExpired:
         if (!this.wanted) return;
         this.setState('reconnecting');
-        void this.refresh().then(() => this.open(), () => {
+        this.bg(this.refresh().then(() => this.open(), () => {
           if (this.wanted) this.scheduleReconnect();
-        });
+        }));
         return;
       case Close.TooLarge:
       case Close.NotUTF8:
@@ -390,7 +402,7 @@ export class Client {
     this.attempt++;
     const delay = base * (0.5 + Math.random() / 2);
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+    this.reconnectTimer = setTimeout(() => this.bg(this.open()), delay);
   }
 
   private startHeartbeat(): void {
@@ -418,13 +430,13 @@ export class Client {
         for (const p of q) await this.onPush(p.event, p.data);
       }
       await this.sync();
-      if (this.convsLoaded) void this.loadConversations();
+      if (this.convsLoaded) this.bg(this.loadConversations());
     } catch (e) {
       this.emit('error', asError(e));
     } finally {
       this.pushQueue = null;
     }
-    void this.flushOutbox();
+    this.bg(this.flushOutbox());
   }
 
   /** First connection of an empty cache: start the cursors at each conversation's
@@ -519,7 +531,7 @@ export class Client {
     if (typeof f.event === 'string') {
       if (f.event === 'session.kicked') this.kickReason = f.data?.reason;
       if (this.pushQueue) this.pushQueue.push({ event: f.event, data: f.data });
-      else void this.onPush(f.event, f.data).catch((e) => this.emit('error', asError(e)));
+      else this.bg(this.onPush(f.event, f.data));
       return;
     }
     const p = this.pending.get(f.id);
@@ -595,7 +607,7 @@ export class Client {
       while (await this.cache.getMessage(m.conv_id, seq + 1)) seq++;
       await this.cache.setCursor(m.conv_id, { seq, mod: cur.mod });
     } else if (m.seq > cur.seq + 1) {
-      void this.sync().catch((e) => this.emit('error', asError(e))); // a gap: something was lost
+      this.bg(this.sync()); // a gap: something was lost
     }
   }
 
@@ -805,11 +817,11 @@ export class Client {
       attempts: 0,
     };
     const p = new Promise<Message>((resolve, reject) => this.sendWaiters.set(id, { resolve, reject }));
-    void (async () => {
+    this.bg((async () => {
       await this.cache.putOutbox(e);
       this.emit('message', this.pendingView(e));
-      void this.flushOutbox();
-    })();
+      await this.flushOutbox();
+    })());
     return p;
   }
 
@@ -840,10 +852,10 @@ export class Client {
     for (const [key, e] of heads) {
       if (this.outboxBusy.has(key)) continue;
       this.outboxBusy.add(key);
-      void this.sendOne(e).finally(() => {
+      this.bg(this.sendOne(e).finally(() => {
         this.outboxBusy.delete(key);
-        void this.flushOutbox();
-      });
+        this.bg(this.flushOutbox());
+      }));
     }
   }
 
@@ -868,6 +880,7 @@ export class Client {
     } catch (x) {
       const err = asError(x);
       if (err.retryable) {
+        debug('send', e.client_msg_id, 'attempt', e.attempts, err.code, err.message);
         await this.cache.putOutbox(e);
         if (err.code !== 'disconnected') await sleep(Math.min(10_000, 200 * 2 ** Math.min(e.attempts, 6)));
         return; // flushOutbox runs again (now, or on the next open)
@@ -1052,6 +1065,10 @@ function newer(b: Message, a: Message): boolean {
 function asError(e: unknown): NatterError {
   if (e instanceof NatterError) return e;
   return new NatterError('internal', e instanceof Error ? e.message : String(e));
+}
+
+function debug(...a: unknown[]): void {
+  if ((globalThis as any).process?.env?.NATTER_DEBUG) console.log('natter:', new Date().toISOString().slice(11, 23), ...a);
 }
 
 function safeJSON(s: string): any {
