@@ -35,7 +35,7 @@ func TestSDK(t *testing.T) {
 	if p := os.Getenv("SDK_TEST_PATTERN"); p != "" {
 		args = append(args, "--test-name-pattern="+p)
 	}
-	args = append(args, "build/test/sdk.test.js", "build/test/openapi.test.js")
+	args = append(args, "build/test/sdk.test.js", "build/test/idb.test.js", "build/test/openapi.test.js")
 	if nodeMajor(t) < 22 { // Node 22 has a WebSocket without the flag
 		args = append([]string{"--experimental-websocket"}, args...)
 	}

@@ -7,3 +7,4 @@ export type { ErrorCode } from './errors.js';
 export { EVENTS, OPS } from './gen.js';
 export type * from './gen.js';
 export type * from './types.js';
+export { IndexedDBCache } from './idb.js';
