@@ -75,9 +75,10 @@ async function shot(page, what) {
   log('screenshot', file);
 }
 
-async function person(who, viewport = { width: 1000, height: 640 }) {
-  const ctx = await browser.newContext({ viewport });
+async function person(who, viewport = { width: 1000, height: 640 }, ctx) {
+  ctx ??= await browser.newContext({ viewport });
   const page = await ctx.newPage();
+  await page.setViewportSize(viewport);
   page.setDefaultTimeout(T);
   page.on('pageerror', (e) => log(who, 'page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error') log(who, 'console:', m.text()); });
@@ -152,11 +153,10 @@ try {
   await shot(A.page, 'alice-and-bob-chat');
   log('befriended and chatted');
 
-  // Bob closes the app; Alice writes; Bob comes back (resuming from the kept refresh token).
-  await B.page.close();
+  // Bob leaves the app (his tab goes elsewhere: the connection ends); Alice writes;
+  // Bob comes back in that tab, resuming from the refresh token it kept.
+  await B.page.goto('about:blank');
   for (const t of ['are you there?', 'ping 1', 'ping 2']) await say(A.page, t);
-  B.page = await B.ctx.newPage();
-  B.page.setDefaultTimeout(T);
   await B.page.goto(base + '/');
   await online(B.page);
   await B.page.locator(`[data-testid="conv"][data-name="${names.alice}"]`).getByTestId('unread').filter({ hasText: '3' }).waitFor();

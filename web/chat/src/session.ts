@@ -1,15 +1,17 @@
-// The app's one client. Only the refresh token (and this browser's device id, which
-// names no account) is kept in localStorage; everything else lives in memory.
+// The app's one client. Each browser tab is a device of its own (its id and the
+// session's refresh token live in sessionStorage, which a reload keeps and another
+// tab does not share): two tabs never race to rotate one refresh token, nor take
+// each other's device slot, and two windows can be two users. Nothing else is kept.
 import { Client } from '@natter/sdk';
 
 const REFRESH = 'natter.refresh';
 const DEVICE = 'natter.device';
 
 function deviceId(): string {
-  let id = localStorage.getItem(DEVICE);
+  let id = sessionStorage.getItem(DEVICE);
   if (!id) {
     id = 'web-' + Math.random().toString(36).slice(2, 12);
-    localStorage.setItem(DEVICE, id);
+    sessionStorage.setItem(DEVICE, id);
   }
   return id;
 }
@@ -19,10 +21,10 @@ export function newClient(): Client {
     url: location.origin,
     deviceId: deviceId(),
     platform: 'web',
-    onRefreshToken: (t) => (t ? localStorage.setItem(REFRESH, t) : localStorage.removeItem(REFRESH)),
+    onRefreshToken: (t) => (t ? sessionStorage.setItem(REFRESH, t) : sessionStorage.removeItem(REFRESH)),
   });
 }
 
 export function keptRefreshToken(): string | null {
-  return localStorage.getItem(REFRESH);
+  return sessionStorage.getItem(REFRESH);
 }
