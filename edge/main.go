@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"natter/shared/tracing"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,6 +42,7 @@ type Config struct {
 	NATS    config.NATS    `envPrefix:"NATS_"`
 	Auth    config.Auth    `envPrefix:"AUTH_"`
 	Log     config.Log     `envPrefix:"LOG_"`
+	Tracing config.Tracing
 }
 
 func main() {
@@ -75,6 +78,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "natter-edge")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	nc, err := bus.Connect(cfg.NATS, "edge", log)
 	if err != nil {
 		return err

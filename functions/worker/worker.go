@@ -27,8 +27,12 @@ import (
 	"natter/functions/msgstore"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/risk"
+	"natter/functions/sensitive"
+	"natter/functions/settings"
 	"natter/shared/auth"
 	"natter/shared/config"
+	"natter/shared/dynconf"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/op"
@@ -40,7 +44,7 @@ type Deps struct {
 	// ScriptDB is the same database opened with db.OpenScripts, for the message
 	// store's group-commit writers (required unless Message.Writers < 0).
 	ScriptDB *sql.DB
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	NC       *nats.Conn
 	Signer   *auth.Signer
 	IDs      *ids.Generator
@@ -71,6 +75,15 @@ type Deps struct {
 	Registry  *presence.Registry
 	Notifier  *presence.Notifier // nil without NC
 	Files     *file.Service      // the file domain's service: media messages and favorites use it
+	// Words is the sensitive-word list (message, account, group); Live the
+	// runtime configuration (config items, flags, rate overrides). Both follow
+	// their change events until ctx ends.
+	Words *sensitive.List
+	Live  *dynconf.Live
+	// Auditor records operator actions (risk, settings); nil logs them.
+	Auditor risk.Auditor
+	// Banner bans users from the review queue; nil: not available.
+	Banner risk.Banner
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
@@ -79,13 +92,14 @@ type Deps struct {
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
 	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}).Endpoints(), nil
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account}).Endpoints(), nil
 	},
 	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
 	"group": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group})
+		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files,
+			Words: d.Words, Live: d.Live, Config: d.Group})
 		if d.NC != nil {
 			if err := svc.WatchDeletions(ctx, d.NC); err != nil {
 				return nil, err
@@ -94,11 +108,7 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		return svc.Endpoints(), nil
 	},
 	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files, Config: d.Message}
-		if d.Events != nil {
-			md.Events = d.Events
-		}
-		return message.New(md).Endpoints(), nil
+		return d.messages().Endpoints(), nil
 	},
 	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
@@ -110,6 +120,15 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 			return nil, err
 		}
 		return d.Files.Endpoints(), nil
+	},
+	// Risk control: its review deletions recall through the message domain's
+	// code, whichever worker hosts that.
+	"risk": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return risk.New(risk.Deps{DB: d.DB, NC: d.NC, Words: d.Words, Remover: d.messages(), Banner: d.Banner,
+			Auditor: d.auditor(), Log: d.Log}).Endpoints(), nil
+	},
+	"settings": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return settings.New(settings.Deps{DB: d.DB, NC: d.NC, Live: d.Live, Auditor: d.auditor(), Log: d.Log}).Endpoints(), nil
 	},
 	"fav": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return fav.New(fav.Deps{DB: d.DB, Files: d.Files}).Endpoints(), nil
@@ -127,6 +146,24 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		}
 		return s.Endpoints(), nil
 	},
+}
+
+// messages is the message domain's service: its endpoints, and the removals
+// the review queue makes.
+func (d Deps) messages() *message.Service {
+	md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files,
+		Words: d.Words, Live: d.Live, Review: risk.New(risk.Deps{DB: d.DB, Log: d.Log}), Config: d.Message}
+	if d.Events != nil {
+		md.Events = d.Events
+	}
+	return message.New(md)
+}
+
+func (d Deps) auditor() risk.Auditor {
+	if d.Auditor != nil {
+		return d.Auditor
+	}
+	return risk.LogAuditor{Log: d.Log}
 }
 
 // Domains lists every domain name, in the op table's order.
@@ -226,6 +263,36 @@ func (d *Deps) shared(ctx context.Context) error {
 		var err error
 		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, Log: d.Log, Metrics: d.Metrics}); err != nil {
 			return err
+		}
+	}
+	if d.Words == nil {
+		d.Words = sensitive.NewList(d.DB, d.Log)
+		switch {
+		case d.DB == nil: // building endpoints only (tests of the table)
+		case d.NC != nil:
+			if err := d.Words.Watch(ctx, d.NC, 0); err != nil {
+				return err
+			}
+		default:
+			if err := d.Words.Load(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if d.Live == nil {
+		d.Live = dynconf.New()
+		switch {
+		case d.DB == nil:
+		case d.NC != nil:
+			if err := d.Live.Watch(ctx, d.NC, dynconf.DBLoader(d.DB, true), 0, d.Log); err != nil {
+				return err
+			}
+		default:
+			snap, err := dynconf.ReadDB(ctx, d.DB, true)
+			if err != nil {
+				return err
+			}
+			d.Live.Load(snap)
 		}
 	}
 	pc := config.WithDefaults(d.Presence)
