@@ -85,6 +85,7 @@ export const OPS = {
   "push.unregister": { service: "im-push", access: 'user', routes: [{ method: 'DELETE', path: '/api/v1/push/tokens', ints: [] }] },
   "push.settings.get": { service: "im-push", access: 'user', routes: [{ method: 'GET', path: '/api/v1/push/settings', ints: [] }] },
   "push.settings.set": { service: "im-push", access: 'user', routes: [{ method: 'PUT', path: '/api/v1/push/settings', ints: [] }] },
+  "report.submit": { service: "im-risk", access: 'user', routes: [{ method: 'POST', path: '/api/v1/reports', ints: [] }] },
 } as const satisfies Record<string, OpInfo>;
 
 export type OpName = keyof typeof OPS;
