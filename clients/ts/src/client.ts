@@ -594,6 +594,7 @@ export class Client {
   private async takeMessage(m: Message, isNew: boolean): Promise<void> {
     const old = await this.cache.getMessage(m.conv_id, m.seq);
     if (old && !newer(m, old)) return; // a duplicate
+    if (!old && !isNew) return; // a new version of a message this device does not hold (history loads it as it is)
     await this.cache.putMessages(m.conv_id, [m]);
     this.emit('message', m);
     this.noteTyping(m.conv_id, m.sender, true);
@@ -785,8 +786,7 @@ export class Client {
 
   /** Loads older messages from the server (msg.history before the oldest held). */
   async loadHistory(convId: string, limit = 50): Promise<{ count: number; hasMore: boolean }> {
-    const held = await this.cache.getMessages(convId, undefined, 1);
-    const oldest = held.length > 0 ? (await this.cache.getMessages(convId))[0].seq : undefined;
+    const oldest = (await this.cache.getMessages(convId))[0]?.seq;
     const r = await this.call('msg.history', { conv_id: convId, limit, ...(oldest ? { before: oldest } : {}) });
     const fresh: Message[] = [];
     for (const m of r.messages) {
@@ -873,8 +873,8 @@ export class Client {
         conv_id: r.conv_id, seq: r.seq, id: r.id, sender: this.userId,
         client_msg_id: e.client_msg_id, type: e.type, content: e.content, sent_at: r.sent_at,
       };
+      await this.takeMessage(m, true); // stored before it leaves the outbox: a crash between resends it, a duplicate
       await this.cache.removeOutbox(e.client_msg_id);
-      await this.takeMessage(m, true);
       this.sendWaiters.get(e.client_msg_id)?.resolve(m);
       this.sendWaiters.delete(e.client_msg_id);
     } catch (x) {

@@ -274,7 +274,11 @@ function Chat({ client, target, onBack }: { client: Client; target: Target; onBa
     }
   };
   useEffect(() => {
-    void client.loadHistory(conv).then((r) => setMore(r.hasMore), () => {});
+    // Load a page of history unless the cache already holds one (from an earlier visit).
+    void client.messages(conv).then((held) => {
+      if (held.filter((m) => !m.pending).length >= 30) setMore(held[0].seq > 1);
+      else void client.loadHistory(conv).then((r) => setMore(r.hasMore), () => {});
+    });
     loadMembers();
     if (target.peer_id) {
       const peer = target.peer_id;
