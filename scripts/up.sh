@@ -141,6 +141,7 @@ fi
 cat <<EOF
 
 ${_b}natter is up${_0}
+  web chat      $base/
   WebSocket     ws://$edge_host:$edge_port/ws
   HTTP API      $base/api/v1/
   health        $base/healthz   $base/readyz

@@ -24,6 +24,7 @@ import (
 	"natter/shared/endpoint"
 	"natter/shared/op"
 	"natter/shared/wire"
+	"natter/web/chat"
 )
 
 // HeaderRequestID is the HTTP header that carries a request id in and out.
@@ -86,7 +87,8 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
+	// The web chat app (web/chat, embedded) at /; any other path is a JSON 404.
+	mux.Handle("/", chat.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })))
 	return mux, nil
 }
 

@@ -252,7 +252,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 // ID is this edge's id.
 func (g *Gateway) ID() string { return g.cfg.ID }
 
-// Handler serves /ws, /api/v1/..., /healthz, /readyz and /metrics.
+// Handler serves /ws, /api/v1/..., /healthz, /readyz, /metrics and the web chat app at /.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // MarkNotReady makes /readyz answer 503 and /ws refuse new connections, while
