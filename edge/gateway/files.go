@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"natter/shared/endpoint"
@@ -273,7 +274,11 @@ func (g *Gateway) streamUpload(ctx context.Context, c endpoint.Caller, begin map
 // putPart PUTs exactly size bytes of src to a presigned URL.
 func (g *Gateway) putPart(ctx context.Context, url string, hdr map[string]string, src *boundedPart, size int64) *imerr.Error {
 	src.left = size
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, src)
+	// The transport may go on reading a request's body after Do returns (an early
+	// answer, an error). Closing it ourselves waits out a read in progress and ends
+	// the transport's reading before the part is read further (next PUT, caller).
+	body := &putBody{src: src}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
 		return imerr.Wrap(imerr.Internal, err, "bad upload URL")
 	}
@@ -282,6 +287,7 @@ func (g *Gateway) putPart(ctx context.Context, url string, hdr map[string]string
 		req.Header.Set(k, v)
 	}
 	resp, err := g.s3HTTP.Do(req)
+	_ = body.Close()
 	if src.short {
 		return imerr.New(imerr.BadRequest, "the file is shorter than size")
 	}
@@ -302,6 +308,29 @@ func (g *Gateway) putPart(ctx context.Context, url string, hdr map[string]string
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return s
+}
+
+// putBody is one PUT's view of the part; once closed it reads nothing.
+type putBody struct {
+	src  *boundedPart
+	mu   sync.Mutex
+	done bool
+}
+
+func (b *putBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, io.ErrClosedPipe
+	}
+	return b.src.Read(p)
+}
+
+func (b *putBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	return nil
 }
 
 // boundedPart reads the next left bytes of a form's file part, at most
