@@ -38,7 +38,7 @@ type route struct {
 func (g *Gateway) routes() (*http.ServeMux, error) {
 	api := &router{}
 	for _, o := range op.All {
-		if o.Access == op.Internal || o.Access == op.Admin { // admin ops have their own routes and tokens
+		if o.Access == op.Internal || o.Access == op.Admin || o.BackOffice() { // admin ops have their own routes and tokens (admin.go)
 			continue
 		}
 		for _, rt := range o.Routes {
@@ -55,9 +55,14 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 	if err := api.add("GET /api/v1/files/{file_id}", g.serveDownload); err != nil {
 		return nil, fmt.Errorf("gateway routes: %w", err)
 	}
+	if g.adminSigner != nil {
+		if err := g.adminRoutes(api); err != nil {
+			return nil, err
+		}
+	}
 	err := api.add("POST /api/v1/{op...}", func(w http.ResponseWriter, r *http.Request) {
 		o, ok := op.Lookup(r.PathValue("op"))
-		if !ok || o.Access == op.Internal || o.Access == op.Admin {
+		if !ok || o.Access == op.Internal || o.Access == op.Admin || o.BackOffice() {
 			writeJSONError(w, unknownOp(r.PathValue("op")))
 			return
 		}

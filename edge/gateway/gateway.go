@@ -130,6 +130,10 @@ type Deps struct {
 	// Registry receives the edge's metrics and is served on /metrics; a new one
 	// is made if nil.
 	Registry *prometheus.Registry
+	// AdminSigner verifies operator tokens (auth.NewOperatorSigner). With it the
+	// edge serves the back office (/api/v1/admin/... and the console at /admin);
+	// without it, chat only.
+	AdminSigner *auth.Signer
 	// AccessTTL is how long access tokens live (config.Auth.AccessTTL), hence how
 	// far back session revocations are replayed; config.Auth's default if zero.
 	AccessTTL time.Duration
@@ -141,7 +145,9 @@ type Gateway struct {
 	cfg    Config
 	nc     *nats.Conn
 	signer *auth.Signer
-	log    zerolog.Logger
+	// adminSigner verifies operator tokens; nil: no back office on this edge.
+	adminSigner *auth.Signer
+	log         zerolog.Logger
 	reg    *prometheus.Registry
 	m      *metrics
 
@@ -196,6 +202,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		cfg:    cfg,
 		nc:     d.NC,
 		signer: d.Signer,
+		adminSigner: d.AdminSigner,
 		log:    d.Log.With().Str("edge", cfg.ID).Logger(),
 		reg:    reg,
 		prefix: cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),

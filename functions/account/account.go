@@ -187,7 +187,7 @@ type userAuth struct {
 func (s *Service) lookupUser(ctx context.Context, username string) (int64, userAuth, error) {
 	var id int64
 	var u userAuth
-	err := s.db.QueryRowContext(ctx, "SELECT id, password_hash, banned, role FROM users WHERE username = ?", username).
+	err := s.db.QueryRowContext(ctx, "SELECT id, password_hash, "+bannedNow("")+", role FROM users WHERE username = ?", s.now(), username).
 		Scan(&id, &u.hash, &u.banned, &u.role)
 	return id, u, err
 }
@@ -295,8 +295,8 @@ func (s *Service) refresh(ctx context.Context, _ endpoint.Caller, r RefreshReq) 
 			banned   bool
 			userRole string
 		)
-		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.prev_refresh_hash, s.expires_at, s.revoked_at, u.banned, u.role
-			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, sid).
+		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.prev_refresh_hash, s.expires_at, s.revoked_at, `+bannedNow("u.")+`, u.role
+			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, now, sid).
 			Scan(&uid, &device, &stored, &previous, &expires, &revoked, &banned, &userRole)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errBadRefresh

@@ -99,8 +99,8 @@ func (s *Service) liveSession(ctx context.Context, c endpoint.Caller) error {
 	var revoked sql.NullTime
 	var expires time.Time
 	var banned bool
-	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, u.banned FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = ? AND s.user_id = ?`, c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
+	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, `+bannedNow("u.")+` FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ? AND s.user_id = ?`, s.now(), c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
 	if errors.Is(err, sql.ErrNoRows) || revoked.Valid || (err == nil && s.now().After(expires)) {
 		return imerr.New(imerr.Unauthorized, "session ended: log in again")
 	}

@@ -6,6 +6,7 @@ package worker
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/admin"
 	"natter/functions/conv"
 	"natter/functions/deliver"
 	"natter/functions/fav"
@@ -43,6 +45,10 @@ type Deps struct {
 	Redis    *redis.Client
 	NC       *nats.Conn
 	Signer   *auth.Signer
+	// AdminSigner issues operator tokens (auth.NewOperatorSigner); required by
+	// the admin domain.
+	AdminSigner *auth.Signer
+	Admin       admin.Config
 	IDs      *ids.Generator
 	Log      zerolog.Logger
 	Metrics  prometheus.Registerer // may be nil
@@ -122,6 +128,22 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		if err != nil {
 			return nil, err
 		}
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
+	},
+	// The back office runs the account and group domains' own code for its
+	// changes to users and groups, and audits security events from IM_EVENTS.
+	"admin": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		if d.AdminSigner == nil {
+			return nil, errors.New("the admin domain needs an operator signer (ADMIN_AUTH_SECRET)")
+		}
+		s := admin.New(admin.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.AdminSigner, Relations: d.Relations, Presence: d.Registry,
+			Accounts: account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
+				Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}),
+			Groups: group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group}),
+			Log:    d.Log, Config: d.Admin})
 		if err := s.Start(ctx); err != nil {
 			return nil, err
 		}

@@ -94,3 +94,8 @@ const EvtFileUploaded = EventPrefix + "file.uploaded"
 // PushDead is the subject of a dead letter of provider (offline push): stream
 // IM_PUSH_DEAD.
 func PushDead(provider string) string { return EventPrefix + "push.dead." + provider }
+
+// EvtAdminRefused is published by the endpoint adapter each time it refuses an
+// admin op to its caller (an operator whose role does not reach it, or a caller
+// who is no operator); the back office audits those above a rate.
+const EvtAdminRefused = EventPrefix + "security.admin_refused"
