@@ -22,7 +22,8 @@ METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9101}"
 LOG_PRETTY="${LOG_PRETTY:-true}"
 # Development: the binaries accept the built-in AUTH_SECRET (they refuse it otherwise).
 AUTH_DEV="${AUTH_DEV:-true}"
-export EDGE_ADDR METRICS_ADDR LOG_PRETTY AUTH_DEV
+ADMIN_AUTH_DEV="${ADMIN_AUTH_DEV:-$AUTH_DEV}" # operator tokens' built-in ADMIN_AUTH_SECRET, likewise
+export EDGE_ADDR METRICS_ADDR LOG_PRETTY AUTH_DEV ADMIN_AUTH_DEV
 
 edge_host="$(connect_host "$(host_of "$EDGE_ADDR")")" edge_port="$(port_of "$EDGE_ADDR")"
 metrics_host="$(connect_host "$(host_of "$METRICS_ADDR")")" metrics_port="$(port_of "$METRICS_ADDR")"
@@ -110,7 +111,7 @@ until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics_host:$metric
   sleep 0.2
 done
 
-run edge edge "$NATS_EDGE_PASSWORD"
+run edge console "$NATS_CONSOLE_PASSWORD" # the edge and the back office (console at /admin)
 epid=$RUN_PID
 
 # Ready when the edge answers /readyz with 200 (it needs NATS and the functions).

@@ -148,8 +148,8 @@ type Gateway struct {
 	// adminSigner verifies operator tokens; nil: no back office on this edge.
 	adminSigner *auth.Signer
 	log         zerolog.Logger
-	reg    *prometheus.Registry
-	m      *metrics
+	reg         *prometheus.Registry
+	m           *metrics
 
 	mux      *http.ServeMux
 	upgrader *gws.Upgrader
@@ -199,17 +199,17 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:    cfg,
-		nc:     d.NC,
-		signer: d.Signer,
+		cfg:         cfg,
+		nc:          d.NC,
+		signer:      d.Signer,
 		adminSigner: d.AdminSigner,
-		log:    d.Log.With().Str("edge", cfg.ID).Logger(),
-		reg:    reg,
-		prefix: cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),
-		ctx:    ctx,
-		cancel: cancel,
-		stop:   make(chan struct{}),
-		s3HTTP: s3Client(cfg.S3Addr),
+		log:         d.Log.With().Str("edge", cfg.ID).Logger(),
+		reg:         reg,
+		prefix:      cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),
+		ctx:         ctx,
+		cancel:      cancel,
+		stop:        make(chan struct{}),
+		s3HTTP:      s3Client(cfg.S3Addr),
 	}
 	var err error
 	if g.m, err = newMetrics(reg, &g.queued); err != nil {

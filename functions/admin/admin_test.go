@@ -329,3 +329,36 @@ func TestGroups(t *testing.T) {
 	}
 	_ = context.Background()
 }
+
+// TestSecurityEvents: session revocations and an operator refused admin ops
+// RefusalsAudited times within a minute reach the audit log (from IM_EVENTS).
+func TestSecurityEvents(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{Admin: admin.Config{RefusalsAudited: 3}})
+	reader, _ := fntest.Operator(t, e, "reader", op.RoleAuditor)
+	alice, _ := fntest.User(t, e, "alice", "d1")
+	fntest.Must[json.RawMessage](t, e, "account.logout", alice, map[string]any{})
+	for range 3 {
+		_, err := fntest.Call[admin.Ended](t, e, "admin.users.ban", reader, admin.BanReq{UserID: alice.UserID, Reason: "x"})
+		fntest.WantCode(t, err, imerr.Forbidden)
+	}
+	find := func(action string) admin.Entry {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := fntest.Must[admin.AuditResp](t, e, "admin.audit.list", reader, admin.AuditReq{Action: action, Limit: 1})
+			if len(r.Entries) == 1 {
+				return r.Entries[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s entry", action)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if en := find("session.revoked"); en.TargetID != strconv.FormatInt(alice.UserID, 10) || en.Detail != "session "+alice.SessionID {
+		t.Fatalf("revocation entry %+v", en)
+	}
+	if en := find("admin.refused"); en.ActorID != reader.UserID || en.ActorKind != admin.KindOperator || en.TargetID != "admin.users.ban" {
+		t.Fatalf("refusal entry %+v", en)
+	}
+}
