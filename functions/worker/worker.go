@@ -49,16 +49,16 @@ type Deps struct {
 	// the admin domain.
 	AdminSigner *auth.Signer
 	Admin       admin.Config
-	IDs      *ids.Generator
-	Log      zerolog.Logger
-	Metrics  prometheus.Registerer // may be nil
-	Account  account.Config
-	Message  message.Config
-	Group    group.Config
-	Friend   friend.Config
-	MsgEvent msgevent.Config
-	Presence presence.Config
-	File     file.Config
+	IDs         *ids.Generator
+	Log         zerolog.Logger
+	Metrics     prometheus.Registerer // may be nil
+	Account     account.Config
+	Message     message.Config
+	Group       group.Config
+	Friend      friend.Config
+	MsgEvent    msgevent.Config
+	Presence    presence.Config
+	File        file.Config
 
 	// S3 stores files; Presign signs the URLs clients use (blob.Presigner; S3
 	// when nil). Without S3 the file ops answer unavailable.

@@ -39,8 +39,8 @@ var ErrInvalid = errors.New("invalid token")
 type Signer struct {
 	issuer string // "natter" for chat tokens, "natter-admin" for operator tokens
 	kid    string
-	keys map[string][]byte // kid -> secret
-	ttl  time.Duration
+	keys   map[string][]byte // kid -> secret
+	ttl    time.Duration
 }
 
 // knownSecrets are published in this repository (development, compose trial):
