@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"time"
 
@@ -42,6 +43,12 @@ type Config struct {
 	// RefusalsAudited: an operator refused this many admin ops (permission) within
 	// a minute gets an audit entry (one per minute past it).
 	RefusalsAudited int `env:"REFUSALS_AUDITED" envDefault:"5"`
+	// ScrapeTargets are the Prometheus endpoints monitoring reads (comma
+	// separated): workers' METRICS_ADDR and edges' /metrics. The default is what
+	// `go tool task up` runs.
+	ScrapeTargets []string `env:"SCRAPE_TARGETS" envSeparator:"," envDefault:"http://127.0.0.1:9101/metrics,http://127.0.0.1:8080/metrics"`
+	// SampleEvery is how often monitoring scrapes and alert rules are evaluated.
+	SampleEvery time.Duration `env:"SAMPLE_EVERY" envDefault:"5s"`
 }
 
 // Forgetter is the send-permission cache (functions/friend Relations): a ban
@@ -78,12 +85,16 @@ type Service struct {
 	cfg      Config
 	now      func() time.Time
 	hashing  chan struct{}
+	samples  *sampler
+	http     *http.Client
 }
 
 // New returns the admin service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, accounts: d.Accounts, groups: d.Groups, rel: d.Relations, presence: d.Presence,
-		log: d.Log, cfg: config.WithDefaults(d.Config), now: time.Now, hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, signer: d.Signer, accounts: d.Accounts, groups: d.Groups, rel: d.Relations, presence: d.Presence,
+		log: d.Log, cfg: config.WithDefaults(d.Config), now: time.Now, hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), http: &http.Client{Timeout: 10 * time.Second}}
+	s.samples = &sampler{keep: max(2, int(time.Hour/s.cfg.SampleEvery))}
+	return s
 }
 
 // Endpoints lists the domain's endpoints.
@@ -109,6 +120,11 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 		endpoint.Handle("admin.groups.dismiss", guarded(s, s.groupDismiss)),
 		endpoint.Handle("admin.groups.mute", guarded(s, s.groupMute)),
 		endpoint.Handle("admin.groups.transfer", guarded(s, s.groupTransfer)),
+		endpoint.Handle("admin.monitoring.metrics", guarded(s, s.metrics)),
+		endpoint.Handle("admin.monitoring.health", guarded(s, s.health)),
+		endpoint.Handle("admin.alerts.list", guarded(s, s.alertsList)),
+		endpoint.Handle("admin.alerts.set", guarded(s, s.alertsSet)),
+		endpoint.Handle("admin.alerts.delete", guarded(s, s.alertsDelete)),
 	}
 }
 

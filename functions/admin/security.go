@@ -18,7 +18,13 @@ import (
 // an audit entry for each session revocation (logouts, kicks by a new login,
 // bans, stolen refresh tokens), each account locked by failed logins, and each
 // operator refused admin ops more than RefusalsAudited times in a minute.
+//
+// It also starts monitoring (monitoring.go): samples every SampleEvery and the
+// alert rules evaluated on them.
 func (s *Service) Start(ctx context.Context) error {
+	if s.rdb != nil {
+		go s.monitor(ctx)
+	}
 	if s.nc == nil {
 		return nil
 	}

@@ -152,7 +152,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := endpoint.Serve(context.Background(), nc, log, nil, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
+	srv, err := endpoint.Serve(context.Background(), nc, log, o.Metrics, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
 	if err != nil {
 		tb.Fatal(err)
 	}

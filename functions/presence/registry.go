@@ -335,3 +335,13 @@ func (r *Registry) Stale(ctx context.Context, limit int) ([]int64, error) {
 	}
 	return out, nil
 }
+
+// OnlineCount is how many users are announced online (the back office's
+// monitoring).
+func (r *Registry) OnlineCount(ctx context.Context) (int64, error) {
+	n, err := r.rdb.ZCard(ctx, onlineKey).Result()
+	if err != nil {
+		return 0, fmt.Errorf("presence: %w", err)
+	}
+	return n, nil
+}

@@ -238,6 +238,11 @@ var All = []Op{
 	{Name: "admin.groups.dismiss", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/groups/{group_id}/dismiss", Ints: gid}}},
 	{Name: "admin.groups.mute", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/groups/{group_id}/mute", Ints: gid}}},
 	{Name: "admin.groups.transfer", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/groups/{group_id}/transfer", Ints: gid}}},
+	{Name: "admin.monitoring.metrics", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/metrics"}}},
+	{Name: "admin.monitoring.health", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/health"}}},
+	{Name: "admin.alerts.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/alerts"}}},
+	{Name: "admin.alerts.set", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/monitoring/alerts"}}},
+	{Name: "admin.alerts.delete", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "DELETE", Path: "/api/v1/admin/monitoring/alerts/{id}", Ints: []string{"id"}}}},
 }
 
 // Path parameters that groups' routes share.
