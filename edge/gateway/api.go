@@ -86,6 +86,9 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	if g.adminSigner != nil {
+		g.consoleRoutes(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
 	return mux, nil
 }
