@@ -46,6 +46,9 @@ func scanOperator(sc interface{ Scan(...any) error }) (operatorRow, error) {
 // code if the operator set one up. Every failure is audited; LoginFailures of
 // one name within LoginWindow lock it until the window ends.
 func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (LoginResp, error) {
+	if s.signer == nil {
+		return LoginResp{}, imerr.New(imerr.Unavailable, "operator logins are not served here (no ADMIN_AUTH_SECRET)")
+	}
 	name, nerr := username.Canonical(r.Username)
 	fail := func(uid int64, why string) (LoginResp, error) {
 		s.loginFailed(ctx, name, uid, why, c.ClientIP)

@@ -6,7 +6,6 @@ package worker
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -136,9 +135,6 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	// The back office runs the account and group domains' own code for its
 	// changes to users and groups, and audits security events from IM_EVENTS.
 	"admin": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		if d.AdminSigner == nil {
-			return nil, errors.New("the admin domain needs an operator signer (ADMIN_AUTH_SECRET)")
-		}
 		s := admin.New(admin.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.AdminSigner, Relations: d.Relations, Presence: d.Registry,
 			Accounts: account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
 				Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}),
