@@ -240,6 +240,9 @@ func TestOperatorSessions(t *testing.T) {
 	fntest.Must[admin.Empty](t, e, "admin.logout", mod, admin.Empty{})
 	_, err := fntest.Call[admin.Operator](t, e, "admin.me", mod, admin.Empty{})
 	fntest.WantCode(t, err, imerr.Unauthorized)
+	if en := lastAudit(t, e, root, "operator.logout"); en.ActorID != mod.UserID {
+		t.Fatalf("logout entry %+v", en)
+	}
 
 	mod = relogin(t, e, "mod")
 	yes := true
@@ -280,6 +283,7 @@ func TestTOTP(t *testing.T) {
 	if !on.TOTP {
 		t.Fatal("totp not on")
 	}
+	lastAudit(t, e, root, "operator.totp_enabled")
 	_, err = fntest.Call[admin.LoginResp](t, e, "admin.login", endpoint.Caller{}, admin.LoginReq{Username: "root", Password: "operator-pass-1"})
 	fntest.WantCode(t, err, imerr.Unauthorized)
 	// The code that enabled it is spent; the next step's works.

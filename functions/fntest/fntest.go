@@ -118,6 +118,9 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		tb.Fatal(err)
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
+	if o.Admin.ScrapeTargets == nil {
+		o.Admin.ScrapeTargets = []string{} // not the default: whatever a dev stack on this machine serves
+	}
 	if o.Message.Writers == 0 {
 		o.Message.Writers = 2 // sends go through group commit, on two shards
 	}
