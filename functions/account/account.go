@@ -26,6 +26,7 @@ import (
 	"natter/shared/ids"
 	"natter/shared/imerr"
 	"natter/shared/logging"
+	"natter/shared/password"
 	"natter/shared/subject"
 	"natter/shared/username"
 	"natter/shared/wire"
@@ -199,7 +200,7 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tok
 	// anyone's, but costs the same as a wrong password.
 	name, nerr := username.Canonical(r.Username)
 	if nerr != nil {
-		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		return Tokens{}, errBadCredentials
 	}
 	if err := s.guard.check(ctx, name); err != nil {
@@ -207,7 +208,7 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tok
 	}
 	id, u, err := s.lookupUser(ctx, name)
 	if errors.Is(err, sql.ErrNoRows) {
-		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		s.guard.failed(ctx, name, 0, c)
 		return Tokens{}, errBadCredentials
 	}

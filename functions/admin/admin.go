@@ -22,8 +22,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"natter/functions/account"
-	"natter/functions/group"
 	"natter/functions/presence"
 	"natter/shared/auth"
 	"natter/shared/config"
@@ -51,6 +49,24 @@ type Config struct {
 	SampleEvery time.Duration `env:"SAMPLE_EVERY" envDefault:"5s"`
 }
 
+// Accounts are the account domain's changes the back office makes to users
+// (functions/account ban.go implements them): a ban, force logout and password
+// reset end the user's sessions the way a logout does.
+type Accounts interface {
+	Ban(ctx context.Context, user int64, until time.Time, reason string) (sessions int, err error)
+	Unban(ctx context.Context, user int64) error
+	LogoutEverywhere(ctx context.Context, user int64, reason string) (sessions int, err error)
+	ResetPassword(ctx context.Context, user int64, password string) (sessions int, err error)
+}
+
+// Groups are the group domain's changes the back office makes (functions/group
+// platform.go implements them): the group's own transactions and system messages.
+type Groups interface {
+	PlatformDismiss(ctx context.Context, group int64) error
+	PlatformMuteAll(ctx context.Context, group int64, muted bool) error
+	PlatformTransfer(ctx context.Context, group, user int64) error
+}
+
 // Forgetter is the send-permission cache (functions/friend Relations): a ban
 // makes it forget the user here; other workers hear im.evt.relations.changed.
 type Forgetter interface{ Forget(users ...int64) }
@@ -63,8 +79,8 @@ type Deps struct {
 	Signer *auth.Signer // operator tokens (auth.NewOperatorSigner)
 	// Accounts and Groups are the account and group domains' services, whose code
 	// the back office's changes run.
-	Accounts  *account.Service
-	Groups    *group.Service
+	Accounts  Accounts
+	Groups    Groups
 	Relations Forgetter          // may be nil
 	Presence  *presence.Registry // may be nil: devices show offline
 	Log       zerolog.Logger
@@ -77,8 +93,8 @@ type Service struct {
 	rdb      *redis.Client
 	nc       *nats.Conn
 	signer   *auth.Signer
-	accounts *account.Service
-	groups   *group.Service
+	accounts Accounts
+	groups   Groups
 	rel      Forgetter
 	presence *presence.Registry
 	log      zerolog.Logger

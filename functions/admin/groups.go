@@ -106,41 +106,45 @@ func (s *Service) groupGet(ctx context.Context, _ actor, r GroupReq) (GroupDetai
 	return out, rows.Err()
 }
 
-// groupDismiss, groupMute and groupTransfer run the group domain's own changes
-// (its transaction, system message and deliveries to the members) as the
-// platform, and audit the group's state before and after.
-func (s *Service) groupDismiss(ctx context.Context, a actor, r GroupReq) (Empty, error) {
-	before, err := s.groups.PlatformDismiss(ctx, r.GroupID)
+// groupState is what the back office's group changes touch, for the audit log.
+type groupState struct {
+	Owner     int64 `json:"owner"`
+	MuteAll   bool  `json:"mute_all"`
+	Dismissed bool  `json:"dismissed"`
+}
+
+func (g Group) state() groupState {
+	return groupState{Owner: g.Owner, MuteAll: g.MuteAll, Dismissed: g.Dismissed}
+}
+
+// groupChange runs a group domain change (its transaction, system message and
+// deliveries to the members, as the platform) and audits the group's state
+// before and after it.
+func (s *Service) groupChange(ctx context.Context, a actor, group int64, action string, change func() error) (Empty, error) {
+	before, err := s.loadGroup(ctx, group)
 	if err != nil {
 		return Empty{}, err
 	}
-	after := before
-	after.Dismissed = true
-	rec := byOperator(a, "group.dismiss", KindGroup, r.GroupID)
-	rec.before, rec.after = before, after
+	if err := change(); err != nil {
+		return Empty{}, err
+	}
+	after, err := s.loadGroup(ctx, group)
+	if err != nil {
+		return Empty{}, err
+	}
+	rec := byOperator(a, action, KindGroup, group)
+	rec.before, rec.after = before.state(), after.state()
 	return Empty{}, s.audit(ctx, rec)
+}
+
+func (s *Service) groupDismiss(ctx context.Context, a actor, r GroupReq) (Empty, error) {
+	return s.groupChange(ctx, a, r.GroupID, "group.dismiss", func() error { return s.groups.PlatformDismiss(ctx, r.GroupID) })
 }
 
 func (s *Service) groupMute(ctx context.Context, a actor, r GroupMuteReq) (Empty, error) {
-	before, err := s.groups.PlatformMuteAll(ctx, r.GroupID, r.Muted)
-	if err != nil {
-		return Empty{}, err
-	}
-	after := before
-	after.MuteAll = r.Muted
-	rec := byOperator(a, "group.mute_all", KindGroup, r.GroupID)
-	rec.before, rec.after = before, after
-	return Empty{}, s.audit(ctx, rec)
+	return s.groupChange(ctx, a, r.GroupID, "group.mute_all", func() error { return s.groups.PlatformMuteAll(ctx, r.GroupID, r.Muted) })
 }
 
 func (s *Service) groupTransfer(ctx context.Context, a actor, r GroupTransferReq) (Empty, error) {
-	before, err := s.groups.PlatformTransfer(ctx, r.GroupID, r.UserID)
-	if err != nil {
-		return Empty{}, err
-	}
-	after := before
-	after.Owner = r.UserID
-	rec := byOperator(a, "group.transfer", KindGroup, r.GroupID)
-	rec.before, rec.after = before, after
-	return Empty{}, s.audit(ctx, rec)
+	return s.groupChange(ctx, a, r.GroupID, "group.transfer", func() error { return s.groups.PlatformTransfer(ctx, r.GroupID, r.UserID) })
 }

@@ -10,12 +10,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"natter/functions/account"
 	"natter/shared/auth"
 	"natter/shared/db"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
+	"natter/shared/password"
 	"natter/shared/username"
 )
 
@@ -55,7 +55,7 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Log
 		return LoginResp{}, errBadLogin
 	}
 	if nerr != nil {
-		_ = s.argon(ctx, func() { account.DummyCheck(r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		return fail(0, "no such operator")
 	}
 	if locked, err := s.loginLocked(ctx, name); err != nil {
@@ -65,14 +65,14 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Log
 	}
 	o, err := scanOperator(s.db.QueryRowContext(ctx, "SELECT "+operatorColumns+" FROM operators WHERE username = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
-		_ = s.argon(ctx, func() { account.DummyCheck(r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		return fail(0, "no such operator")
 	}
 	if err != nil {
 		return LoginResp{}, fmt.Errorf("load operator: %w", err)
 	}
 	var ok bool
-	if aerr := s.argon(ctx, func() { ok, err = account.CheckPassword(o.hash, r.Password) }); aerr != nil {
+	if aerr := s.argon(ctx, func() { ok, err = password.Check(o.hash, r.Password) }); aerr != nil {
 		return LoginResp{}, aerr
 	}
 	if err != nil {
@@ -238,7 +238,7 @@ func (s *Service) createOperator(ctx context.Context, a actor, r CreateOperatorR
 
 // CreateOperator adds an operator (`go tool task admin:create` makes the first
 // superadmin through it); the caller audits.
-func (s *Service) CreateOperator(ctx context.Context, name, password, role string) (Operator, error) {
+func (s *Service) CreateOperator(ctx context.Context, name, pw, role string) (Operator, error) {
 	name, err := username.Canonical(name)
 	if err != nil {
 		return Operator{}, imerr.Wrap(imerr.BadRequest, err, "username: "+err.Error())
@@ -246,11 +246,11 @@ func (s *Service) CreateOperator(ctx context.Context, name, password, role strin
 	if roleRank(role) == 0 {
 		return Operator{}, imerr.New(imerr.BadRequest, "role: superadmin, operator or auditor")
 	}
-	if err := validPassword(password); err != nil {
+	if err := validPassword(pw); err != nil {
 		return Operator{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
 	}
 	var hash string
-	if err := s.argon(ctx, func() { hash = account.HashPassword(password) }); err != nil {
+	if err := s.argon(ctx, func() { hash = password.Hash(pw) }); err != nil {
 		return Operator{}, err
 	}
 	res, err := s.db.ExecContext(ctx, "INSERT INTO operators (username, password_hash, role) VALUES (?, ?, ?)", name, hash, role)
@@ -278,7 +278,7 @@ func (s *Service) updateOperator(ctx context.Context, a actor, r UpdateOperatorR
 	var hash *string
 	if r.Password != nil {
 		var h string
-		if err := s.argon(ctx, func() { h = account.HashPassword(*r.Password) }); err != nil {
+		if err := s.argon(ctx, func() { h = password.Hash(*r.Password) }); err != nil {
 			return Operator{}, err
 		}
 		hash = &h

@@ -8,47 +8,31 @@ import (
 	"natter/shared/imerr"
 )
 
-// The back office's changes to a group (functions/admin). They run the same
-// transactions, system messages and deliveries as the owner's own (change), with
-// no member acting: the system message says Actor 0 and Platform. Each returns
-// the group's state before it, for the audit log, and changes nothing when the
-// group is already so (a retry).
-
-// State is what the back office's changes touch.
-type State struct {
-	Owner     int64 `json:"owner"`
-	MuteAll   bool  `json:"mute_all"`
-	Dismissed bool  `json:"dismissed"`
-}
+// The back office's changes to a group (functions/admin, through its Groups
+// interface). They run the same transactions, system messages and deliveries as
+// the owner's own (change), with no member acting: the system message says Actor
+// 0 and Platform. Each changes nothing when the group is already so (a retry).
 
 func platformEvent(event string) *SystemEvent { return &SystemEvent{Event: event, Platform: true} }
 
 // PlatformDismiss dismisses the group.
-func (s *Service) PlatformDismiss(ctx context.Context, group int64) (State, error) {
-	var before State
-	err := s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
+func (s *Service) PlatformDismiss(ctx context.Context, group int64) error {
+	return s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, err := lockGroup(ctx, tx, group)
-		if err != nil {
+		if err != nil || g.dismissed {
 			return nil, err
-		}
-		before = g.state()
-		if g.dismissed {
-			return nil, nil
 		}
 		return s.setDismissed(ctx, tx, group, platformEvent(EvtDismissed))
 	})
-	return before, err
 }
 
 // PlatformMuteAll mutes (or unmutes) every member but the owner and admins.
-func (s *Service) PlatformMuteAll(ctx context.Context, group int64, muted bool) (State, error) {
-	var before State
-	err := s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
+func (s *Service) PlatformMuteAll(ctx context.Context, group int64, muted bool) error {
+	return s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, err := lockGroup(ctx, tx, group)
 		if err != nil {
 			return nil, err
 		}
-		before = g.state()
 		if g.dismissed {
 			return nil, errDismissed
 		}
@@ -57,18 +41,15 @@ func (s *Service) PlatformMuteAll(ctx context.Context, group int64, muted bool) 
 		}
 		return setMuteAll(ctx, tx, group, muted, platformEvent(EvtMutedAll))
 	})
-	return before, err
 }
 
 // PlatformTransfer makes member user the owner; the old owner stays an admin.
-func (s *Service) PlatformTransfer(ctx context.Context, group, user int64) (State, error) {
-	var before State
-	err := s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
+func (s *Service) PlatformTransfer(ctx context.Context, group, user int64) error {
+	return s.change(ctx, endpoint.Caller{}, group, func(tx *sql.Tx) (*SystemEvent, error) {
 		g, err := lockGroup(ctx, tx, group)
 		if err != nil {
 			return nil, err
 		}
-		before = g.state()
 		if g.dismissed {
 			return nil, errDismissed
 		}
@@ -87,9 +68,6 @@ func (s *Service) PlatformTransfer(ctx context.Context, group, user int64) (Stat
 		ev.Users = []int64{user}
 		return ev, nil
 	})
-	return before, err
 }
-
-func (g row) state() State { return State{Owner: g.owner, MuteAll: g.muteAll, Dismissed: g.dismissed} }
 
 var errDismissed = imerr.New(imerr.Conflict, "the group is dismissed")
