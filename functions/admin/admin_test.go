@@ -16,6 +16,7 @@ import (
 	"natter/shared/imerr"
 	"natter/shared/op"
 	"natter/shared/testenv"
+	"natter/shared/wire"
 )
 
 // adminOps are the ops an operator token reaches (all admin.* but the login).
@@ -334,13 +335,18 @@ func TestGroups(t *testing.T) {
 	_ = context.Background()
 }
 
-// TestSecurityEvents: session revocations and an operator refused admin ops
+// TestSecurityEvents: session revocations, device kicks and an operator refused admin ops
 // RefusalsAudited times within a minute reach the audit log (from IM_EVENTS).
 func TestSecurityEvents(t *testing.T) {
 	e := testenv.Start(t)
-	fntest.Start(t, e, fntest.Options{Admin: admin.Config{RefusalsAudited: 3}})
+	fntest.Start(t, e, fntest.Options{Admin: admin.Config{RefusalsAudited: 3}, Account: account.Config{MaxDevices: 1}})
 	reader, _ := fntest.Operator(t, e, "reader", op.RoleAuditor)
 	alice, _ := fntest.User(t, e, "alice", "d1")
+	// The device limit (1): a second device's connection kicks the first's.
+	bob, _ := fntest.User(t, e, "bob", "phone")
+	laptop, _ := fntest.Login(t, e, "bob", "laptop")
+	fntest.Must[wire.ConnectResp](t, e, "session.connect", bob, wire.ConnectReq{ConnID: "c-phone", EdgeID: "e1"})
+	fntest.Must[wire.ConnectResp](t, e, "session.connect", laptop, wire.ConnectReq{ConnID: "c-laptop", EdgeID: "e1"})
 	fntest.Must[json.RawMessage](t, e, "account.logout", alice, map[string]any{})
 	for range 3 {
 		_, err := fntest.Call[admin.Ended](t, e, "admin.users.ban", reader, admin.BanReq{UserID: alice.UserID, Reason: "x"})
@@ -361,6 +367,9 @@ func TestSecurityEvents(t *testing.T) {
 	}
 	if en := find("session.revoked"); en.TargetID != strconv.FormatInt(alice.UserID, 10) || en.Detail != "session "+alice.SessionID {
 		t.Fatalf("revocation entry %+v", en)
+	}
+	if en := find("session.kicked"); en.TargetID != strconv.FormatInt(bob.UserID, 10) || en.Detail != "connection c-phone closed: signed in on another device (device laptop)" {
+		t.Fatalf("kick entry %+v", en)
 	}
 	if en := find("admin.refused"); en.ActorID != reader.UserID || en.ActorKind != admin.KindOperator || en.TargetID != "admin.users.ban" {
 		t.Fatalf("refusal entry %+v", en)

@@ -16,7 +16,8 @@ import (
 // Start runs the back office's audit of security events, until ctx ends: a
 // durable consumer of IM_EVENTS shared by every worker hosting the domain writes
 // an audit entry for each session revocation (logouts, kicks by a new login,
-// bans, stolen refresh tokens), each account locked by failed logins, and each
+// bans, stolen refresh tokens), each connection kicked by the device limit, each
+// account locked by failed logins, and each
 // operator refused admin ops more than RefusalsAudited times in a minute.
 //
 // It also starts monitoring (monitoring.go): samples every SampleEvery and the
@@ -34,7 +35,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, subject.EventStream, jetstream.ConsumerConfig{
 		Durable:        "admin-audit",
-		FilterSubjects: []string{subject.EvtSessionRevoked, subject.EvtLoginLocked, subject.EvtAdminRefused},
+		FilterSubjects: []string{subject.EvtSessionRevoked, subject.EvtLoginLocked, subject.EvtAdminRefused, subject.EvtDeviceKicked},
 		AckPolicy:      jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
@@ -76,6 +77,14 @@ func (s *Service) securityEvent(ctx context.Context, subj string, data []byte) e
 		return s.audit(ctx, record{actorKind: KindUser, actorID: ev.UserID, actorName: ev.Username, action: "user.login_locked",
 			targetKind: KindUser, targetID: strconv.FormatInt(ev.UserID, 10), ip: ev.ClientIP, at: time.UnixMilli(ev.At),
 			detail: fmt.Sprintf("%d failed logins: locked for %s", ev.Failures, time.Duration(ev.LockedMs)*time.Millisecond)})
+	case subject.EvtDeviceKicked:
+		var ev wire.DeviceKicked
+		if json.Unmarshal(data, &ev) != nil || ev.UserID <= 0 {
+			return nil
+		}
+		return s.audit(ctx, record{actorKind: KindSystem, action: "session.kicked", targetKind: KindUser,
+			targetID: strconv.FormatInt(ev.UserID, 10), ip: ev.ClientIP, at: time.UnixMilli(ev.At),
+			detail: fmt.Sprintf("connection %s closed: %s (device %s)", ev.ConnID, ev.Reason, ev.DeviceID)})
 	case subject.EvtAdminRefused:
 		var ev wire.AdminRefused
 		if json.Unmarshal(data, &ev) != nil {

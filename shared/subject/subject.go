@@ -99,3 +99,7 @@ func PushDead(provider string) string { return EventPrefix + "push.dead." + prov
 // admin op to its caller (an operator whose role does not reach it, or a caller
 // who is no operator); the back office audits those above a rate.
 const EvtAdminRefused = EventPrefix + "security.admin_refused"
+
+// EvtDeviceKicked is published when a new connection pushes an older one of the
+// same user out (the device limit); the back office audits it.
+const EvtDeviceKicked = EventPrefix + "security.device_kicked"

@@ -103,3 +103,14 @@ type AdminRefused struct {
 	At       int64  `json:"at"` // unix ms
 	ClientIP string `json:"client_ip,omitempty"`
 }
+
+// DeviceKicked is published on im.evt.security.device_kicked when a connection is
+// closed to make room for another (ACCOUNT_DEVICE_POLICY kick_oldest).
+type DeviceKicked struct {
+	UserID   int64  `json:"user_id"`
+	ConnID   string `json:"conn_id"`   // the connection closed
+	DeviceID string `json:"device_id"` // the device that took its place
+	Reason   string `json:"reason"`
+	At       int64  `json:"at"` // unix ms
+	ClientIP string `json:"client_ip,omitempty"`
+}
