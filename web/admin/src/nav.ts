@@ -7,6 +7,8 @@ import { Users } from "./pages/Users";
 import { Groups } from "./pages/Groups";
 import { Audit } from "./pages/Audit";
 import { Alerts } from "./pages/Alerts";
+import { Operators } from "./pages/Operators";
+import { Account } from "./pages/Account";
 
 export type Page = { path: string; title: string; role: string; component: ComponentType<{ param?: string }> };
 
@@ -16,4 +18,6 @@ export const pages: Page[] = [
   { path: "groups", title: "Groups", role: "auditor", component: Groups },
   { path: "audit", title: "Audit log", role: "auditor", component: Audit },
   { path: "alerts", title: "Alerts", role: "auditor", component: Alerts },
+  { path: "operators", title: "Operators", role: "superadmin", component: Operators },
+  { path: "account", title: "My account", role: "auditor", component: Account },
 ];

@@ -101,6 +101,21 @@ try {
   await page.locator("tr[data-rule=errors]").waitFor();
   await shot("09-alerts");
 
+  step("operators");
+  await page.locator("[data-nav=operators]").click();
+  await page.locator("input[name=op-username]").fill("helper");
+  await page.locator("input[name=op-password]").fill("helper-pass-1");
+  await page.locator("select[name=op-role]").selectOption("auditor");
+  await page.getByRole("button", { name: "Create operator" }).click();
+  await page.locator("tr[data-operator=helper]").waitFor();
+  await shot("10-operators");
+
+  step("my account");
+  await page.locator("[data-nav=account]").click();
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.locator("[data-secret]").waitFor();
+  await shot("11-account");
+
   step("log out");
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
