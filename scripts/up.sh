@@ -97,6 +97,8 @@ run() {
   exec {out}>&-
   record_pid "$name" "$RUN_PID" "bin/natter-$name"
 }
+# The back office's monitoring scrapes the worker's and the edge's /metrics.
+export ADMIN_SCRAPE_TARGETS="${ADMIN_SCRAPE_TARGETS:-http://$metrics_host:$metrics_port/metrics,http://$edge_host:$edge_port/metrics}"
 run functions functions "$NATS_FUNCTIONS_PASSWORD"
 fpid=$RUN_PID
 
@@ -144,6 +146,7 @@ cat <<EOF
 ${_b}natter is up${_0}
   WebSocket     ws://$edge_host:$edge_port/ws
   HTTP API      $base/api/v1/
+  back office   $base/admin   (first operator: go tool task admin:create -- root)
   health        $base/healthz   $base/readyz
   metrics       $base/metrics   (edge)   http://$metrics_host:$metrics_port/metrics   (functions)
   NATS          nats://$NATS_ADDR   (ops: go tool task nats -- micro list)
