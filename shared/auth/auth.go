@@ -83,7 +83,7 @@ func newSigner(issuer, prefix string, c config.Auth) (*Signer, error) {
 		if secret == "" && i == 1 {
 			continue
 		}
-		if err := checkSecret(name, secret, c.Dev); err != nil {
+		if err := checkSecret(name, prefix+"DEV", secret, c.Dev); err != nil {
 			return nil, err
 		}
 		sum := sha256.Sum256([]byte(secret))
@@ -96,7 +96,7 @@ func newSigner(issuer, prefix string, c config.Auth) (*Signer, error) {
 	return s, nil
 }
 
-func checkSecret(name, secret string, dev bool) error {
+func checkSecret(name, devVar, secret string, dev bool) error {
 	if dev {
 		if len(secret) < 16 {
 			return fmt.Errorf("auth: %s must be at least 16 bytes", name)
@@ -104,10 +104,10 @@ func checkSecret(name, secret string, dev bool) error {
 		return nil
 	}
 	if slices.Contains(knownSecrets, secret) {
-		return fmt.Errorf("auth: %s is a published development secret: set %d or more random bytes (or AUTH_DEV=true for development)", name, minSecret)
+		return fmt.Errorf("auth: %s is a published development secret: set %d or more random bytes (or %s=true for development)", name, minSecret, devVar)
 	}
 	if len(secret) < minSecret {
-		return fmt.Errorf("auth: %s must be at least %d bytes outside development (AUTH_DEV=true)", name, minSecret)
+		return fmt.Errorf("auth: %s must be at least %d bytes outside development (%s=true)", name, minSecret, devVar)
 	}
 	return nil
 }
