@@ -196,7 +196,7 @@ func (s *Service) session(ctx context.Context, c endpoint.Caller) (actor, error)
 
 // forgetUser makes every worker's send-permission cache forget user: here at
 // once, elsewhere through im.evt.relations.changed.
-func (s *Service) forgetUser(ctx context.Context, user int64) {
+func (s *Service) forgetUser(user int64) {
 	if s.rel != nil {
 		s.rel.Forget(user)
 	}
@@ -207,7 +207,6 @@ func (s *Service) forgetUser(ctx context.Context, user int64) {
 	if err := s.nc.Publish(subject.EvtRelationsChanged, b); err != nil {
 		s.log.Warn().Err(err).Int64("user", user).Msg("publish relations.changed")
 	}
-	_ = ctx
 }
 
 // argon runs fn (password hashing) when a hashing slot is free.

@@ -160,11 +160,10 @@ func (s *Service) fetch(ctx context.Context, url string) (map[string]*dto.Metric
 
 // OpStat is one op's traffic over the last minute.
 type OpStat struct {
-	Op        string  `json:"op"`
-	PerSec    float64 `json:"per_sec"`
-	P95Ms     float64 `json:"p95_ms"`
-	Requests  float64 `json:"requests"`
-	LatencyMs float64 `json:"-"`
+	Op       string  `json:"op"`
+	PerSec   float64 `json:"per_sec"`
+	P95Ms    float64 `json:"p95_ms"`
+	Requests float64 `json:"requests"`
 }
 
 // Point is one sample of the dashboard's charts.

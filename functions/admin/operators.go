@@ -145,14 +145,12 @@ func (s *Service) loginFailed(ctx context.Context, name string, uid int64, why, 
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.Warn().Err(err).Msg("count operator login failure")
 	}
-	err := s.audit(ctx, record{actorKind: KindOperator, actorID: uint64ToID(uid), actorName: trunc(name, 64), action: "operator.login_failed",
+	err := s.audit(ctx, record{actorKind: KindOperator, actorID: max(uid, 0), actorName: trunc(name, 64), action: "operator.login_failed",
 		targetKind: KindOperator, targetID: strconv.FormatInt(uid, 10), detail: why, ip: ip})
 	if err != nil {
 		s.log.Error().Err(err).Msg("audit operator login failure")
 	}
 }
-
-func uint64ToID(id int64) int64 { return max(id, 0) }
 
 func (s *Service) logout(ctx context.Context, a actor, _ Empty) (Empty, error) {
 	if _, err := s.db.ExecContext(ctx, "UPDATE operator_sessions SET revoked_at = ? WHERE operator_id = ? AND revoked_at IS NULL AND id = ?",

@@ -218,7 +218,7 @@ func (s *Service) ban(ctx context.Context, a actor, r BanReq) (Ended, error) {
 	if err != nil {
 		return Ended{}, err
 	}
-	s.forgetUser(ctx, r.UserID)
+	s.forgetUser(r.UserID)
 	after, err := s.loadUser(ctx, r.UserID)
 	if err != nil {
 		return Ended{}, err
@@ -236,7 +236,7 @@ func (s *Service) unban(ctx context.Context, a actor, r UserReq) (Empty, error) 
 	if err := s.accounts.Unban(ctx, r.UserID); err != nil {
 		return Empty{}, err
 	}
-	s.forgetUser(ctx, r.UserID)
+	s.forgetUser(r.UserID)
 	rec := byOperator(a, "user.unban", KindUser, r.UserID)
 	rec.before, rec.after = before.banState(), banState{}
 	return Empty{}, s.audit(ctx, rec)
