@@ -95,14 +95,14 @@ func (s *Service) securityEvent(ctx context.Context, subj string, data []byte) e
 	return nil
 }
 
-// refusal counts a refused admin op per caller per minute and audits the
-// RefusalsAudited-th of a minute (one entry per caller per minute).
+// refusal counts the admin ops refused to a caller in a one-minute window that
+// starts at its first refusal, and audits the RefusalsAudited-th of a window
+// (one entry per caller per window).
 func (s *Service) refusal(ctx context.Context, ev wire.AdminRefused) error {
-	minute := time.UnixMilli(ev.At).Unix() / 60
-	key := "admin:refused:" + strconv.FormatInt(ev.UserID, 10) + ":" + ev.Role + ":" + strconv.FormatInt(minute, 10)
+	key := "admin:refused:" + strconv.FormatInt(ev.UserID, 10) + ":" + ev.Role
 	pipe := s.rdb.TxPipeline()
 	n := pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, 2*time.Minute)
+	pipe.ExpireNX(ctx, key, time.Minute)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("count refusal: %w", err)
 	}
