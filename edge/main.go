@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"natter/shared/tracing"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -42,9 +44,10 @@ type Config struct {
 	Log     config.Log     `envPrefix:"LOG_"`
 	// AdminAuth verifies operator tokens; EDGE_ADMIN=false makes a chat-only edge
 	// (no /api/v1/admin/..., no console), whose NATS user may then lack
-	// im.v1.admin.> (the edge user of nats-config/accounts.conf; edge-admin has it).
+	// im.v1.admin.> (the edge user of nats-config/accounts.conf; console has it).
 	AdminAuth config.AdminAuth `envPrefix:"ADMIN_AUTH_"`
 	Admin     bool             `env:"EDGE_ADMIN" envDefault:"true"`
+	Tracing   config.Tracing
 }
 
 func main() {
@@ -86,6 +89,15 @@ func run(ctx context.Context) error {
 			return err
 		}
 	}
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "natter-edge")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	nc, err := bus.Connect(cfg.NATS, "edge", log)
 	if err != nil {
 		return err

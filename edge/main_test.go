@@ -2,10 +2,12 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"natter/shared/config"
+	"natter/shared/testenv"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -63,5 +65,23 @@ func TestDebugAddr(t *testing.T) {
 	}
 	if config.Defaults[Config]().DebugAddr == "" {
 		t.Fatal("no default debug address: the unset case proves nothing")
+	}
+}
+
+// TestComposeFile: compose.yaml's edge service sets only settings the edge reads,
+// and its container port is the one EDGE_ADDR listens on.
+func TestComposeFile(t *testing.T) {
+	var cfg Config
+	testenv.CheckComposeEnv(t, "edge", &cfg)
+	svc := testenv.Compose(t)["edge"]
+	addr := svc.Environment["EDGE_ADDR"]
+	_, port, _ := strings.Cut(addr, ":")
+	for _, p := range svc.Ports {
+		if !strings.HasSuffix(p, ":"+port) {
+			t.Errorf("edge publishes %s, but EDGE_ADDR is %s", p, addr)
+		}
+	}
+	if len(svc.Ports) == 0 {
+		t.Error("the edge publishes no port")
 	}
 }

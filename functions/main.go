@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"natter/shared/tracing"
+
 	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -67,6 +69,7 @@ type Config struct {
 	File      file.Config      `envPrefix:"FILE_"`
 	S3        config.S3        `envPrefix:"S3_"`
 	Push      push.Config      `envPrefix:"PUSH_"`
+	Tracing   config.Tracing
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -187,6 +190,16 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Before the database and Redis are opened: they are wrapped only when tracing is on.
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "natter-functions")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	d, err := db.Open(ctx, cfg.MySQL)
 	if err != nil {
 		return err

@@ -5,9 +5,14 @@
 #   scripts/chaos.sh soak [DURATION]   a moderate mixed load for DURATION (default 1h),
 #                                      watching the workers' and edges' /metrics
 #   scripts/chaos.sh fault ROW         inject one row's fault (the load tool runs this)
+#   scripts/chaos.sh cluster [ROW...]  the same on a 3-node NATS JetStream cluster
+#                                      (nats-config/cluster/n1..n3.conf, ports remapped)
+#                                      with three workers and two edges on different
+#                                      nodes; rows baseline node-kill worker-kill edge-kill
+#                                      by default, a 1,000-member group; streams at R3
 #
 # Rows: baseline worker-kill workers-kill nats-restart redis-flush mysql-kill
-#       edge-restart edge-kill
+#       edge-restart edge-kill; cluster only: node-kill
 #
 # It starts its own MariaDB, Redis and NATS on dedicated ports (never the shared ones:
 # nothing is killed that these scripts did not start), two functions workers and two
@@ -23,7 +28,9 @@
 # CHAOS_DURATION 30s (sending, per row), CHAOS_FAULT_AT 10s, CHAOS_DOWN 2 (seconds a
 # killed process stays down), CHAOS_BUDGET 900 (seconds: no row starts after that
 # many), CHAOS_ROW_TIMEOUT 150s (the load tool's -timeout for one row), CHAOS_LOAD (extra
-# load-tool flags), CHAOS_DOC (docs/reliability.md; empty: do not write it).
+# load-tool flags), CHAOS_DOC (docs/reliability.md; empty: do not write it). Cluster:
+# nodes on CHAOS_NATS_PORT..+2 (monitoring +4000, routes CHAOS_ROUTE_PORT 16222..+2),
+# a third worker on the third of CHAOS_METRICS_PORTS (default "19101 19102 19103").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +40,13 @@ CHAOS_MYSQL_PORT="${CHAOS_MYSQL_PORT:-13306}"
 CHAOS_REDIS_PORT="${CHAOS_REDIS_PORT:-16380}"
 CHAOS_NATS_PORT="${CHAOS_NATS_PORT:-14223}"
 read -r -a EDGE_PORTS <<<"${CHAOS_EDGE_PORTS:-18080 18081}"
-read -r -a METRICS_PORTS <<<"${CHAOS_METRICS_PORTS:-19101 19102}"
+read -r -a METRICS_PORTS <<<"${CHAOS_METRICS_PORTS:-19101 19102 19103}"
+CHAOS_ROUTE_PORT="${CHAOS_ROUTE_PORT:-16222}"
+CLUSTER=''
+[[ "${1:-}" == cluster || "${CHAOS_CLUSTER:-}" == 1 ]] && CLUSTER=1
+export CHAOS_CLUSTER="${CLUSTER:+1}"
+WORKERS=2
+[[ -n "$CLUSTER" ]] && WORKERS=3
 export NATTER_DATA="${NATTER_CHAOS_DATA:-$(cd "$here/.." && pwd)/.data/chaos}"
 export MYSQL_ADDR="127.0.0.1:$CHAOS_MYSQL_PORT"
 export MYSQL_DSN="root@tcp($MYSQL_ADDR)/natter_chaos"
@@ -51,17 +64,19 @@ DOWN="${CHAOS_DOWN:-2}"
 SHARED_PORTS=(3306 6379 4222 7070 8080 9101)
 
 all_rows=(baseline worker-kill workers-kill nats-restart redis-flush mysql-kill edge-restart edge-kill)
+cluster_rows=(baseline node-kill worker-kill edge-kill)
 
 label() {
   case "$1" in
     baseline) echo "none (baseline)" ;;
-    worker-kill) echo "worker kill -9 (one of two), restarted" ;;
+    worker-kill) echo "worker kill -9 (one of $WORKERS), restarted" ;;
     workers-kill) echo "worker kill -9 (both), restarted" ;;
     nats-restart) echo "NATS restart" ;;
     redis-flush) echo "Redis FLUSHALL" ;;
     mysql-kill) echo "MariaDB kill -9, restarted" ;;
     edge-restart) echo "edge restart (graceful, one of two)" ;;
     edge-kill) echo "edge kill -9 (one of two), restarted" ;;
+    node-kill) echo "NATS node kill -9 (one of three, edge 2's), restarted" ;;
     *) return 1 ;;
   esac
 }
@@ -72,6 +87,9 @@ label() {
 start_app() {
   local name="$1" n="$2" id="$1-$2" logf="$LOGS/$1-$2.log"
   local -a env=(AUTH_DEV=true ADMIN_AUTH_DEV=true LOG_LEVEL="${LOG_LEVEL:-info}" LOG_PRETTY=false)
+  # On the cluster each process dials one node (worker n: node n, edge n: node n) and
+  # learns the others from the cluster's gossip, so a dead node's clients move over.
+  [[ -n "$CLUSTER" ]] && env+=(NATS_URL="nats://127.0.0.1:$(node_port $(((n - 1) % 3 + 1)))")
   case "$name" in
     functions)
       env+=(NATS_USER="${NATS_FUNCTIONS_USER:-functions}" NATS_PASSWORD="$NATS_FUNCTIONS_PASSWORD"
@@ -116,8 +134,73 @@ kill9() {
 
 healthy() {
   local n
-  for n in 1 2; do wait_ready functions "$n" 60; done
+  for ((n = 1; n <= WORKERS; n++)); do wait_ready functions "$n" 60; done
   for n in 1 2; do wait_ready edge "$n" 60; done
+  [[ -z "$CLUSTER" ]] || for n in 1 2 3; do wait_node "$n"; done
+}
+
+# ---- the NATS cluster (cluster mode) --------------------------------------------------
+node_port() { echo $((CHAOS_NATS_PORT + $1 - 1)); }
+node_mon() { echo $((CHAOS_NATS_PORT + $1 - 1 + 4000)); }
+node_route() { echo $((CHAOS_ROUTE_PORT + $1 - 1)); }
+
+# start_node N: nats-server with nats-config/cluster/nN.conf (the files compose.yaml
+# mounts): its addresses move to this machine's loopback by flags, and its store
+# directory (a container path) by a copy that changes that line only, kept beside a
+# link to accounts.conf so that its include resolves as in the repository.
+start_node() {
+  local n="$1" bin routes="" k dir
+  dir="$DATA/nats-node-$n"
+  bin="$(tool_path_verbose nats-server)"
+  for k in 1 2 3; do routes+="${routes:+,}nats-route://127.0.0.1:$(node_route "$k")"; done
+  mkdir -p "$dir/store" "$dir/cluster"
+  ln -sf "$ROOT/nats-config/accounts.conf" "$dir/accounts.conf"
+  sed -e "s|^\([[:space:]]*store_dir:\).*|\1 \"$dir/store\"|" \
+    "$ROOT/nats-config/cluster/n$n.conf" >"$dir/cluster/n$n.conf"
+  (exec setsid "$bin" -c "$dir/cluster/n$n.conf" -a 127.0.0.1 -p "$(node_port "$n")" \
+    -m "$(node_mon "$n")" --cluster "nats://127.0.0.1:$(node_route "$n")" --routes "$routes" \
+    </dev/null >>"$LOGS/nats-node-$n.log" 2>&1) &
+  record_pid "nats-node-$n" "$!" "$bin"
+  disown "$!"
+}
+
+# wait_node N: the node answers and its JetStream is current (/healthz on monitoring).
+wait_node() {
+  local deadline=$((SECONDS + ${2:-60}))
+  until [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(node_mon "$1")/healthz" 2>/dev/null)" == 200 ]]; do
+    ours_alive "nats-node-$1" || { tail -n 20 "$LOGS/nats-node-$1.log" >&2; die "nats-node-$1 exited"; }
+    ((SECONDS < deadline)) || die "nats-node-$1 not healthy within ${2:-60}s (log: $LOGS/nats-node-$1.log)"
+    sleep 0.3
+  done
+}
+
+# streams_report: each stream's replicas and, per node, its last sequence (the three
+# copies must agree once the cluster has settled), from the nodes' /jsz.
+streams_report() {
+  local n
+  command -v python3 >/dev/null || { warn "no python3: streams not reported"; return; }
+  sleep 3
+  for n in 1 2 3; do
+    curl -s -m 5 "http://127.0.0.1:$(node_mon "$n")/jsz?streams=true&config=true" >"$DATA/jsz-$n.json" || true
+  done
+  python3 - "$DATA"/jsz-1.json "$DATA"/jsz-2.json "$DATA"/jsz-3.json <<'PY'
+import json, sys
+rows = {}
+for i, path in enumerate(sys.argv[1:], 1):
+    try:
+        d = json.load(open(path))
+    except Exception:
+        continue
+    for acc in d.get("account_details", []):
+        for st in acc.get("stream_detail", []):
+            r = rows.setdefault(st["name"], {"replicas": st.get("config", {}).get("num_replicas"), "nodes": {}})
+            r["nodes"][i] = (st["state"]["messages"], st["state"]["last_seq"])
+print("stream\treplicas\tnode 1 (messages, last seq)\tnode 2\tnode 3\tcopies agree")
+for name, r in sorted(rows.items()):
+    cells = [str(r["nodes"].get(i, "-")) for i in (1, 2, 3)]
+    agree = len(set(r["nodes"].values())) == 1 and len(r["nodes"]) == 3
+    print(f"{name}\tR{r['replicas']}\t" + "\t".join(cells) + f"\t{'yes' if agree else 'NO'}")
+PY
 }
 
 # ---- faults ------------------------------------------------------------------------
@@ -148,6 +231,10 @@ fault() {
     edge-kill)
       kill9 edge-1; sleep "$DOWN"
       start_app edge 1; wait_ready edge 1 ;;
+    node-kill)
+      [[ -n "$CLUSTER" ]] || die "node-kill is a cluster row (scripts/chaos.sh cluster)"
+      kill9 nats-node-2; sleep "$DOWN"
+      start_node 2; wait_node 2 ;;
     *) die "unknown row $row (${all_rows[*]})" ;;
   esac
   log "fault: $(label "$row") done" >&2
@@ -170,8 +257,11 @@ start_stack() {
   # A run that died without cleaning up left its processes: ours, so stop them.
   bash "$ROOT/scripts/services.sh" stop >/dev/null
   local p
-  for p in "$CHAOS_MYSQL_PORT" "$CHAOS_REDIS_PORT" "$CHAOS_NATS_PORT" $((CHAOS_NATS_PORT + 4000)) \
-    "${EDGE_PORTS[@]}" "${METRICS_PORTS[@]}"; do
+  local ports=("$CHAOS_MYSQL_PORT" "$CHAOS_REDIS_PORT" "$CHAOS_NATS_PORT" $((CHAOS_NATS_PORT + 4000)) \
+    "${EDGE_PORTS[@]}" "${METRICS_PORTS[@]:0:WORKERS}")
+  [[ -z "$CLUSTER" ]] || for p in 2 3; do ports+=("$(node_port "$p")" "$(node_mon "$p")" "$(node_route "$p")"); done
+  [[ -z "$CLUSTER" ]] || ports+=("$(node_route 1)")
+  for p in "${ports[@]}"; do
     [[ " ${SHARED_PORTS[*]} " == *" $p "* ]] && die "port $p belongs to the machine's shared services: pick another (CHAOS_*_PORT)"
     listening 127.0.0.1 "$p" && die "something not started by this script listens on 127.0.0.1:$p: pick other ports (CHAOS_*_PORT)"
   done
@@ -180,9 +270,17 @@ start_stack() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   # Nothing listens on our ports, so services.sh starts throwaway servers there.
-  bash "$ROOT/scripts/services.sh" start mysql redis nats
-  local s
-  for s in "mysql-$CHAOS_MYSQL_PORT" "redis-$CHAOS_REDIS_PORT" "nats-$CHAOS_NATS_PORT"; do
+  local s ids=("mysql-$CHAOS_MYSQL_PORT" "redis-$CHAOS_REDIS_PORT")
+  if [[ -n "$CLUSTER" ]]; then
+    bash "$ROOT/scripts/services.sh" start mysql redis
+    for s in 1 2 3; do start_node "$s"; done
+    for s in 1 2 3; do wait_node "$s" 90; done
+    ok "NATS cluster: nodes on $(node_port 1)-$(node_port 3), routes $(node_route 1)-$(node_route 3)"
+  else
+    bash "$ROOT/scripts/services.sh" start mysql redis nats
+    ids+=("nats-$CHAOS_NATS_PORT")
+  fi
+  for s in "${ids[@]}"; do
     ours_alive "$s" || die "$s is not a server this script started"
   done
   log "go build: functions, edge, loadtest -> ${BIN#"$ROOT"/}"
@@ -195,12 +293,12 @@ start_stack() {
   AUTH_DEV=true "$BIN/natter-functions" migrate >"$LOGS/migrate.log" 2>&1 ||
     { tail -n 20 "$LOGS/migrate.log" >&2; die "migrate failed"; }
   local n
-  for n in 1 2; do start_app functions "$n"; done
+  for ((n = 1; n <= WORKERS; n++)); do start_app functions "$n"; done
   # The edges follow IM_EVENTS, which a worker creates before it is healthy.
-  for n in 1 2; do wait_ready functions "$n"; done
+  for ((n = 1; n <= WORKERS; n++)); do wait_ready functions "$n"; done
   for n in 1 2; do start_app edge "$n"; done
   for n in 1 2; do wait_ready edge "$n"; done
-  ok "chaos stack up: edges ${EDGE_PORTS[*]}, workers' metrics ${METRICS_PORTS[*]}, MariaDB $CHAOS_MYSQL_PORT, Redis $CHAOS_REDIS_PORT, NATS $CHAOS_NATS_PORT"
+  ok "chaos stack up: edges ${EDGE_PORTS[*]}, workers' metrics ${METRICS_PORTS[*]:0:WORKERS}, MariaDB $CHAOS_MYSQL_PORT, Redis $CHAOS_REDIS_PORT, NATS $CHAOS_NATS_PORT${CLUSTER:+ (3-node cluster)}"
 }
 
 edges() {
@@ -224,24 +322,29 @@ markdown() {
     { r = "|"; for (i = 1; i <= NF; i++) r = r " " $i " |"; print r }' "$1"
 }
 
-# write_doc FILE BLOCK: replace what lies between the chaos-matrix markers in FILE.
+# write_doc FILE BLOCK [MARKER]: replace what lies between the MARKER (default
+# chaos-matrix) begin/end comments in FILE.
 write_doc() {
-  local doc="$1" block="$2"
-  if [[ ! -f "$doc" ]] || ! grep -q '<!-- chaos-matrix:begin -->' "$doc"; then
-    warn "$doc has no chaos-matrix markers: not written"
+  local doc="$1" block="$2" m="${3:-chaos-matrix}"
+  if [[ ! -f "$doc" ]] || ! grep -q "<!-- $m:begin -->" "$doc"; then
+    warn "$doc has no $m markers: not written"
     return
   fi
-  awk -v blockfile="$block" '
-    /<!-- chaos-matrix:begin -->/ { print; while ((getline l < blockfile) > 0) print l; skip = 1; next }
-    /<!-- chaos-matrix:end -->/ { skip = 0 }
+  awk -v blockfile="$block" -v b="<!-- $m:begin -->" -v e="<!-- $m:end -->" '
+    index($0, b) { print; while ((getline l < blockfile) > 0) print l; skip = 1; next }
+    index($0, e) { skip = 0 }
     !skip { print }' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
   ok "matrix written into ${doc#"$ROOT"/}"
 }
 
 run_matrix() {
-  local rows=("$@") r
-  ((${#rows[@]})) || rows=("${all_rows[@]}")
-  for r in "${rows[@]}"; do label "$r" >/dev/null || die "unknown row $r (${all_rows[*]})"; done
+  local rows=("$@") r full=("${all_rows[@]}") marker=chaos-matrix
+  if [[ -n "$CLUSTER" ]]; then
+    full=("${cluster_rows[@]}") marker=cluster-matrix
+    CHAOS_LOAD="${CHAOS_LOAD--members 1000 -online 1000}"
+  fi
+  ((${#rows[@]})) || rows=("${full[@]}")
+  for r in "${rows[@]}"; do label "$r" >/dev/null || die "unknown row $r (${full[*]})"; done
   start_stack
   local stamp tsv failed=()
   stamp="$(date -u +%Y%m%d-%H%M%S)"
@@ -279,13 +382,26 @@ run_matrix() {
   column -t -s $'\t' "$tsv" 2>/dev/null || cat "$tsv"
   local md="$DATA/matrix-$stamp.md"
   {
-    echo "Measured $conditions: \`go tool task chaos\`, each row ${dur} of 1:1 messages (200 users, 200/s) and a group (500 members, all online, 5 senders, 5/s) at once, the fault ${at} in${CHAOS_LOAD:+, load-tool flags $CHAOS_LOAD}."
+    if [[ -n "$CLUSTER" ]]; then
+      echo "Measured $conditions: \`go tool task test:cluster\`, a 3-node NATS JetStream cluster (nats-config/cluster), three workers (one per node) and two edges (nodes 1 and 2); each row ${dur} of 1:1 messages (200 users, 200/s) and a group (1,000 members, all online, 5 senders, 5/s) at once over both edges, the fault ${at} in${CHAOS_LOAD:+, load-tool flags $CHAOS_LOAD}."
+    else
+      echo "Measured $conditions: \`go tool task chaos\`, each row ${dur} of 1:1 messages (200 users, 200/s) and a group (500 members, all online, 5 senders, 5/s) at once, the fault ${at} in${CHAOS_LOAD:+, load-tool flags $CHAOS_LOAD}."
+    fi
     echo
     markdown "$tsv"
+    if [[ -n "$CLUSTER" ]]; then
+      local st="$DATA/streams-$stamp.tsv"
+      streams_report >"$st"
+      echo
+      echo "JetStream streams after the run, read from each node's \`/jsz\`:"
+      echo
+      markdown "$st"
+    fi
   } >"$md"
   echo
-  if ((${#rows[@]} == ${#all_rows[@]})) && [[ -n "${CHAOS_DOC-docs/reliability.md}" ]]; then
-    write_doc "$ROOT/${CHAOS_DOC:-docs/reliability.md}" "$md"
+  [[ -z "$CLUSTER" ]] || cat "$md"
+  if ((${#rows[@]} == ${#full[@]})) && [[ -n "${CHAOS_DOC-docs/reliability.md}" ]]; then
+    write_doc "$ROOT/${CHAOS_DOC:-docs/reliability.md}" "$md" "$marker"
   else
     log "matrix in ${md#"$ROOT"/} (docs/reliability.md is written after a full run only)"
   fi
@@ -312,6 +428,7 @@ run_soak() {
 
 case "${1:-}" in
   fault) shift; (($# == 1)) || die "usage: scripts/chaos.sh fault ROW"; fault "$1" ;;
+  cluster) shift; run_matrix "$@" ;;
   soak) shift; run_soak "$@" ;;
   -h|--help|help) sed -n '2,/^set -euo pipefail/{/^set /d;p}' "$0" | sed 's/^# \{0,1\}//' ;;
   *) run_matrix "$@" ;;

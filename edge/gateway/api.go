@@ -13,10 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"natter/shared/imerr"
+	"natter/shared/tracing"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"natter/shared/endpoint"
-	"natter/shared/imerr"
 	"natter/shared/op"
 	"natter/shared/wire"
 )
@@ -141,6 +146,10 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		fail(imerr.New(imerr.RateLimited, "too many requests: slow down"))
 		return
 	}
+	if e := g.gate(rt.op); e != nil {
+		fail(e)
+		return
+	}
 	// The session checks a WebSocket gets when it connects, for HTTP too.
 	if rt.op.Access != op.Public {
 		if e := g.checkSession(r.Context(), caller); e != nil {
@@ -155,7 +164,13 @@ func (g *Gateway) serveOp(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	ctx, span := tracing.Tracer().Start(ctx, "edge "+name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(start))
 	out, err := endpoint.Request(ctx, g.nc, name, caller, data)
+	if err != nil {
+		span.SetStatus(codes.Error, string(imerr.From(err).Code))
+	}
+	span.End()
 	cancel()
 	if err != nil {
 		fail(clientError(err))

@@ -7,8 +7,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"natter/shared/endpoint"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"natter/shared/imerr"
+	"natter/shared/tracing"
+
+	"natter/shared/endpoint"
 	"natter/shared/op"
 	"natter/shared/wire"
 )
@@ -60,10 +65,20 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 		g.refuse(c, req.ID, label, imerr.New(imerr.RateLimited, "too many requests: slow down"), start)
 		return
 	}
+	if e := g.gate(o); e != nil {
+		g.refuse(c, req.ID, label, e, start)
+		return
+	}
 
 	reqID := g.newID(&g.reqSeq)
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RequestTimeout)
+	ctx, span := tracing.Tracer().Start(ctx, "edge "+o.Name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(start))
 	out, err := endpoint.Request(ctx, g.nc, o.Name, c.caller(reqID), req.Data)
+	if err != nil {
+		span.SetStatus(codes.Error, string(imerr.From(err).Code))
+	}
+	span.End()
 	cancel()
 	dur := time.Since(start)
 	g.m.observe("ws", o.Name, err, dur)

@@ -27,6 +27,7 @@ import (
 
 	"natter/shared/auth"
 	"natter/shared/config"
+	"natter/shared/dynconf"
 	"natter/shared/wire"
 )
 
@@ -156,6 +157,7 @@ type Gateway struct {
 	hub      *hub
 	rev      *revocations
 	sessions *sessionCache // HTTP callers' sessions found live lately
+	live     *dynconf.Live // runtime configuration (settings.go)
 	// HTTP rate limits: per user, and per client address for unauthenticated calls.
 	userLimits, publicLimits *keyedLimiter
 	// s3HTTP carries streamed uploads to their presigned URLs.
@@ -232,6 +234,11 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		Recovery:           gws.Recovery,
 	})
 	if g.mux, err = g.routes(); err != nil {
+		cancel()
+		return nil, err
+	}
+	g.live = dynconf.New()
+	if err := g.followSettings(); err != nil {
 		cancel()
 		return nil, err
 	}

@@ -19,9 +19,11 @@ import (
 
 	"natter/functions/deliver"
 	"natter/functions/presence"
+	"natter/functions/sensitive"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/db"
+	"natter/shared/dynconf"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
@@ -52,7 +54,7 @@ type Config struct {
 // Deps are what the domain needs; main wires them.
 type Deps struct {
 	DB      *sql.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	NC      *nats.Conn // events
 	Deliver *deliver.Deliverer
 	Signer  *auth.Signer
@@ -64,7 +66,12 @@ type Deps struct {
 	Notifier *presence.Notifier
 	// Files checks avatars (uploaded images); the file domain implements it. Nil
 	// refuses avatar changes.
-	Files  Files
+	Files Files
+	// Words is the sensitive-word list applied to nicknames; nil: none.
+	Words *sensitive.List
+	// Live is the runtime configuration (registration open or closed); nil:
+	// open.
+	Live   *dynconf.Live
 	Config Config
 }
 
@@ -84,7 +91,7 @@ type Relations interface {
 // Service implements the account endpoints.
 type Service struct {
 	db       *sql.DB
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	nc       *nats.Conn
 	deliver  *deliver.Deliverer
 	signer   *auth.Signer
@@ -92,6 +99,8 @@ type Service struct {
 	presence *presence.Registry
 	notifier *presence.Notifier
 	files    Files
+	words    *sensitive.List
+	live     *dynconf.Live
 	cfg      Config
 	now      func() time.Time
 	guard    *loginGuard
@@ -107,7 +116,7 @@ func New(d Deps) *Service {
 		cfg.RefreshTTL = config.Defaults[config.Auth]().RefreshTTL
 	}
 	s := &Service{db: d.DB, rdb: d.Redis, nc: d.NC, deliver: d.Deliver, signer: d.Signer, rel: d.Relations,
-		presence: d.Presence, notifier: d.Notifier, files: d.Files, cfg: cfg, now: time.Now,
+		presence: d.Presence, notifier: d.Notifier, files: d.Files, words: d.Words, live: d.Live, cfg: cfg, now: time.Now,
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	s.guard = &loginGuard{rdb: d.Redis, nc: d.NC, cfg: cfg, now: s.now}
 	return s
@@ -138,6 +147,9 @@ func (s *Service) Endpoints() []endpoint.Endpoint {
 }
 
 func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq) (RegisterResp, error) {
+	if s.live != nil && !s.live.Bool(dynconf.RegistrationOpen, true) {
+		return RegisterResp{}, imerr.New(imerr.Forbidden, "registration is closed")
+	}
 	name, err := username.Canonical(r.Username)
 	if err != nil {
 		return RegisterResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
@@ -152,6 +164,9 @@ func (s *Service) register(ctx context.Context, _ endpoint.Caller, r RegisterReq
 		if strings.ToLower(nick) != name {
 			nick = name
 		}
+	}
+	if nick, err = s.words.Apply("nickname", nick); err != nil {
+		return RegisterResp{}, err
 	}
 	var key any
 	if r.ClientID != "" {
@@ -415,6 +430,13 @@ func (s *Service) updateProfile(ctx context.Context, c endpoint.Caller, r Update
 			return Profile{}, err
 		}
 		r.Avatar = &path
+	}
+	if r.Nickname != nil {
+		nick, err := s.words.Apply("nickname", *r.Nickname)
+		if err != nil {
+			return Profile{}, err
+		}
+		r.Nickname = &nick
 	}
 	// COALESCE keeps absent fields; all three are set in one statement.
 	_, err := s.db.ExecContext(ctx, "UPDATE users SET nickname = COALESCE(?, nickname), avatar = COALESCE(?, avatar), bio = COALESCE(?, bio) WHERE id = ?",

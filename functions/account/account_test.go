@@ -2,7 +2,6 @@ package account_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -224,8 +223,9 @@ func expectKick(t *testing.T, sub *nats.Subscription, conn string) {
 
 // TestStaleConnections: connections of an edge that stopped touching them stop
 // counting against the device limit and as online; touched ones stay.
-func TestStaleConnections(t *testing.T) {
-	e := testenv.Start(t)
+func TestStaleConnections(t *testing.T) { testenv.ForEachRedis(t, testStaleConnections) }
+
+func testStaleConnections(t *testing.T, e *testenv.Env) {
 	fntest.Start(t, e, fntest.Options{Account: account.Config{MaxDevices: 2, DevicePolicy: "refuse"}, Presence: presence.Config{Stale: time.Second}})
 	d1, _ := fntest.User(t, e, "alice", "d1")
 	d2, _ := fntest.Login(t, e, "alice", "d2")
@@ -259,7 +259,7 @@ func TestStaleConnections(t *testing.T) {
 		}
 	}
 	var n int64
-	if n = e.RDB.HLen(context.Background(), fmt.Sprintf("conns:%d", d1.UserID)).Val(); n != 2 {
+	if n = e.RDB.HLen(context.Background(), presence.ConnsKey(d1.UserID)).Val(); n != 2 {
 		t.Fatalf("%d entries, want 2 (the stale one dropped, the unknown one not created)", n)
 	}
 	_, err := fntest.Call[account.Empty](t, e, "session.touch", endpoint.Caller{}, wire.TouchReq{Conns: []wire.TouchConn{{UserID: 0, ConnID: "x"}}})
@@ -295,8 +295,9 @@ func TestCanonicalUsernames(t *testing.T) {
 
 // TestLoginLockout: failed logins lock the account, the right password included,
 // until the lock ends by itself; a success clears the count.
-func TestLoginLockout(t *testing.T) {
-	e := testenv.Start(t)
+func TestLoginLockout(t *testing.T) { testenv.ForEachRedis(t, testLoginLockout) }
+
+func testLoginLockout(t *testing.T, e *testenv.Env) {
 	fntest.Start(t, e, fntest.Options{Account: account.Config{LoginFailures: 3, LoginLockout: 300 * time.Millisecond, LoginLockoutMax: time.Second}})
 	fntest.Must[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "bob", Password: "password-123"})
 	locked, _ := e.NC.SubscribeSync(subject.EvtLoginLocked)

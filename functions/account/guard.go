@@ -28,7 +28,7 @@ import (
 // stopping the guesses, bounded by LoginLockoutMax. If Redis is away logins go on
 // unguarded (Redis holds rebuildable state only) and the failure is logged.
 type loginGuard struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	nc  *nats.Conn
 	cfg Config
 	now func() time.Time
@@ -47,8 +47,10 @@ redis.call('SET', KEYS[2], fails, 'PX', math.floor(lock))
 return {fails, math.floor(lock)}
 `)
 
-func failKey(name string) string { return "login:fails:" + name }
-func lockKey(name string) string { return "login:lock:" + name }
+// A username's failure count and lock are changed together by failScript, so they
+// share a hash tag (one Redis Cluster slot).
+func failKey(name string) string { return "login:{" + name + "}:fails" }
+func lockKey(name string) string { return "login:{" + name + "}:lock" }
 
 // check refuses a login while the username is locked.
 func (g *loginGuard) check(ctx context.Context, name string) error {

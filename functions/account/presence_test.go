@@ -50,8 +50,9 @@ func disconnect(t *testing.T, e *testenv.Env, c endpoint.Caller, conn string) {
 // going offline (after the grace, with a last-seen time); a reconnect within the
 // grace is no change; an edge that stops touching takes its users offline within
 // the stale window; privacy decides who sees what, pushed or asked.
-func TestPresence(t *testing.T) {
-	e := testenv.Start(t)
+func TestPresence(t *testing.T) { testenv.ForEachRedis(t, testPresence) }
+
+func testPresence(t *testing.T, e *testenv.Env) {
 	fntest.Start(t, e, fntest.Options{Presence: presence.Config{Stale: time.Second, Grace: 300 * time.Millisecond, Sweep: 200 * time.Millisecond}})
 	alice, _ := fntest.User(t, e, "alice", "a1")
 	bob, _ := fntest.User(t, e, "bob", "b1")

@@ -74,7 +74,7 @@ type Forgetter interface{ Forget(users ...int64) }
 // Deps are what the domain needs; main wires them.
 type Deps struct {
 	DB     *sql.DB
-	Redis  *redis.Client
+	Redis  redis.UniversalClient
 	NC     *nats.Conn
 	Signer *auth.Signer // operator tokens (auth.NewOperatorSigner)
 	// Accounts and Groups are the account and group domains' services, whose code
@@ -90,7 +90,7 @@ type Deps struct {
 // Service implements the admin endpoints.
 type Service struct {
 	db       *sql.DB
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	nc       *nats.Conn
 	signer   *auth.Signer
 	accounts Accounts

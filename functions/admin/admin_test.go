@@ -12,6 +12,7 @@ import (
 	"natter/functions/admin"
 	"natter/functions/fntest"
 	"natter/functions/group"
+	"natter/functions/risk"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/op"
@@ -373,5 +374,27 @@ func TestSecurityEvents(t *testing.T) {
 	}
 	if en := find("admin.refused"); en.ActorID != reader.UserID || en.ActorKind != admin.KindOperator || en.TargetID != "admin.users.ban" {
 		t.Fatalf("refusal entry %+v", en)
+	}
+}
+
+// TestRiskThroughBackOffice: the review queue's "delete and ban" is the back
+// office's ban (the worker wires risk's Banner to it), and risk's audit entries
+// land in the audit log under the operator's name.
+func TestRiskThroughBackOffice(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	mod, _ := fntest.Operator(t, e, "mod", op.RoleOperator)
+	alice, _ := fntest.User(t, e, "alice", "d1")
+	bob, _ := fntest.User(t, e, "bob", "d1")
+	rep := fntest.Must[risk.ReportResp](t, e, "report.submit", bob, risk.ReportReq{UserID: alice.UserID, Reason: "fraud"})
+	fntest.Must[risk.Item](t, e, "admin.review.delete", mod, risk.ReviewDeleteReq{ID: rep.ID, Ban: true, BanReason: "fraud"})
+	_, err := fntest.Call[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "alice", Password: "password-123", DeviceID: "d2"})
+	fntest.WantCode(t, err, imerr.Forbidden)
+	ban := lastAudit(t, e, mod, "user.ban")
+	if ban.ActorName != "mod" || ban.TargetID != strconv.FormatInt(alice.UserID, 10) || string(ban.After) != `{"banned":true,"reason":"fraud"}` {
+		t.Fatalf("ban entry %+v", ban)
+	}
+	if en := lastAudit(t, e, mod, "admin.review.delete"); en.ActorID != mod.UserID || en.ActorName != "mod" {
+		t.Fatalf("review entry %+v", en)
 	}
 }

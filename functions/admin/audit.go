@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -163,4 +164,27 @@ func (s *Service) auditList(ctx context.Context, _ actor, r AuditReq) (AuditResp
 		out.Entries = append(out.Entries, e)
 	}
 	return out, rows.Err()
+}
+
+// operator is the actor of operator id, for actions other domains report.
+func (s *Service) operator(ctx context.Context, id int64) (actor, error) {
+	a := actor{ID: id}
+	err := s.db.QueryRowContext(ctx, "SELECT username, role FROM operators WHERE id = ?", id).Scan(&a.Username, &a.Role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, nil // an id the log still records
+	}
+	return a, err
+}
+
+// RecordOperator appends an operator's action that another domain performed
+// (risk control, runtime settings: the worker adapts their Auditor to this).
+// target is "<kind>:<id>" ("word:12", "config:message.recall_window").
+func (s *Service) RecordOperator(ctx context.Context, operator int64, action, target string, before, after any, ip string, at time.Time) error {
+	a, err := s.operator(ctx, operator)
+	if err != nil {
+		return err
+	}
+	kind, id, _ := strings.Cut(target, ":")
+	return s.audit(ctx, record{actorKind: KindOperator, actorID: operator, actorName: a.Username, action: action,
+		targetKind: trunc(kind, 16), targetID: id, before: before, after: after, ip: ip, at: at})
 }

@@ -210,22 +210,42 @@ func (s *Service) ban(ctx context.Context, a actor, r BanReq) (Ended, error) {
 			return Ended{}, imerr.New(imerr.BadRequest, "until is in the past")
 		}
 	}
-	before, err := s.loadUser(ctx, r.UserID)
+	n, err := s.banUser(ctx, a, r.UserID, until, r.Reason)
+	return Ended{Sessions: n}, err
+}
+
+func (s *Service) banUser(ctx context.Context, a actor, user int64, until time.Time, reason string) (int, error) {
+	before, err := s.loadUser(ctx, user)
 	if err != nil {
-		return Ended{}, err
+		return 0, err
 	}
-	n, err := s.accounts.Ban(ctx, r.UserID, until, r.Reason)
+	n, err := s.accounts.Ban(ctx, user, until, reason)
 	if err != nil {
-		return Ended{}, err
+		return 0, err
 	}
-	s.forgetUser(r.UserID)
-	after, err := s.loadUser(ctx, r.UserID)
+	s.forgetUser(user)
+	after, err := s.loadUser(ctx, user)
 	if err != nil {
-		return Ended{}, err
+		return 0, err
 	}
-	rec := byOperator(a, "user.ban", KindUser, r.UserID)
+	rec := byOperator(a, "user.ban", KindUser, user)
 	rec.before, rec.after, rec.detail = before.banState(), after.banState(), fmt.Sprintf("%d sessions ended", n)
-	return Ended{Sessions: n}, s.audit(ctx, rec)
+	return n, s.audit(ctx, rec)
+}
+
+// Ban bans user on operator's behalf, as admin.users.ban does: the review
+// queue's "delete and ban" (functions/risk's Banner, which the worker wires to
+// this).
+func (s *Service) Ban(ctx context.Context, operator, user int64, reason string, until time.Time) error {
+	if s.accounts == nil {
+		return imerr.New(imerr.Unavailable, "bans are not served here")
+	}
+	a, err := s.operator(ctx, operator)
+	if err != nil {
+		return err
+	}
+	_, err = s.banUser(ctx, a, user, until, reason)
+	return err
 }
 
 func (s *Service) unban(ctx context.Context, a actor, r UserReq) (Empty, error) {

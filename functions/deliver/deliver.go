@@ -24,6 +24,10 @@ import (
 	"slices"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"natter/shared/tracing"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -117,8 +121,10 @@ func From(c endpoint.Caller) Origin { return Origin{User: c.UserID, Conn: c.Conn
 // fail: a push that cannot leave is logged and counted, and its recipients catch
 // up by sync. Pushes published by one goroutine leave in the order it hands them
 // over (the message writer publishes a conversation's in seq order).
-func (d *Deliverer) Push(_ context.Context, to Target, ev wire.Event, from Origin) {
+func (d *Deliverer) Push(ctx context.Context, to Target, ev wire.Event, from Origin) {
 	name := ev.EventName()
+	_, span := tracing.Tracer().Start(ctx, "deliver "+name, trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
 	frame, err := wire.EncodeEvent(ev)
 	if err != nil {
 		d.m.failed.WithLabelValues(name).Inc()

@@ -22,6 +22,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/risk"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -77,6 +78,8 @@ type Options struct {
 	// InFlight bounds the requests handled at once, in all and of one op
 	// (endpoint.Config); 0 is the production default.
 	InFlight int
+	// Banner bans users from the review queue (risk); nil: not available.
+	Banner risk.Banner
 }
 
 // Start serves every domain on e's NATS until tb ends, and returns the signer
@@ -149,7 +152,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
-		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics,
+		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Banner: o.Banner,
 		AdminSigner: OperatorSigner(tb), Admin: o.Admin,
 	})
 	if err != nil {

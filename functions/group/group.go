@@ -18,8 +18,10 @@ import (
 	"natter/functions/deliver"
 	"natter/functions/msgstore"
 	"natter/functions/perm"
+	"natter/functions/sensitive"
 	"natter/shared/config"
 	"natter/shared/convid"
+	"natter/shared/dynconf"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/imerr"
@@ -41,7 +43,13 @@ type Deps struct {
 	Relations Relations
 	// Files checks avatars (uploaded images); the file domain implements it. Nil
 	// refuses avatars.
-	Files  Files
+	Files Files
+	// Words is the sensitive-word list applied to group names and
+	// announcements; nil: none.
+	Words *sensitive.List
+	// Live is the runtime configuration (the max size of new groups); nil: the
+	// Config value.
+	Live   *dynconf.Live
 	Config Config
 }
 
@@ -65,13 +73,25 @@ type Service struct {
 	deliver *deliver.Deliverer
 	rel     Relations
 	files   Files
+	words   *sensitive.List
+	live    *dynconf.Live
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the group service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, rel: d.Relations, files: d.Files, cfg: config.WithDefaults(d.Config), now: time.Now}
+	return &Service{db: d.DB, store: d.Store, deliver: d.Deliver, rel: d.Relations, files: d.Files, words: d.Words, live: d.Live,
+		cfg: config.WithDefaults(d.Config), now: time.Now}
+}
+
+// maxMembers is the size a group created now may reach: the config item, else
+// GROUP_MAX_MEMBERS. A group keeps the size it was created with.
+func (s *Service) maxMembers() int {
+	if s.live == nil {
+		return s.cfg.MaxMembers
+	}
+	return int(s.live.Int(dynconf.GroupMaxMembers, int64(s.cfg.MaxMembers)))
 }
 
 // Endpoints lists the domain's endpoints.

@@ -37,8 +37,13 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 			break
 		}
 	}
-	if len(members)+1 > s.cfg.MaxMembers {
-		return Info{}, imerr.New(imerr.Conflict, "a group holds at most %d members", s.cfg.MaxMembers)
+	maxMembers := s.maxMembers()
+	if len(members)+1 > maxMembers {
+		return Info{}, imerr.New(imerr.Conflict, "a group holds at most %d members", maxMembers)
+	}
+	var err error
+	if r.Name, err = s.words.Apply("the group name", r.Name); err != nil {
+		return Info{}, err
 	}
 	if err := s.mayAdd(ctx, c.UserID, members); err != nil {
 		return Info{}, err
@@ -61,7 +66,7 @@ func (s *Service) create(ctx context.Context, c endpoint.Caller, r CreateReq) (I
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (owner_id, name, avatar, intro, join_policy, history_visible, member_count, max_members, client_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.UserID, r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, len(members)+1, s.cfg.MaxMembers, clientID)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.UserID, r.Name, r.Avatar, r.Intro, r.JoinPolicy, r.HistoryVisible, len(members)+1, maxMembers, clientID)
 		if err != nil {
 			return nil, err
 		}
@@ -161,6 +166,13 @@ func (s *Service) update(ctx context.Context, c endpoint.Caller, r UpdateReq) (I
 		}
 		r.Avatar = &path
 	}
+	if r.Name != nil {
+		name, err := s.words.Apply("the group name", *r.Name)
+		if err != nil {
+			return Info{}, err
+		}
+		r.Name = &name
+	}
 	var g row
 	var role perm.Role
 	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
@@ -256,7 +268,11 @@ func setMuteAll(ctx context.Context, tx *sql.Tx, group int64, muted bool, ev *Sy
 
 func (s *Service) announce(ctx context.Context, c endpoint.Caller, r AnnounceReq) (Announcement, error) {
 	var a Announcement
-	err := s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
+	var err error
+	if r.Text, err = s.words.Apply("the announcement", r.Text); err != nil {
+		return Announcement{}, err
+	}
+	err = s.change(ctx, c, r.GroupID, func(tx *sql.Tx) (*SystemEvent, error) {
 		_, role, err := actor(ctx, tx, r.GroupID, c)
 		if err != nil {
 			return nil, err

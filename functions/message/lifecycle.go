@@ -11,6 +11,7 @@ import (
 	"natter/functions/deliver"
 	"natter/functions/msgstore"
 	"natter/functions/perm"
+	"natter/functions/sensitive"
 	"natter/shared/convid"
 	"natter/shared/db"
 	"natter/shared/endpoint"
@@ -124,11 +125,11 @@ var errRecalledMeanwhile = errors.New("recalled by a concurrent request")
 
 func (s *Service) mayRecall(ctx context.Context, c endpoint.Caller, conv convid.ID, st standing, m wire.Message) error {
 	if m.Sender == c.UserID {
-		if s.now().Sub(time.UnixMilli(m.SentAt)) <= s.cfg.RecallWindow {
+		if s.now().Sub(time.UnixMilli(m.SentAt)) <= s.recallWindow() {
 			return nil
 		}
 		if conv.Kind == convid.Direct || st.role < perm.Admin {
-			return imerr.New(imerr.Forbidden, "messages can be recalled within %v of sending", s.cfg.RecallWindow)
+			return imerr.New(imerr.Forbidden, "messages can be recalled within %v of sending", s.recallWindow())
 		}
 	}
 	if conv.Kind == convid.Direct {
@@ -160,8 +161,8 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 		return wire.Message{}, imerr.New(imerr.Conflict, "the message was recalled")
 	case m.Type != wire.TypeText && m.Type != wire.TypeRich:
 		return wire.Message{}, imerr.New(imerr.BadRequest, "only text and rich messages can be edited")
-	case s.now().Sub(time.UnixMilli(m.SentAt)) > s.cfg.EditWindow:
-		return wire.Message{}, imerr.New(imerr.Forbidden, "messages can be edited within %v of sending", s.cfg.EditWindow)
+	case s.now().Sub(time.UnixMilli(m.SentAt)) > s.editWindow():
+		return wire.Message{}, imerr.New(imerr.Forbidden, "messages can be edited within %v of sending", s.editWindow())
 	}
 	typ := r.Type
 	if typ == "" {
@@ -173,6 +174,13 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 	content, rich, err := normalize(typ, r.Content, s.cfg.MaxTextRunes)
 	if err != nil {
 		return wire.Message{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
+	}
+	if err := s.typeAllowed(typ, c.UserID); err != nil {
+		return wire.Message{}, err
+	}
+	content, verdict, err := s.censor(content, rich)
+	if err != nil {
+		return wire.Message{}, err
 	}
 	if typ == m.Type && string(content) == string(m.Content) {
 		return m, nil // nothing changes: a retry
@@ -205,6 +213,9 @@ func (s *Service) edit(ctx context.Context, c endpoint.Caller, r EditReq) (wire.
 	s.deliver.Push(ctx, deliver.ToMembers(conv, st.version), wire.MsgEdited{Message: m}, deliver.From(c))
 	if s.events != nil {
 		s.events.Edited(m)
+	}
+	if verdict.Action == sensitive.Review {
+		s.flag(ctx, m, verdict)
 	}
 	return m, nil
 }

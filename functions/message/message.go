@@ -12,7 +12,9 @@ import (
 
 	"natter/functions/deliver"
 	"natter/functions/msgstore"
+	"natter/functions/sensitive"
 	"natter/shared/config"
+	"natter/shared/dynconf"
 	"natter/shared/endpoint"
 	"natter/shared/wire"
 )
@@ -43,14 +45,27 @@ type Config struct {
 // with the other domains.
 type Deps struct {
 	DB      *sql.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
 	Friends Relations
 	Files   Files // media messages; nil answers them unavailable
 	// Events hears of edits and recalls (msgevent); nil: nobody.
 	Events Events
+	// Words is the sensitive-word list applied to text and rich text (sends and
+	// edits); nil: none.
+	Words *sensitive.List
+	// Review queues messages a "review" word flagged; nil: they are only logged.
+	Review Flagger
+	// Live is the runtime configuration (windows, send rates, message-type
+	// flags); nil: the Config values and no rate limit.
+	Live   *dynconf.Live
 	Config Config
+}
+
+// Flagger queues a stored message for review (the risk domain implements it).
+type Flagger interface {
+	FlagMessage(ctx context.Context, m wire.Message, text string, words []string) error
 }
 
 // Events publishes what happens to stored messages.
@@ -68,20 +83,43 @@ type Relations interface {
 // Service implements the message endpoints.
 type Service struct {
 	db      *sql.DB
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	store   *msgstore.Store
 	deliver *deliver.Deliverer
 	friends Relations
 	events  Events
 	files   Files
+	words   *sensitive.List
+	review  Flagger
+	live    *dynconf.Live
+	limiter *limiter
 	cfg     Config
 	now     func() time.Time
 }
 
 // New returns the message service.
 func New(d Deps) *Service {
-	return &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events, files: d.Files,
-		cfg: config.WithDefaults(d.Config), now: time.Now}
+	s := &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events, files: d.Files,
+		words: d.Words, review: d.Review, live: d.Live, cfg: config.WithDefaults(d.Config), now: time.Now}
+	if d.Live != nil && d.Redis != nil {
+		s.limiter = &limiter{rdb: d.Redis}
+	}
+	return s
+}
+
+// recallWindow and editWindow are the config items, else the Config values.
+func (s *Service) recallWindow() time.Duration {
+	if s.live == nil {
+		return s.cfg.RecallWindow
+	}
+	return s.live.Duration(dynconf.RecallWindow, s.cfg.RecallWindow)
+}
+
+func (s *Service) editWindow() time.Duration {
+	if s.live == nil {
+		return s.cfg.EditWindow
+	}
+	return s.live.Duration(dynconf.EditWindow, s.cfg.EditWindow)
 }
 
 // Endpoints lists the domain's endpoints.

@@ -11,6 +11,7 @@ import (
 	"natter/functions/deliver"
 	"natter/functions/msgstore"
 	"natter/functions/perm"
+	"natter/functions/sensitive"
 	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
@@ -32,6 +33,21 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 	if err != nil {
 		return SendResp{}, imerr.Wrap(imerr.BadRequest, err, err.Error())
 	}
+	if err := s.typeAllowed(r.Type, c.UserID); err != nil {
+		return SendResp{}, err
+	}
+	var verdict sensitive.Verdict
+	if content != nil {
+		if content, verdict, err = s.censor(content, rich); err != nil {
+			return SendResp{}, err
+		}
+	} else if media.Caption != "" && s.words != nil {
+		// A media message's caption takes the list as text does.
+		if verdict = s.words.Check(media.Caption); verdict.Action == sensitive.Block {
+			return SendResp{}, sensitive.ErrBlocked("the caption")
+		}
+		media.Caption = verdict.Text
+	}
 	var conv convid.ID
 	if r.To != 0 {
 		if r.To == c.UserID {
@@ -39,6 +55,10 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 		}
 		conv = convid.OfDirect(c.UserID, r.To)
 	} else if conv, err = convid.Parse(r.ConvID); err != nil {
+		return SendResp{}, err
+	}
+	// The per-user send rate: one Redis round trip, before any database work.
+	if err := s.allow(ctx, c.UserID, conv.Kind); err != nil {
 		return SendResp{}, err
 	}
 	st, err := s.standingIn(ctx, c, conv)
@@ -90,6 +110,9 @@ func (s *Service) send(ctx context.Context, c endpoint.Caller, r SendReq) (SendR
 			return SendResp{}, err
 		}
 		return SendResp{}, fmt.Errorf("store message: %w", err)
+	}
+	if verdict.Action == sensitive.Review && !dup {
+		s.flag(ctx, m, verdict)
 	}
 	return SendResp{ConvID: m.ConvID, Seq: m.Seq, ID: m.ID, SentAt: m.SentAt, Duplicate: dup}, nil
 }

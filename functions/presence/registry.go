@@ -2,14 +2,19 @@
 // online, away or offline. The connection registry lives in Redis (rebuildable:
 // devices register again when they reconnect); last-seen times are kept in MySQL.
 //
-// A user's live connections are one Redis hash conns:<uid>, field conn id, value
-// "<device>|<edge>|<connected ms>|<seen ms>|<away 0|1>". Edges refresh "seen" with
-// session.touch every minute; an entry not seen for Stale belongs to an edge that
-// died and counts for nothing. The sorted set presence:online holds the users
-// announced online, scored by their last activity: a user enters it when a
+// A user's live connections are one Redis hash conns:{s<n>}:<uid>, field conn id,
+// value "<device>|<edge>|<connected ms>|<seen ms>|<away 0|1>". Edges refresh "seen"
+// with session.touch every minute; an entry not seen for Stale belongs to an edge
+// that died and counts for nothing. The sorted sets presence:online:{s<n>} hold the
+// users announced online, scored by their last activity: a user enters one when a
 // connection registers (that is the online announcement), and leaves it when the
 // last live connection is gone (the offline one), either at a disconnect followed
 // by a grace period, or found by the sweeper once an edge stopped touching.
+//
+// n is the user id modulo onlineShards. The scripts change a user's hash and its
+// shard of the online set together, so both keys carry the same hash tag {s<n>} and
+// live in one slot of a Redis Cluster; the shards spread the online sets over the
+// cluster's nodes.
 package presence
 
 import (
@@ -25,23 +30,29 @@ import (
 	"natter/shared/wire"
 )
 
-// onlineKey is the sorted set of users announced online.
-const onlineKey = "presence:online"
+// onlineShards is how many sorted sets hold the users announced online.
+const onlineShards = 32
 
-func connsKey(uid int64) string { return "conns:" + strconv.FormatInt(uid, 10) }
+func shardTag(uid int64) string { return "{s" + strconv.FormatInt(uid%onlineShards, 10) + "}" }
+
+// onlineKey is the shard of the online set that holds uid.
+func onlineKey(uid int64) string { return "presence:online:" + shardTag(uid) }
+
+// ConnsKey is the Redis hash of uid's live connections.
+func ConnsKey(uid int64) string { return "conns:" + shardTag(uid) + ":" + strconv.FormatInt(uid, 10) }
 
 // connTTL bounds how long a user's connection hash outlives its last connect.
 const connTTL = 24 * time.Hour
 
 // Registry registers connections and answers presence.
 type Registry struct {
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	stale time.Duration
 	now   func() time.Time
 }
 
 // NewRegistry returns a Registry; connections not touched for stale are dead.
-func NewRegistry(rdb *redis.Client, stale time.Duration) *Registry {
+func NewRegistry(rdb redis.UniversalClient, stale time.Duration) *Registry {
 	return &Registry{rdb: rdb, stale: stale, now: time.Now}
 }
 
@@ -163,7 +174,7 @@ func (r *Registry) Connect(ctx context.Context, uid int64, conn, device, edge st
 	now := r.now()
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	value := device + "|" + edge + "|" + ms + "|" + ms + "|0"
-	res, err := connectScript.Run(ctx, r.rdb, []string{connsKey(uid), onlineKey},
+	res, err := connectScript.Run(ctx, r.rdb, []string{ConnsKey(uid), onlineKey(uid)},
 		conn, device, value, maxDevices, policy, int(connTTL.Seconds()), now.Add(-r.stale).UnixMilli(), uid, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return Connected{}, fmt.Errorf("register connection: %w", err)
@@ -177,7 +188,7 @@ func (r *Registry) Connect(ctx context.Context, uid int64, conn, device, edge st
 
 // Disconnect forgets a connection and reports whether uid has a live one left.
 func (r *Registry) Disconnect(ctx context.Context, uid int64, conn string) (stillOnline bool, err error) {
-	if err := r.rdb.HDel(ctx, connsKey(uid), conn).Err(); err != nil {
+	if err := r.rdb.HDel(ctx, ConnsKey(uid), conn).Err(); err != nil {
 		return false, fmt.Errorf("unregister connection: %w", err)
 	}
 	devices, err := r.Devices(ctx, uid)
@@ -190,7 +201,7 @@ func (r *Registry) Disconnect(ctx context.Context, uid int64, conn string) (stil
 // Gone takes uid out of the online set if none of their connections is live,
 // and reports whether it did (the offline announcement is then the caller's).
 func (r *Registry) Gone(ctx context.Context, uid int64) (bool, error) {
-	n, err := goneScript.Run(ctx, r.rdb, []string{connsKey(uid), onlineKey}, uid, r.now().Add(-r.stale).UnixMilli()).Int()
+	n, err := goneScript.Run(ctx, r.rdb, []string{ConnsKey(uid), onlineKey(uid)}, uid, r.now().Add(-r.stale).UnixMilli()).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence gone: %w", err)
 	}
@@ -207,7 +218,7 @@ func (r *Registry) Touch(ctx context.Context, conns []wire.TouchConn) error {
 	now := r.now().UnixMilli()
 	pipe := r.rdb.Pipeline()
 	for uid, cs := range byUser {
-		touchScript.Eval(ctx, pipe, []string{connsKey(uid), onlineKey}, append([]any{uid, now}, cs...)...)
+		touchScript.Eval(ctx, pipe, []string{ConnsKey(uid), onlineKey(uid)}, append([]any{uid, now}, cs...)...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("touch connections: %w", err)
@@ -222,7 +233,7 @@ func (r *Registry) SetAway(ctx context.Context, uid int64, conn string, away boo
 	if away {
 		flag = "1"
 	}
-	n, err := awayScript.Run(ctx, r.rdb, []string{connsKey(uid)}, conn, flag).Int()
+	n, err := awayScript.Run(ctx, r.rdb, []string{ConnsKey(uid)}, conn, flag).Int()
 	if err != nil {
 		return false, fmt.Errorf("set away: %w", err)
 	}
@@ -237,7 +248,7 @@ type Device struct {
 
 // Devices returns the user's devices with a live connection.
 func (r *Registry) Devices(ctx context.Context, uid int64) (map[string]Device, error) {
-	vals, err := r.rdb.HVals(ctx, connsKey(uid)).Result()
+	vals, err := r.rdb.HVals(ctx, ConnsKey(uid)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
@@ -279,7 +290,7 @@ func (r *Registry) Statuses(ctx context.Context, users []int64) (map[int64]Statu
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(users))
 	for i, u := range users {
-		cmds[i] = pipe.HVals(ctx, connsKey(u))
+		cmds[i] = pipe.HVals(ctx, ConnsKey(u))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("presence: %w", err)
@@ -302,18 +313,33 @@ func (r *Registry) Announced(ctx context.Context, users []int64) ([]int64, error
 	if len(users) == 0 {
 		return nil, nil
 	}
-	members := make([]string, len(users))
-	for i, u := range users {
-		members[i] = strconv.FormatInt(u, 10)
+	// One ZMSCORE per shard the users fall in, pipelined.
+	byShard := map[int64][]int64{}
+	for _, u := range users {
+		byShard[u%onlineShards] = append(byShard[u%onlineShards], u)
 	}
-	scores, err := r.rdb.ZMScore(ctx, onlineKey, members...).Result()
-	if err != nil {
+	pipe := r.rdb.Pipeline()
+	type shardCmd struct {
+		users []int64
+		cmd   *redis.FloatSliceCmd
+	}
+	cmds := make([]shardCmd, 0, len(byShard))
+	for _, us := range byShard {
+		members := make([]string, len(us))
+		for i, u := range us {
+			members[i] = strconv.FormatInt(u, 10)
+		}
+		cmds = append(cmds, shardCmd{us, pipe.ZMScore(ctx, onlineKey(us[0]), members...)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("presence announced: %w", err)
 	}
 	var out []int64
-	for i, s := range scores {
-		if s != 0 {
-			out = append(out, users[i])
+	for _, c := range cmds {
+		for i, s := range c.cmd.Val() {
+			if s != 0 {
+				out = append(out, c.users[i])
+			}
 		}
 	}
 	return out, nil
@@ -322,15 +348,24 @@ func (r *Registry) Announced(ctx context.Context, users []int64) ([]int64, error
 // Stale lists users announced online whose latest activity is older than the
 // stale window (their edge stopped touching): candidates for Gone.
 func (r *Registry) Stale(ctx context.Context, limit int) ([]int64, error) {
-	ids, err := r.rdb.ZRangeByScore(ctx, onlineKey, &redis.ZRangeBy{Min: "-inf",
-		Max: strconv.FormatInt(r.now().Add(-r.stale).UnixMilli(), 10), Count: int64(limit)}).Result()
-	if err != nil {
+	upTo := strconv.FormatInt(r.now().Add(-r.stale).UnixMilli(), 10)
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, onlineShards)
+	for n := range int64(onlineShards) {
+		cmds[n] = pipe.ZRangeByScore(ctx, onlineKey(n), &redis.ZRangeBy{Min: "-inf", Max: upTo, Count: int64(limit)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("presence stale: %w", err)
 	}
-	out := make([]int64, 0, len(ids))
-	for _, s := range ids {
-		if u, err := strconv.ParseInt(s, 10, 64); err == nil {
-			out = append(out, u)
+	out := make([]int64, 0, limit)
+	for _, c := range cmds {
+		for _, s := range c.Val() {
+			if len(out) == limit {
+				return out, nil
+			}
+			if u, err := strconv.ParseInt(s, 10, 64); err == nil {
+				out = append(out, u)
+			}
 		}
 	}
 	return out, nil
@@ -339,9 +374,17 @@ func (r *Registry) Stale(ctx context.Context, limit int) ([]int64, error) {
 // OnlineCount is how many users are announced online (the back office's
 // monitoring).
 func (r *Registry) OnlineCount(ctx context.Context) (int64, error) {
-	n, err := r.rdb.ZCard(ctx, onlineKey).Result()
-	if err != nil {
+	cmds := make([]*redis.IntCmd, onlineShards)
+	pipe := r.rdb.Pipeline()
+	for i := range cmds {
+		cmds[i] = pipe.ZCard(ctx, onlineKey(int64(i))) // uid i lives in shard i
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("presence: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

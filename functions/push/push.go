@@ -73,7 +73,7 @@ type Config struct {
 // Deps are what the domain needs; main wires them.
 type Deps struct {
 	DB       *sql.DB
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	NC       *nats.Conn // nil: no consumers (endpoints only)
 	Presence *presence.Registry
 	Log      zerolog.Logger
@@ -86,7 +86,7 @@ type Deps struct {
 // Service serves the push endpoints and runs the consumers.
 type Service struct {
 	db       *sql.DB
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	nc       *nats.Conn
 	presence *presence.Registry
 	log      zerolog.Logger

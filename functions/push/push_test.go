@@ -248,8 +248,9 @@ func TestDecisions(t *testing.T) {
 // TestCollapse: a burst in one conversation is one push at once and one at the
 // window's end for the rest, with their count and the latest message; then the
 // preview setting hides sender and text.
-func TestCollapse(t *testing.T) {
-	e := testenv.Start(t)
+func TestCollapse(t *testing.T) { testenv.ForEachRedis(t, testCollapse) }
+
+func testCollapse(t *testing.T, e *testenv.Env) {
 	h := newHook(t)
 	cfg := h.config()
 	cfg.Collapse = 2 * time.Second

@@ -28,8 +28,12 @@ import (
 	"natter/functions/msgstore"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/risk"
+	"natter/functions/sensitive"
+	"natter/functions/settings"
 	"natter/shared/auth"
 	"natter/shared/config"
+	"natter/shared/dynconf"
 	"natter/shared/endpoint"
 	"natter/shared/ids"
 	"natter/shared/op"
@@ -41,7 +45,7 @@ type Deps struct {
 	// ScriptDB is the same database opened with db.OpenScripts, for the message
 	// store's group-commit writers (required unless Message.Writers < 0).
 	ScriptDB *sql.DB
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	NC       *nats.Conn
 	Signer   *auth.Signer
 	// AdminSigner issues operator tokens (auth.NewOperatorSigner); required by
@@ -76,6 +80,16 @@ type Deps struct {
 	Registry  *presence.Registry
 	Notifier  *presence.Notifier // nil without NC
 	Files     *file.Service      // the file domain's service: media messages and favorites use it
+	// Words is the sensitive-word list (message, account, group); Live the
+	// runtime configuration (config items, flags, rate overrides). Both follow
+	// their change events until ctx ends.
+	Words *sensitive.List
+	Live  *dynconf.Live
+	// Auditor records operator actions (risk, settings); nil: the back office's
+	// audit log (a log line without DB).
+	Auditor risk.Auditor
+	// Banner bans users from the review queue; nil: the back office's ban.
+	Banner risk.Banner
 }
 
 // domains builds each domain's endpoints, keyed by the domain name of its
@@ -84,13 +98,14 @@ type Deps struct {
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
 	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}).Endpoints(), nil
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account}).Endpoints(), nil
 	},
 	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
 	},
 	"group": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group})
+		svc := group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files,
+			Words: d.Words, Live: d.Live, Config: d.Group})
 		if d.NC != nil {
 			if err := svc.WatchDeletions(ctx, d.NC); err != nil {
 				return nil, err
@@ -99,11 +114,7 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		return svc.Endpoints(), nil
 	},
 	"message": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files, Config: d.Message}
-		if d.Events != nil {
-			md.Events = d.Events
-		}
-		return message.New(md).Endpoints(), nil
+		return d.messages().Endpoints(), nil
 	},
 	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
@@ -115,6 +126,15 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 			return nil, err
 		}
 		return d.Files.Endpoints(), nil
+	},
+	// Risk control: its review deletions recall through the message domain's
+	// code, whichever worker hosts that.
+	"risk": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return risk.New(risk.Deps{DB: d.DB, NC: d.NC, Words: d.Words, Remover: d.messages(), Banner: d.banner(),
+			Auditor: d.auditor(), Log: d.Log}).Endpoints(), nil
+	},
+	"settings": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		return settings.New(settings.Deps{DB: d.DB, NC: d.NC, Live: d.Live, Auditor: d.auditor(), Log: d.Log}).Endpoints(), nil
 	},
 	"fav": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return fav.New(fav.Deps{DB: d.DB, Files: d.Files}).Endpoints(), nil
@@ -135,16 +155,61 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	// The back office runs the account and group domains' own code for its
 	// changes to users and groups, and audits security events from IM_EVENTS.
 	"admin": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		s := admin.New(admin.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.AdminSigner, Relations: d.Relations, Presence: d.Registry,
-			Accounts: account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-				Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Config: d.Account}),
-			Groups: group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files, Config: d.Group}),
-			Log:    d.Log, Config: d.Admin})
+		s := d.backOffice()
 		if err := s.Start(ctx); err != nil {
 			return nil, err
 		}
 		return s.Endpoints(), nil
 	},
+}
+
+// backOffice is the admin domain's service: its endpoints, the audit log risk
+// and settings write to, and the bans of the review queue.
+func (d Deps) backOffice() *admin.Service {
+	return admin.New(admin.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.AdminSigner, Relations: d.Relations, Presence: d.Registry,
+		Accounts: account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account}),
+		Groups: group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files,
+			Words: d.Words, Live: d.Live, Config: d.Group}),
+		Log: d.Log, Config: d.Admin})
+}
+
+// banner is who bans from the review queue: the back office, unless given.
+func (d Deps) banner() risk.Banner {
+	if d.Banner != nil || d.DB == nil {
+		return d.Banner
+	}
+	return d.backOffice()
+}
+
+// auditLog writes risk's and settings' audit entries to the back office's log.
+type auditLog struct{ s *admin.Service }
+
+func (a auditLog) Record(ctx context.Context, e risk.AuditEntry) error {
+	return a.s.RecordOperator(ctx, e.Actor, e.Action, e.Target, e.Before, e.After, e.IP, e.At)
+}
+
+// messages is the message domain's service: its endpoints, and the removals
+// the review queue makes.
+func (d Deps) messages() *message.Service {
+	md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files,
+		Words: d.Words, Live: d.Live, Review: risk.New(risk.Deps{DB: d.DB, Log: d.Log}), Config: d.Message}
+	if d.Events != nil {
+		md.Events = d.Events
+	}
+	return message.New(md)
+}
+
+// auditor is where risk and settings record operator actions: the back
+// office's audit log (MySQL), unless given; the log without a database.
+func (d Deps) auditor() risk.Auditor {
+	if d.Auditor != nil {
+		return d.Auditor
+	}
+	if d.DB != nil {
+		return auditLog{d.backOffice()}
+	}
+	return risk.LogAuditor{Log: d.Log}
 }
 
 // Domains lists every domain name, in the op table's order.
@@ -244,6 +309,36 @@ func (d *Deps) shared(ctx context.Context) error {
 		var err error
 		if d.Deliverer, err = deliver.New(ctx, deliver.Deps{NC: d.NC, Log: d.Log, Metrics: d.Metrics}); err != nil {
 			return err
+		}
+	}
+	if d.Words == nil {
+		d.Words = sensitive.NewList(d.DB, d.Log)
+		switch {
+		case d.DB == nil: // building endpoints only (tests of the table)
+		case d.NC != nil:
+			if err := d.Words.Watch(ctx, d.NC, 0); err != nil {
+				return err
+			}
+		default:
+			if err := d.Words.Load(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if d.Live == nil {
+		d.Live = dynconf.New()
+		switch {
+		case d.DB == nil:
+		case d.NC != nil:
+			if err := d.Live.Watch(ctx, d.NC, dynconf.DBLoader(d.DB, true), 0, d.Log); err != nil {
+				return err
+			}
+		default:
+			snap, err := dynconf.ReadDB(ctx, d.DB, true)
+			if err != nil {
+				return err
+			}
+			d.Live.Load(snap)
 		}
 	}
 	pc := config.WithDefaults(d.Presence)

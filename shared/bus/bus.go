@@ -3,6 +3,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -101,6 +102,7 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	r := Replicas(nc)
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: subject.EventStream, Subjects: subject.Streams[subject.EventStream], Storage: jetstream.FileStorage,
 			MaxAge: 7 * 24 * time.Hour, Retention: jetstream.LimitsPolicy},
@@ -110,11 +112,46 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn) error {
 		{Name: subject.PushDeadStream, Subjects: subject.Streams[subject.PushDeadStream], Storage: jetstream.FileStorage,
 			MaxAge: 30 * 24 * time.Hour, MaxBytes: PushDeadStreamBytes, Discard: jetstream.DiscardOld, Retention: jetstream.LimitsPolicy},
 	} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		sc.Replicas = r
+		if err := ensureStream(ctx, js, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream creates or updates one stream. On a cluster this is a Raft
+// proposal that can outlast the API's default wait while a leader is elected or
+// several workers start at once, so a timed-out attempt is retried (the call is
+// idempotent) for up to a minute, or until ctx ends.
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		_, err := js.CreateOrUpdateStream(actx, sc)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Replicas is how many copies natter's streams and buckets keep: 3 on a cluster of
+// three or more servers (so one node can die without losing an event), else as many
+// as there are servers, and 1 on a single server. The count comes from the server
+// list the connection learnt at connect (the configured URLs and the cluster's
+// gossiped client URLs), so nothing assumes a single node and no setting is needed.
+func Replicas(nc *nats.Conn) int {
+	if nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	return max(1, min(3, len(nc.Servers())))
 }
 
 // KeepStreams calls EnsureStreams every interval until ctx ends, so that a stream

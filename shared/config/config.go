@@ -37,10 +37,14 @@ type MySQL struct {
 
 // Redis is the fast path (env prefix REDIS_).
 type Redis struct {
-	Addr     string `env:"ADDR" envDefault:"127.0.0.1:6379"`
-	Password string `env:"PASSWORD"`
-	DB       int    `env:"DB" envDefault:"0"`
-	PoolSize int    `env:"POOL_SIZE" envDefault:"64"`
+	// Addr is one address, or a comma-separated list: a Redis Cluster's nodes, or
+	// with MasterName the Sentinels'.
+	Addr       string `env:"ADDR" envDefault:"127.0.0.1:6379"`
+	MasterName string `env:"MASTER_NAME"` // Sentinel: the monitored primary's name
+	Cluster    bool   `env:"CLUSTER"`     // a Redis Cluster reached through one address`
+	Password   string `env:"PASSWORD"`
+	DB         int    `env:"DB" envDefault:"0"`
+	PoolSize   int    `env:"POOL_SIZE" envDefault:"64"`
 }
 
 // S3 is the object store for files (env prefix S3_).
@@ -123,4 +127,11 @@ func fillZero(dst, def reflect.Value) {
 			f.Set(def.Field(i))
 		}
 	}
+}
+
+// Tracing exports OpenTelemetry spans over OTLP/HTTP (standard variable names, no
+// prefix): off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, e.g. http://127.0.0.1:4318.
+type Tracing struct {
+	Endpoint    string  `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	SampleRatio float64 `env:"OTEL_TRACES_SAMPLER_ARG" envDefault:"1"` // share of new traces kept (0..1)
 }

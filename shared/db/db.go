@@ -9,6 +9,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/XSAM/otelsql"
+	"go.opentelemetry.io/otel/attribute"
+
+	"natter/shared/tracing"
+
 	"github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
 
@@ -69,6 +74,9 @@ func open(ctx context.Context, mc *mysql.Config, c config.MySQL) (*sql.DB, error
 		return nil, fmt.Errorf("mysql connector: %w", err)
 	}
 	d := sql.OpenDB(conn)
+	if tracing.On() { // a span per query, under the request's span
+		d = otelsql.OpenDB(conn, otelsql.WithAttributes(attribute.String("db.system.name", "mysql")))
+	}
 	d.SetMaxOpenConns(max(c.MaxOpenConns, 1))
 	d.SetMaxIdleConns(max(c.MaxIdleConns, 1))
 	d.SetConnMaxIdleTime(5 * time.Minute)

@@ -11,6 +11,7 @@ import (
 
 	"natter/shared/imerr"
 	"natter/shared/op"
+	"natter/shared/tracing"
 	"natter/shared/wire"
 )
 
@@ -26,6 +27,7 @@ func Request(ctx context.Context, nc *nats.Conn, name string, c Caller, data []b
 	if dl, ok := ctx.Deadline(); ok {
 		msg.Header.Set(wire.HeaderDeadline, strconv.FormatInt(dl.UnixMilli(), 10))
 	}
+	tracing.Inject(ctx, msg.Header)
 	rep, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {

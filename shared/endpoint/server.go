@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"natter/shared/config"
 	"natter/shared/imerr"
@@ -22,6 +24,7 @@ import (
 	"natter/shared/metrics"
 	"natter/shared/op"
 	"natter/shared/subject"
+	"natter/shared/tracing"
 	"natter/shared/wire"
 )
 
@@ -259,7 +262,15 @@ var errExpired = imerr.New(imerr.Unavailable, "the request waited past its deadl
 func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 	name := h.ep.Op.Name
 	caller, err := callerFrom(msg.Header)
-	l := s.log.With().Str("op", name).Str("req_id", caller.RequestID).Int64("user", caller.UserID).Logger()
+	// The caller's trace context (W3C headers, when tracing is on) parents the span.
+	tctx, span := tracing.Tracer().Start(tracing.Extract(s.base, msg.Header), name,
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(arrived))
+	defer span.End()
+	lc := s.log.With().Str("op", name).Str("req_id", caller.RequestID).Int64("user", caller.UserID)
+	if id := tracing.TraceID(tctx); id != "" {
+		lc = lc.Str("trace_id", id)
+	}
+	l := lc.Logger()
 	deadline := arrived.Add(s.cfg.Timeout)
 	if ms, perr := strconv.ParseInt(msg.Header.Get(wire.HeaderDeadline), 10, 64); perr == nil && ms > 0 {
 		if d := time.UnixMilli(ms); d.Before(deadline) {
@@ -282,7 +293,7 @@ func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 			err = imerr.New(imerr.TooLarge, "the request is over %d bytes", wire.MaxFrame)
 			break
 		}
-		ctx, cancel := context.WithDeadline(logging.With(s.base, l), deadline)
+		ctx, cancel := context.WithDeadline(logging.With(tctx, l), deadline)
 		out, err = call(ctx, l, h.ep, caller, msg.Data)
 		cancel()
 		// Pages stop before wire.MaxReply; an answer NATS would refuse is a bug,
@@ -300,6 +311,7 @@ func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 		return
 	}
 	e := imerr.From(err)
+	span.SetStatus(codes.Error, string(e.Code))
 	if e.Code == imerr.Internal || (e.Code == imerr.Unavailable && err != errExpired) {
 		l.Error().Err(err).Msg("request failed")
 	}

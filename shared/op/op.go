@@ -90,6 +90,10 @@ const (
 	SvcFav     = "im-fav"
 	SvcPush    = "im-push"
 	SvcAdmin   = "im-admin"
+	// Risk control (sensitive words, review queue, reports) and runtime settings
+	// (config items, feature flags, rate overrides).
+	SvcRisk     = "im-risk"
+	SvcSettings = "im-settings"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -111,6 +115,8 @@ var Services = []Service{
 	{SvcFav, "fav"},
 	{SvcPush, "push"},
 	{SvcAdmin, "admin"},
+	{SvcRisk, "risk"},
+	{SvcSettings, "settings"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -243,6 +249,26 @@ var All = []Op{
 	{Name: "admin.alerts.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/alerts"}}},
 	{Name: "admin.alerts.set", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/monitoring/alerts"}}},
 	{Name: "admin.alerts.delete", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "DELETE", Path: "/api/v1/admin/monitoring/alerts/{id}", Ints: []string{"id"}}}},
+	// Risk control: users report; operators keep the sensitive words and work the
+	// review queue.
+	{Name: "report.submit", Service: SvcRisk, Routes: []Route{{Method: "POST", Path: "/api/v1/reports"}}},
+	{Name: "admin.words.list", Service: SvcRisk, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/words", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.words.add", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/words"}}},
+	{Name: "admin.words.remove", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "DELETE", Path: "/api/v1/admin/words/{id}", Ints: []string{"id"}}}},
+	{Name: "admin.review.list", Service: SvcRisk, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/review", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.review.approve", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/review/{id}/approve", Ints: []string{"id"}}}},
+	{Name: "admin.review.delete", Service: SvcRisk, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/review/{id}/delete", Ints: []string{"id"}}}},
+
+	// Runtime settings: config items, feature flags, per-user send rate overrides.
+	// Edges load them with settings.snapshot, then follow im.evt.config.changed.
+	{Name: "settings.snapshot", Service: SvcSettings, Access: Internal},
+	{Name: "admin.config.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/config/items"}}},
+	{Name: "admin.config.set", Service: SvcSettings, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/config/items"}}},
+	{Name: "admin.features.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/features"}}},
+	{Name: "admin.features.get", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/features/{name}"}}},
+	{Name: "admin.features.set", Service: SvcSettings, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/features/{name}"}}},
+	{Name: "admin.rate.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/rate/overrides", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.rate.set", Service: SvcSettings, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/rate/overrides/{user_id}", Ints: []string{"user_id"}}}},
 }
 
 // Path parameters that groups' routes share.

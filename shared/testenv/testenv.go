@@ -45,6 +45,10 @@ type Options struct {
 	// nats-config/accounts.conf when they are unset. NC then connects as the
 	// functions user, and ConnectAs as any user.
 	NATSConfig string
+	// RedisCluster starts a private 3-master Redis Cluster instead of one
+	// redis-server; RDB is then a cluster client. NATTER_TEST_REDIS=cluster turns it
+	// on for every Env, to run whole packages against a cluster.
+	RedisCluster bool
 }
 
 // Env is one set of private services.
@@ -56,15 +60,16 @@ type Env struct {
 
 	NC  *nats.Conn
 	DB  *sql.DB
-	RDB *redis.Client
+	RDB redis.UniversalClient
 
-	dir      string
-	accounts bool // the NATS server runs a config with users
-	ns       *natsserver.Server
-	nsOpts   *natsserver.Options
-	redisCmd *exec.Cmd
-	dbName   string
-	rootDSN  string
+	dir       string
+	accounts  bool // the NATS server runs a config with users
+	ns        *natsserver.Server
+	nsOpts    *natsserver.Options
+	redisCmd  *exec.Cmd
+	redisCmds []*exec.Cmd // a Redis Cluster's nodes (Options.RedisCluster)
+	dbName    string
+	rootDSN   string
 
 	s3Once sync.Once
 	s3     *minio.Client
@@ -113,20 +118,25 @@ func StartNATS(tb testing.TB, o Options) *Env {
 func New(ctx context.Context) (*Env, error) { return NewWith(ctx, Options{}) }
 
 // NewWith is New with options.
-func NewWith(ctx context.Context, o Options) (e *Env, err error) {
-	e, err = newEnv(o)
+func NewWith(ctx context.Context, o Options) (_ *Env, err error) {
+	e, err := newEnv(o)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil { // e, not the result, which a failed return has set to nil
 			e.Close()
 		}
 	}()
 	if err = e.startNATS(o.NATSConfig); err != nil {
 		return nil, err
 	}
-	if err = e.startRedis(ctx); err != nil {
+	if o.RedisCluster || os.Getenv("NATTER_TEST_REDIS") == "cluster" {
+		err = e.startRedisCluster(ctx, 3)
+	} else {
+		err = e.startRedis(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err = e.createDB(ctx); err != nil {
@@ -316,7 +326,14 @@ func (e *Env) S3(tb testing.TB) (*minio.Client, config.S3) {
 // FlushRedis wipes the private Redis, as a restart without persistence would.
 func (e *Env) FlushRedis(tb testing.TB) {
 	tb.Helper()
-	if err := e.RDB.FlushAll(context.Background()).Err(); err != nil {
+	ctx := context.Background()
+	var err error
+	if cc, ok := e.RDB.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() })
+	} else {
+		err = e.RDB.FlushAll(ctx).Err()
+	}
+	if err != nil {
 		tb.Fatalf("flushall: %v", err)
 	}
 }
@@ -340,9 +357,11 @@ func (e *Env) Close() {
 	if e.RDB != nil {
 		_ = e.RDB.Close()
 	}
-	if e.redisCmd != nil && e.redisCmd.Process != nil {
-		_ = e.redisCmd.Process.Kill()
-		_ = e.redisCmd.Wait()
+	for _, cmd := range append(e.redisCmds, e.redisCmd) {
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}
 	if e.NC != nil {
 		e.NC.Close()
@@ -416,10 +435,24 @@ func RepoFile(tb testing.TB, rel string) string {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// freePorts returns n distinct free ports: all are held open until each is known,
+// so that the kernel cannot hand the same one out twice.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
