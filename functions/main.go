@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -212,6 +213,18 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	defer scripts.Close()
+	var replica *sql.DB
+	if cfg.MySQL.ReplicaDSN != "" {
+		if replica, err = db.Open(ctx, config.MySQL{DSN: cfg.MySQL.ReplicaDSN,
+			MaxOpenConns: cfg.MySQL.MaxOpenConns, MaxIdleConns: cfg.MySQL.MaxIdleConns}); err != nil {
+			return fmt.Errorf("replica: %w", err)
+		}
+		defer replica.Close()
+	}
+	reads, err := db.NewReader(ctx, d, replica, cfg.MySQL.ReplicaWait)
+	if err != nil {
+		return err
+	}
 	rdb, err := cache.Open(ctx, cfg.Redis)
 	if err != nil {
 		return err
@@ -253,7 +266,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
-		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
+		DB: d, ScriptDB: scripts, Reads: reads, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		AdminSigner: adminSigner, Admin: cfg.Admin,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 		Push: cfg.Push,

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"time"
 
+	"natter/shared/db"
+
 	"natter/functions/deliver"
 	"natter/shared/convid"
 	"natter/shared/endpoint"
@@ -22,19 +24,28 @@ import (
 
 // Deps are what the domain needs; main wires them.
 type Deps struct {
-	DB      *sql.DB
+	DB *sql.DB
+	// Reads serves conv.list (a replica once caught up); nil: DB.
+	Reads   *db.Reader
 	Deliver *deliver.Deliverer
 }
 
 // Service implements the conversation endpoints.
 type Service struct {
 	db      *sql.DB
+	reads   *db.Reader
 	deliver *deliver.Deliverer
 	now     func() time.Time
 }
 
 // New returns the conversation service.
-func New(d Deps) *Service { return &Service{db: d.DB, deliver: d.Deliver, now: time.Now} }
+func New(d Deps) *Service {
+	reads := d.Reads
+	if reads == nil {
+		reads = db.PrimaryOnly(d.DB)
+	}
+	return &Service{db: d.DB, reads: reads, deliver: d.Deliver, now: time.Now}
+}
 
 // Endpoints lists the domain's endpoints.
 func (s *Service) Endpoints() []endpoint.Endpoint {
@@ -91,7 +102,7 @@ func (s *Service) list(ctx context.Context, c endpoint.Caller, r ListReq) (ListR
 	limit := validate.Limit(r.Limit, 100, 500)
 	// The inner query sorts only the member rows and their conversations' activity
 	// (narrow rows); the page is then joined with the last message and names.
-	rows, err := s.db.QueryContext(ctx, `SELECT p.conv_id, p.kind, p.target_id, p.last_seq, p.last_msg_at, p.read_seq, p.min_seq,
+	rows, err := s.reads.DB(ctx).QueryContext(ctx, `SELECT p.conv_id, p.kind, p.target_id, p.last_seq, p.last_msg_at, p.read_seq, p.min_seq,
 			p.mention_seq, p.pinned, p.muted,
 			x.id, x.sender_id, x.client_msg_id, x.kind, x.content, x.created_at, x.edit_count, x.recalled_by,
 			COALESCE(u.nickname, g.name, ''), COALESCE(u.avatar, g.avatar, '')

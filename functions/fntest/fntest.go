@@ -56,6 +56,8 @@ func OperatorSigner(tb testing.TB) *auth.Signer {
 
 // Options tune the functions under test.
 type Options struct {
+	// Reads routes history, sync and conv.list (db.Reader); nil: the primary.
+	Reads    *db.Reader
 	Account  account.Config
 	Presence presence.Config
 	Message  message.Config
@@ -150,7 +152,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 	}
 	eps, err := worker.Endpoints(ctx, nil, worker.Deps{
 		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
-		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
+		DB: e.DB, ScriptDB: scripts, Reads: o.Reads, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
 		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Banner: o.Banner,
 		AdminSigner: OperatorSigner(tb), Admin: o.Admin,

@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"time"
 
+	"natter/shared/db"
+
 	"github.com/redis/go-redis/v9"
 
 	"natter/functions/deliver"
@@ -44,7 +46,9 @@ type Config struct {
 // Deps are what the domain needs; main wires them. Store and Deliver are shared
 // with the other domains.
 type Deps struct {
-	DB      *sql.DB
+	DB *sql.DB
+	// Reads serves history and sync (a replica once caught up); nil: DB.
+	Reads   *db.Reader
 	Redis   redis.UniversalClient
 	Store   *msgstore.Store
 	Deliver *deliver.Deliverer
@@ -82,6 +86,7 @@ type Relations interface {
 
 // Service implements the message endpoints.
 type Service struct {
+	reads   *db.Reader
 	db      *sql.DB
 	rdb     redis.UniversalClient
 	store   *msgstore.Store
@@ -99,7 +104,11 @@ type Service struct {
 
 // New returns the message service.
 func New(d Deps) *Service {
-	s := &Service{db: d.DB, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events, files: d.Files,
+	reads := d.Reads
+	if reads == nil {
+		reads = db.PrimaryOnly(d.DB)
+	}
+	s := &Service{db: d.DB, reads: reads, rdb: d.Redis, store: d.Store, deliver: d.Deliver, friends: d.Friends, events: d.Events, files: d.Files,
 		words: d.Words, review: d.Review, live: d.Live, cfg: config.WithDefaults(d.Config), now: time.Now}
 	if d.Live != nil && d.Redis != nil {
 		s.limiter = &limiter{rdb: d.Redis}

@@ -37,7 +37,9 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 		q += "ORDER BY seq DESC LIMIT ?"
 		args = append(args, limit+1)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	// The permission check above read the primary; the page may come from a
+	// replica that has applied at least as much (db.Reader).
+	rows, err := s.reads.DB(ctx).QueryContext(ctx, q, args...)
 	if err != nil {
 		return HistoryResp{}, fmt.Errorf("history: %w", err)
 	}
@@ -69,7 +71,10 @@ func (s *Service) history(ctx context.Context, c endpoint.Caller, r HistoryReq) 
 // conversation's has_more is false.
 func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncResp, error) {
 	limit := validate.Limit(r.Limit, s.cfg.SyncLimit, s.cfg.SyncLimit)
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.last_seq, c.last_mod, m.min_seq FROM conversation_members m
+	// One pool for the whole sync (a caught-up replica, or the primary), so its
+	// conversations' tops and their messages agree.
+	from := s.reads.DB(ctx)
+	rows, err := from.QueryContext(ctx, `SELECT c.id, c.last_seq, c.last_mod, m.min_seq FROM conversation_members m
 		JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? AND c.last_seq > m.min_seq ORDER BY c.id`, c.UserID)
 	if err != nil {
 		return SyncResp{}, fmt.Errorf("sync conversations: %w", err)
@@ -105,7 +110,7 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 		}
 		sc := SyncConv{ConvID: b.id, LastSeq: b.top, LastMod: b.lastMod, Messages: []wire.Message{}}
 		if b.lastMod > b.mod && b.cursor > b.min {
-			rows, err := s.db.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND mod_seq > ? AND seq > ? AND seq <= ? ORDER BY mod_seq LIMIT ?",
+			rows, err := from.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND mod_seq > ? AND seq > ? AND seq <= ? ORDER BY mod_seq LIMIT ?",
 				b.id, b.mod, b.min, b.cursor, left+1)
 			if err != nil {
 				return SyncResp{}, fmt.Errorf("sync changes %s: %w", b.id, err)
@@ -122,7 +127,7 @@ func (s *Service) sync(ctx context.Context, c endpoint.Caller, r SyncReq) (SyncR
 			left -= len(sc.Changed)
 		}
 		if b.top > b.cursor && left > 0 {
-			rows, err := s.db.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
+			rows, err := from.QueryContext(ctx, "SELECT "+msgstore.SelectColumns+" FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?", b.id, b.cursor, left)
 			if err != nil {
 				return SyncResp{}, fmt.Errorf("sync %s: %w", b.id, err)
 			}

@@ -85,7 +85,7 @@ func (s *Service) typeAllowed(typ string, user int64) error {
 // Redis: one script call (one round trip) per send. A refused send is not
 // counted.
 type limiter struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
 // rateScript: KEYS[1] the second's counter, KEYS[2] the minute's; ARGV[1],

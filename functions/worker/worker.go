@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 
+	"natter/shared/db"
+
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +47,9 @@ type Deps struct {
 	// ScriptDB is the same database opened with db.OpenScripts, for the message
 	// store's group-commit writers (required unless Message.Writers < 0).
 	ScriptDB *sql.DB
+	// Reads routes history, sync and conversation lists to a caught-up replica;
+	// nil: they read DB.
+	Reads    *db.Reader
 	Redis    redis.UniversalClient
 	NC       *nats.Conn
 	Signer   *auth.Signer
@@ -117,7 +122,7 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		return d.messages().Endpoints(), nil
 	},
 	"conv": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		return conv.New(conv.Deps{DB: d.DB, Deliver: d.Deliverer}).Endpoints(), nil
+		return conv.New(conv.Deps{DB: d.DB, Reads: d.Reads, Deliver: d.Deliverer}).Endpoints(), nil
 	},
 	// The file domain's worker (hashes, thumbnails) and sweeper run where the
 	// domain is hosted.
@@ -192,7 +197,7 @@ func (a auditLog) Record(ctx context.Context, e risk.AuditEntry) error {
 // messages is the message domain's service: its endpoints, and the removals
 // the review queue makes.
 func (d Deps) messages() *message.Service {
-	md := message.Deps{DB: d.DB, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files,
+	md := message.Deps{DB: d.DB, Reads: d.Reads, Redis: d.Redis, Store: d.Store, Deliver: d.Deliverer, Friends: d.Relations, Files: d.Files,
 		Words: d.Words, Live: d.Live, Review: risk.New(risk.Deps{DB: d.DB, Log: d.Log}), Config: d.Message}
 	if d.Events != nil {
 		md.Events = d.Events

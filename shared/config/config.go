@@ -30,9 +30,13 @@ type NATS struct {
 
 // MySQL is the source of truth (env prefix MYSQL_).
 type MySQL struct {
-	DSN          string `env:"DSN" envDefault:"root@tcp(127.0.0.1:3306)/natter"`
-	MaxOpenConns int    `env:"MAX_OPEN_CONNS" envDefault:"64"`
-	MaxIdleConns int    `env:"MAX_IDLE_CONNS" envDefault:"64"`
+	DSN string `env:"DSN" envDefault:"root@tcp(127.0.0.1:3306)/natter"`
+	// ReplicaDSN is a replica of DSN for history, sync and conversation lists, read
+	// only once it has applied what the primary had (db.Reader); empty: none.
+	ReplicaDSN   string        `env:"REPLICA_DSN"`
+	ReplicaWait  time.Duration `env:"REPLICA_WAIT" envDefault:"200ms"` // longest wait for the replica to catch up before reading the primary`
+	MaxOpenConns int           `env:"MAX_OPEN_CONNS" envDefault:"64"`
+	MaxIdleConns int           `env:"MAX_IDLE_CONNS" envDefault:"64"`
 }
 
 // Redis is the fast path (env prefix REDIS_).

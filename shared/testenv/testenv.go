@@ -49,14 +49,20 @@ type Options struct {
 	// redis-server; RDB is then a cluster client. NATTER_TEST_REDIS=cluster turns it
 	// on for every Env, to run whole packages against a cluster.
 	RedisCluster bool
+	// MySQLReplica starts a private MariaDB primary and a replica following it
+	// instead of using the server at MYSQL_DSN: DB is the primary, Replica the
+	// replica's config. Tests skip when the machine has no mariadbd.
+	MySQLReplica bool
 }
 
 // Env is one set of private services.
 type Env struct {
-	NATS   config.NATS
-	MySQL  config.MySQL
-	Redis  config.Redis
-	S3Conf config.S3
+	NATS  config.NATS
+	MySQL config.MySQL
+	// Replica is the replica of MySQL (Options.MySQLReplica), else zero.
+	Replica config.MySQL
+	Redis   config.Redis
+	S3Conf  config.S3
 
 	NC  *nats.Conn
 	DB  *sql.DB
@@ -68,6 +74,7 @@ type Env struct {
 	nsOpts    *natsserver.Options
 	redisCmd  *exec.Cmd
 	redisCmds []*exec.Cmd // a Redis Cluster's nodes (Options.RedisCluster)
+	mysqlCmds []*exec.Cmd // a private primary and replica (Options.MySQLReplica)
 	dbName    string
 	rootDSN   string
 
@@ -91,6 +98,9 @@ func Start(tb testing.TB) *Env {
 func StartWith(tb testing.TB, o Options) *Env {
 	tb.Helper()
 	e, err := NewWith(context.Background(), o)
+	if errors.Is(err, ErrNoMariaDB) {
+		tb.Skipf("testenv: %v: a private primary and replica need MariaDB's server binaries", err)
+	}
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -139,7 +149,12 @@ func NewWith(ctx context.Context, o Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err = e.createDB(ctx); err != nil {
+	if o.MySQLReplica {
+		err = e.startReplicated(ctx)
+	} else {
+		err = e.createDB(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -357,7 +372,7 @@ func (e *Env) Close() {
 	if e.RDB != nil {
 		_ = e.RDB.Close()
 	}
-	for _, cmd := range append(e.redisCmds, e.redisCmd) {
+	for _, cmd := range append(append(e.redisCmds, e.redisCmd), e.mysqlCmds...) {
 		if cmd != nil && cmd.Process != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
