@@ -49,10 +49,10 @@ type Deps struct {
 	ScriptDB *sql.DB
 	// Reads routes history, sync and conversation lists to a caught-up replica;
 	// nil: they read DB.
-	Reads    *db.Reader
-	Redis    redis.UniversalClient
-	NC       *nats.Conn
-	Signer   *auth.Signer
+	Reads  *db.Reader
+	Redis  redis.UniversalClient
+	NC     *nats.Conn
+	Signer *auth.Signer
 	// AdminSigner issues operator tokens (auth.NewOperatorSigner); required by
 	// the admin domain.
 	AdminSigner *auth.Signer
