@@ -42,7 +42,12 @@ type Config struct {
 	NATS    config.NATS    `envPrefix:"NATS_"`
 	Auth    config.Auth    `envPrefix:"AUTH_"`
 	Log     config.Log     `envPrefix:"LOG_"`
-	Tracing config.Tracing
+	// AdminAuth verifies operator tokens; EDGE_ADMIN=false makes a chat-only edge
+	// (no /api/v1/admin/..., no console), whose NATS user may then lack
+	// im.v1.admin.> (the edge user of nats-config/accounts.conf; console has it).
+	AdminAuth config.AdminAuth `envPrefix:"ADMIN_AUTH_"`
+	Admin     bool             `env:"EDGE_ADMIN" envDefault:"true"`
+	Tracing   config.Tracing
 }
 
 func main() {
@@ -78,6 +83,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var adminSigner *auth.Signer
+	if cfg.Admin {
+		if adminSigner, err = auth.NewOperatorSigner(cfg.AdminAuth, cfg.Auth); err != nil {
+			return err
+		}
+	}
 	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "natter-edge")
 	if err != nil {
 		return err
@@ -95,7 +106,7 @@ func run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gw, err := gateway.New(cfg.Gateway, gateway.Deps{NC: nc, Signer: signer, Log: log, Registry: reg, AccessTTL: cfg.Auth.AccessTTL})
+	gw, err := gateway.New(cfg.Gateway, gateway.Deps{NC: nc, Signer: signer, AdminSigner: adminSigner, Log: log, Registry: reg, AccessTTL: cfg.Auth.AccessTTL})
 	if err != nil {
 		return err
 	}

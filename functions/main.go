@@ -2,10 +2,12 @@
 // domains as NATS micro services. Run more processes to scale; each registers in
 // the same queue groups. `functions migrate` applies the schema and exits;
 // `functions push-replay` sends the offline pushes of the dead-letter stream
-// again and exits.
+// again and exits; `functions admin-create <username> <role>` adds a back-office
+// operator (the password from ADMIN_PASSWORD, else standard input) and exits.
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -28,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/admin"
 	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
@@ -50,22 +53,24 @@ import (
 
 // Config is the worker's whole configuration, from the environment.
 type Config struct {
-	NATS     config.NATS     `envPrefix:"NATS_"`
-	MySQL    config.MySQL    `envPrefix:"MYSQL_"`
-	Redis    config.Redis    `envPrefix:"REDIS_"`
-	Auth     config.Auth     `envPrefix:"AUTH_"`
-	Log      config.Log      `envPrefix:"LOG_"`
-	Endpoint endpoint.Config `envPrefix:"ENDPOINT_"`
-	Account  account.Config  `envPrefix:"ACCOUNT_"`
-	Message  message.Config  `envPrefix:"MESSAGE_"`
-	Group    group.Config    `envPrefix:"GROUP_"`
-	Friend   friend.Config   `envPrefix:"FRIEND_"`
-	MsgEvent msgevent.Config `envPrefix:"MSGEVENT_"`
-	Presence presence.Config `envPrefix:"PRESENCE_"`
-	File     file.Config     `envPrefix:"FILE_"`
-	S3       config.S3       `envPrefix:"S3_"`
-	Push     push.Config     `envPrefix:"PUSH_"`
-	Tracing  config.Tracing
+	NATS      config.NATS      `envPrefix:"NATS_"`
+	MySQL     config.MySQL     `envPrefix:"MYSQL_"`
+	Redis     config.Redis     `envPrefix:"REDIS_"`
+	Auth      config.Auth      `envPrefix:"AUTH_"`
+	Admin     admin.Config     `envPrefix:"ADMIN_"`
+	AdminAuth config.AdminAuth `envPrefix:"ADMIN_AUTH_"`
+	Log       config.Log       `envPrefix:"LOG_"`
+	Endpoint  endpoint.Config  `envPrefix:"ENDPOINT_"`
+	Account   account.Config   `envPrefix:"ACCOUNT_"`
+	Message   message.Config   `envPrefix:"MESSAGE_"`
+	Group     group.Config     `envPrefix:"GROUP_"`
+	Friend    friend.Config    `envPrefix:"FRIEND_"`
+	MsgEvent  msgevent.Config  `envPrefix:"MSGEVENT_"`
+	Presence  presence.Config  `envPrefix:"PRESENCE_"`
+	File      file.Config      `envPrefix:"FILE_"`
+	S3        config.S3        `envPrefix:"S3_"`
+	Push      push.Config      `envPrefix:"PUSH_"`
+	Tracing   config.Tracing
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -100,6 +105,8 @@ func main() {
 		err = migrate(ctx, cfg)
 	case len(os.Args) > 1 && os.Args[1] == "push-replay":
 		err = pushReplay(ctx, cfg, log)
+	case len(os.Args) > 1 && os.Args[1] == "admin-create":
+		err = adminCreate(ctx, cfg, log, os.Args[2:])
 	default:
 		err = run(ctx, cfg, log)
 	}
@@ -180,6 +187,10 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	adminSigner, err := auth.NewOperatorSigner(cfg.AdminAuth, cfg.Auth)
+	if err != nil {
+		return err
+	}
 	// Before the database and Redis are opened: they are wrapped only when tracing is on.
 	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "natter-functions")
 	if err != nil {
@@ -256,6 +267,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	eps, err := worker.Endpoints(bg, cfg.Functions, worker.Deps{
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
 		DB: d, ScriptDB: scripts, Reads: reads, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
+		AdminSigner: adminSigner, Admin: cfg.Admin,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
 		Push: cfg.Push,
 	})
@@ -306,4 +318,42 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	case <-sctx.Done():
 		return errors.New("shutdown timed out")
 	}
+}
+
+// adminCreate adds an operator: `functions admin-create <username> [role]`
+// (role superadmin unless given), the password from ADMIN_PASSWORD or the first
+// line of standard input. `go tool task admin:create` makes the first superadmin.
+func adminCreate(ctx context.Context, cfg Config, log zerolog.Logger, args []string) error {
+	if len(args) < 1 || len(args) > 2 {
+		return errors.New("usage: functions admin-create <username> [superadmin|operator|auditor] (password: ADMIN_PASSWORD or stdin)")
+	}
+	role := "superadmin"
+	if len(args) == 2 {
+		role = args[1]
+	}
+	password := os.Getenv("ADMIN_PASSWORD")
+	if password == "" {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("password from stdin: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if err := migrate(ctx, cfg); err != nil {
+		return err
+	}
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	o, err := admin.New(admin.Deps{DB: d, Log: log}).CreateOperator(ctx, args[0], password, role)
+	if err != nil {
+		return err
+	}
+	if err := admin.AuditCreated(ctx, d, o); err != nil {
+		return err
+	}
+	fmt.Printf("operator %q (%s) created with id %d: log in at /admin\n", o.Username, o.Role, o.ID)
+	return nil
 }

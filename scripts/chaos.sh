@@ -86,7 +86,7 @@ label() {
 # its log, pid recorded as NAME-N; the NATS user and password come from lib.sh.
 start_app() {
   local name="$1" n="$2" id="$1-$2" logf="$LOGS/$1-$2.log"
-  local -a env=(AUTH_DEV=true LOG_LEVEL="${LOG_LEVEL:-info}" LOG_PRETTY=false)
+  local -a env=(AUTH_DEV=true ADMIN_AUTH_DEV=true LOG_LEVEL="${LOG_LEVEL:-info}" LOG_PRETTY=false)
   # On the cluster each process dials one node (worker n: node n, edge n: node n) and
   # learns the others from the cluster's gossip, so a dead node's clients move over.
   [[ -n "$CLUSTER" ]] && env+=(NATS_URL="nats://127.0.0.1:$(node_port $(((n - 1) % 3 + 1)))")
@@ -95,7 +95,7 @@ start_app() {
       env+=(NATS_USER="${NATS_FUNCTIONS_USER:-functions}" NATS_PASSWORD="$NATS_FUNCTIONS_PASSWORD"
         METRICS_ADDR="127.0.0.1:${METRICS_PORTS[$((n - 1))]}") ;;
     edge)
-      env+=(NATS_USER="${NATS_EDGE_USER:-edge}" NATS_PASSWORD="$NATS_EDGE_PASSWORD"
+      env+=(EDGE_ADMIN=false NATS_USER="${NATS_EDGE_USER:-edge}" NATS_PASSWORD="$NATS_EDGE_PASSWORD"
         EDGE_ADDR="127.0.0.1:${EDGE_PORTS[$((n - 1))]}" EDGE_DEBUG_ADDR= EDGE_ID="chaos-edge-$n"
         EDGE_RATE_LIMIT=-1 EDGE_HTTP_PUBLIC_LIMIT=-1 EDGE_HTTP_USER_LIMIT=-1) ;;
   esac

@@ -35,13 +35,14 @@ S3_BUCKET="${S3_BUCKET:-natter}"
 
 # Passwords of the NATS users in nats-config/accounts.conf (dev defaults).
 NATS_EDGE_PASSWORD="${NATS_EDGE_PASSWORD:-natter-dev-edge}"
+NATS_CONSOLE_PASSWORD="${NATS_CONSOLE_PASSWORD:-natter-dev-console}"
 NATS_FUNCTIONS_PASSWORD="${NATS_FUNCTIONS_PASSWORD:-natter-dev-functions}"
 NATS_ADMIN_PASSWORD="${NATS_ADMIN_PASSWORD:-natter-dev-admin}"
 NATS_SYS_PASSWORD="${NATS_SYS_PASSWORD:-natter-dev-sys}"
 
 export MYSQL_ADDR MYSQL_DSN REDIS_ADDR NATS_URL NATS_ADDR \
   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET \
-  NATS_EDGE_PASSWORD NATS_FUNCTIONS_PASSWORD NATS_ADMIN_PASSWORD NATS_SYS_PASSWORD
+  NATS_EDGE_PASSWORD NATS_CONSOLE_PASSWORD NATS_FUNCTIONS_PASSWORD NATS_ADMIN_PASSWORD NATS_SYS_PASSWORD
 
 # ---- output ----------------------------------------------------------------------
 # Colour only on a terminal and without NO_COLOR. _b/_0 (bold, reset) are for

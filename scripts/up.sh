@@ -22,7 +22,8 @@ METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9101}"
 LOG_PRETTY="${LOG_PRETTY:-true}"
 # Development: the binaries accept the built-in AUTH_SECRET (they refuse it otherwise).
 AUTH_DEV="${AUTH_DEV:-true}"
-export EDGE_ADDR METRICS_ADDR LOG_PRETTY AUTH_DEV
+ADMIN_AUTH_DEV="${ADMIN_AUTH_DEV:-$AUTH_DEV}" # operator tokens' built-in ADMIN_AUTH_SECRET, likewise
+export EDGE_ADDR METRICS_ADDR LOG_PRETTY AUTH_DEV ADMIN_AUTH_DEV
 
 edge_host="$(connect_host "$(host_of "$EDGE_ADDR")")" edge_port="$(port_of "$EDGE_ADDR")"
 metrics_host="$(connect_host "$(host_of "$METRICS_ADDR")")" metrics_port="$(port_of "$METRICS_ADDR")"
@@ -96,6 +97,8 @@ run() {
   exec {out}>&-
   record_pid "$name" "$RUN_PID" "bin/natter-$name"
 }
+# The back office's monitoring scrapes the worker's and the edge's /metrics.
+export ADMIN_SCRAPE_TARGETS="${ADMIN_SCRAPE_TARGETS:-http://$metrics_host:$metrics_port/metrics,http://$edge_host:$edge_port/metrics}"
 run functions functions "$NATS_FUNCTIONS_PASSWORD"
 fpid=$RUN_PID
 
@@ -110,7 +113,7 @@ until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics_host:$metric
   sleep 0.2
 done
 
-run edge edge "$NATS_EDGE_PASSWORD"
+run edge console "$NATS_CONSOLE_PASSWORD" # the edge and the back office (console at /admin)
 epid=$RUN_PID
 
 # Ready when the edge answers /readyz with 200 (it needs NATS and the functions).
@@ -144,6 +147,7 @@ ${_b}natter is up${_0}
   web chat      $base/
   WebSocket     ws://$edge_host:$edge_port/ws
   HTTP API      $base/api/v1/
+  back office   $base/admin   (first operator: go tool task admin:create -- root)
   health        $base/healthz   $base/readyz
   metrics       $base/metrics   (edge)   http://$metrics_host:$metrics_port/metrics   (functions)
   NATS          nats://$NATS_ADDR   (ops: go tool task nats -- micro list)

@@ -44,7 +44,7 @@ type route struct {
 func (g *Gateway) routes() (*http.ServeMux, error) {
 	api := &router{}
 	for _, o := range op.All {
-		if o.Access == op.Internal || o.Access == op.Admin { // admin ops have their own routes and tokens
+		if o.Access == op.Internal || o.Access == op.Admin || o.BackOffice() { // admin ops have their own routes and tokens (admin.go)
 			continue
 		}
 		for _, rt := range o.Routes {
@@ -61,9 +61,14 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 	if err := api.add("GET /api/v1/files/{file_id}", g.serveDownload); err != nil {
 		return nil, fmt.Errorf("gateway routes: %w", err)
 	}
+	if g.adminSigner != nil {
+		if err := g.adminRoutes(api); err != nil {
+			return nil, err
+		}
+	}
 	err := api.add("POST /api/v1/{op...}", func(w http.ResponseWriter, r *http.Request) {
 		o, ok := op.Lookup(r.PathValue("op"))
-		if !ok || o.Access == op.Internal || o.Access == op.Admin {
+		if !ok || o.Access == op.Internal || o.Access == op.Admin || o.BackOffice() {
 			writeJSONError(w, unknownOp(r.PathValue("op")))
 			return
 		}
@@ -87,6 +92,9 @@ func (g *Gateway) routes() (*http.ServeMux, error) {
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	if g.adminSigner != nil {
+		g.consoleRoutes(mux)
+	}
 	// The web chat app (web/chat, embedded) at /; any other path is a JSON 404.
 	mux.Handle("/", chat.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })))
 	return mux, nil

@@ -39,7 +39,7 @@ func (g *Gateway) handleFrame(c *conn, frame []byte) {
 	}
 	o, known := op.Lookup(req.Op)
 	label := req.Op
-	if !known || o.Access == op.Internal || o.Access == op.Admin {
+	if !known || o.Access == op.Internal || o.Access == op.Admin || o.BackOffice() {
 		known, label = false, opInvalid
 	}
 	if req.Op == OpPing {

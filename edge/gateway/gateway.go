@@ -131,6 +131,10 @@ type Deps struct {
 	// Registry receives the edge's metrics and is served on /metrics; a new one
 	// is made if nil.
 	Registry *prometheus.Registry
+	// AdminSigner verifies operator tokens (auth.NewOperatorSigner). With it the
+	// edge serves the back office (/api/v1/admin/... and the console at /admin);
+	// without it, chat only.
+	AdminSigner *auth.Signer
 	// AccessTTL is how long access tokens live (config.Auth.AccessTTL), hence how
 	// far back session revocations are replayed; config.Auth's default if zero.
 	AccessTTL time.Duration
@@ -142,9 +146,11 @@ type Gateway struct {
 	cfg    Config
 	nc     *nats.Conn
 	signer *auth.Signer
-	log    zerolog.Logger
-	reg    *prometheus.Registry
-	m      *metrics
+	// adminSigner verifies operator tokens; nil: no back office on this edge.
+	adminSigner *auth.Signer
+	log         zerolog.Logger
+	reg         *prometheus.Registry
+	m           *metrics
 
 	mux      *http.ServeMux
 	upgrader *gws.Upgrader
@@ -195,16 +201,17 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:    cfg,
-		nc:     d.NC,
-		signer: d.Signer,
-		log:    d.Log.With().Str("edge", cfg.ID).Logger(),
-		reg:    reg,
-		prefix: cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),
-		ctx:    ctx,
-		cancel: cancel,
-		stop:   make(chan struct{}),
-		s3HTTP: s3Client(cfg.S3Addr),
+		cfg:         cfg,
+		nc:          d.NC,
+		signer:      d.Signer,
+		adminSigner: d.AdminSigner,
+		log:         d.Log.With().Str("edge", cfg.ID).Logger(),
+		reg:         reg,
+		prefix:      cfg.ID + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36),
+		ctx:         ctx,
+		cancel:      cancel,
+		stop:        make(chan struct{}),
+		s3HTTP:      s3Client(cfg.S3Addr),
 	}
 	var err error
 	if g.m, err = newMetrics(reg, &g.queued); err != nil {

@@ -50,7 +50,7 @@ func Start(tb testing.TB, cfg gateway.Config, fo fntest.Options) *Stack {
 func (s *Stack) AddEdge(tb testing.TB, cfg gateway.Config) *Edge {
 	tb.Helper()
 	nc := s.Env.Connect(tb)
-	gw, err := gateway.New(cfg, gateway.Deps{NC: nc, Signer: s.signer, Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
+	gw, err := gateway.New(cfg, gateway.Deps{NC: nc, Signer: s.signer, AdminSigner: fntest.OperatorSigner(tb), Log: zerolog.Nop(), AccessTTL: fntest.AuthConfig.AccessTTL})
 	if err != nil {
 		tb.Fatal(err)
 	}

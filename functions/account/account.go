@@ -28,6 +28,7 @@ import (
 	"natter/shared/ids"
 	"natter/shared/imerr"
 	"natter/shared/logging"
+	"natter/shared/password"
 	"natter/shared/subject"
 	"natter/shared/username"
 	"natter/shared/wire"
@@ -202,7 +203,7 @@ type userAuth struct {
 func (s *Service) lookupUser(ctx context.Context, username string) (int64, userAuth, error) {
 	var id int64
 	var u userAuth
-	err := s.db.QueryRowContext(ctx, "SELECT id, password_hash, banned, role FROM users WHERE username = ?", username).
+	err := s.db.QueryRowContext(ctx, "SELECT id, password_hash, "+bannedNow("")+", role FROM users WHERE username = ?", s.now(), username).
 		Scan(&id, &u.hash, &u.banned, &u.role)
 	return id, u, err
 }
@@ -214,7 +215,7 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tok
 	// anyone's, but costs the same as a wrong password.
 	name, nerr := username.Canonical(r.Username)
 	if nerr != nil {
-		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		return Tokens{}, errBadCredentials
 	}
 	if err := s.guard.check(ctx, name); err != nil {
@@ -222,7 +223,7 @@ func (s *Service) login(ctx context.Context, c endpoint.Caller, r LoginReq) (Tok
 	}
 	id, u, err := s.lookupUser(ctx, name)
 	if errors.Is(err, sql.ErrNoRows) {
-		_ = s.argon(ctx, func() { _, _ = checkPassword(dummyHash, r.Password) })
+		_ = s.argon(ctx, func() { password.CheckNobody(r.Password) })
 		s.guard.failed(ctx, name, 0, c)
 		return Tokens{}, errBadCredentials
 	}
@@ -310,8 +311,8 @@ func (s *Service) refresh(ctx context.Context, _ endpoint.Caller, r RefreshReq) 
 			banned   bool
 			userRole string
 		)
-		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.prev_refresh_hash, s.expires_at, s.revoked_at, u.banned, u.role
-			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, sid).
+		err := tx.QueryRowContext(ctx, `SELECT s.user_id, s.device_id, s.refresh_hash, s.prev_refresh_hash, s.expires_at, s.revoked_at, `+bannedNow("u.")+`, u.role
+			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? FOR UPDATE`, now, sid).
 			Scan(&uid, &device, &stored, &previous, &expires, &revoked, &banned, &userRole)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errBadRefresh

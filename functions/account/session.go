@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/logging"
+	"natter/shared/subject"
 	"natter/shared/wire"
 )
 
@@ -34,6 +36,8 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 	}
 	for _, old := range res.Evicted {
 		s.deliver.Kick(c.UserID, deliver.Kick{Conn: old, Reason: "signed in on another device"})
+		s.kicked(ctx, wire.DeviceKicked{UserID: c.UserID, ConnID: old, DeviceID: c.DeviceID, Reason: "signed in on another device",
+			At: s.now().UnixMilli(), ClientIP: c.ClientIP})
 	}
 	if res.CameOnline && s.notifier != nil {
 		s.notifier.Online(c.UserID)
@@ -44,6 +48,20 @@ func (s *Service) connect(ctx context.Context, c endpoint.Caller, r wire.Connect
 		return wire.ConnectResp{}, err
 	}
 	return wire.ConnectResp{Devices: res.Devices, Groups: groups[c.UserID]}, nil
+}
+
+// kicked publishes a kick for the audit trail (im.evt.security.device_kicked).
+func (s *Service) kicked(ctx context.Context, ev wire.DeviceKicked) {
+	if s.nc == nil {
+		return
+	}
+	b, err := json.Marshal(ev)
+	if err == nil {
+		err = s.nc.Publish(subject.EvtDeviceKicked, b)
+	}
+	if err != nil {
+		logging.From(ctx).Warn().Err(err).Msg("publish device_kicked")
+	}
 }
 
 // groups answers session.groups: the groups of each user, for an edge that
@@ -99,8 +117,8 @@ func (s *Service) liveSession(ctx context.Context, c endpoint.Caller) error {
 	var revoked sql.NullTime
 	var expires time.Time
 	var banned bool
-	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, u.banned FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = ? AND s.user_id = ?`, c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
+	err := s.db.QueryRowContext(ctx, `SELECT s.revoked_at, s.expires_at, `+bannedNow("u.")+` FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ? AND s.user_id = ?`, s.now(), c.SessionID, c.UserID).Scan(&revoked, &expires, &banned)
 	if errors.Is(err, sql.ErrNoRows) || revoked.Valid || (err == nil && s.now().After(expires)) {
 		return imerr.New(imerr.Unauthorized, "session ended: log in again")
 	}

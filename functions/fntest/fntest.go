@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/admin"
 	"natter/functions/file"
 	"natter/functions/friend"
 	"natter/functions/group"
@@ -39,6 +40,20 @@ const Secret = "natter-test-secret-0123456789"
 // AuthConfig is the token config functions and edges share in tests.
 var AuthConfig = config.Auth{Secret: Secret, AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour, Dev: true}
 
+// AdminAuthConfig is the operator-token config functions and edges share in tests.
+var AdminAuthConfig = config.AdminAuth{Secret: "natter-test-admin-secret-0123456789", AccessTTL: 30 * time.Minute, Dev: true}
+
+// OperatorSigner signs and verifies operator tokens as the workers and edges of
+// a test do.
+func OperatorSigner(tb testing.TB) *auth.Signer {
+	tb.Helper()
+	s, err := auth.NewOperatorSigner(AdminAuthConfig, AuthConfig)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // Options tune the functions under test.
 type Options struct {
 	// Reads routes history, sync and conv.list (db.Reader); nil: the primary.
@@ -48,6 +63,7 @@ type Options struct {
 	Message  message.Config
 	Group    group.Config
 	Push     push.Config
+	Admin    admin.Config
 	// PushProviders replaces the push providers Push configures, by name.
 	PushProviders map[string]push.Provider
 	// Metrics, when set, registers the functions' metrics (to read them).
@@ -107,6 +123,9 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		tb.Fatal(err)
 	}
 	o.Account.RefreshTTL = AuthConfig.RefreshTTL
+	if o.Admin.ScrapeTargets == nil {
+		o.Admin.ScrapeTargets = []string{} // not the default: whatever a dev stack on this machine serves
+	}
 	if o.Message.Writers == 0 {
 		o.Message.Writers = 2 // sends go through group commit, on two shards
 	}
@@ -136,11 +155,12 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		DB: e.DB, ScriptDB: scripts, Reads: o.Reads, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
 		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Banner: o.Banner,
+		AdminSigner: OperatorSigner(tb), Admin: o.Admin,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := endpoint.Serve(context.Background(), nc, log, nil, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
+	srv, err := endpoint.Serve(context.Background(), nc, log, o.Metrics, endpoint.Config{InFlight: o.InFlight, InFlightPerOp: o.InFlight, Timeout: 10 * time.Second}, eps)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -254,4 +274,25 @@ func WantCode(tb testing.TB, err error, code imerr.Code) {
 	if got := imerr.CodeOf(err); got != code {
 		tb.Fatalf("got %v, want %q", err, code)
 	}
+}
+
+// Operator creates a back-office operator named name with role (password
+// "operator-pass-1") and logs it in; it returns the caller an edge would derive
+// from its operator token, and the token.
+func Operator(tb testing.TB, e *testenv.Env, name, role string) (endpoint.Caller, string) {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := admin.New(admin.Deps{DB: e.DB}).CreateOperator(ctx, name, "operator-pass-1", role); err != nil {
+		tb.Fatalf("create operator %s: %v", name, err)
+	}
+	r, err := endpoint.Call[admin.LoginResp](ctx, e.NC, "admin.login", endpoint.Caller{ClientIP: "203.0.113.7"},
+		admin.LoginReq{Username: name, Password: "operator-pass-1"})
+	if err != nil {
+		tb.Fatalf("admin.login %s: %v", name, err)
+	}
+	claims, err := OperatorSigner(tb).Verify(r.Token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return endpoint.Caller{UserID: claims.UserID, SessionID: claims.SessionID, Role: claims.Role, ClientIP: "203.0.113.7"}, r.Token
 }

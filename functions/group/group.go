@@ -216,6 +216,8 @@ type SystemEvent struct {
 	Muted   *bool          `json:"muted,omitempty"`
 	Text    string         `json:"text,omitempty"`
 	Changes map[string]any `json:"changes,omitempty"`
+	// Platform: the back office made the change (Actor is 0), not a member.
+	Platform bool `json:"platform,omitempty"`
 }
 
 // System message events.

@@ -234,11 +234,15 @@ func (s *Service) dismiss(ctx context.Context, c endpoint.Caller, r GroupReq) (E
 		if err := perm.Check(perm.Dismiss, role, nil, false); err != nil || g.dismissed {
 			return nil, err // dismissed already: a retry
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET dismissed_at = ? WHERE id = ?", s.now(), r.GroupID); err != nil {
-			return nil, err
-		}
-		return &SystemEvent{Event: EvtDismissed, Actor: c.UserID}, nil
+		return s.setDismissed(ctx, tx, r.GroupID, &SystemEvent{Event: EvtDismissed, Actor: c.UserID})
 	})
+}
+
+func (s *Service) setDismissed(ctx context.Context, tx *sql.Tx, group int64, ev *SystemEvent) (*SystemEvent, error) {
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET dismissed_at = ? WHERE id = ?", s.now(), group); err != nil {
+		return nil, err
+	}
+	return ev, nil
 }
 
 func (s *Service) muteAll(ctx context.Context, c endpoint.Caller, r MuteAllReq) (Empty, error) {
@@ -250,12 +254,16 @@ func (s *Service) muteAll(ctx context.Context, c endpoint.Caller, r MuteAllReq) 
 		if err := perm.Check(perm.MuteAll, role, nil, false); err != nil || g.muteAll == r.Muted {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET mute_all = ? WHERE id = ?", r.Muted, r.GroupID); err != nil {
-			return nil, err
-		}
-		muted := r.Muted
-		return &SystemEvent{Event: EvtMutedAll, Actor: c.UserID, Muted: &muted}, nil
+		return setMuteAll(ctx, tx, r.GroupID, r.Muted, &SystemEvent{Event: EvtMutedAll, Actor: c.UserID})
 	})
+}
+
+func setMuteAll(ctx context.Context, tx *sql.Tx, group int64, muted bool, ev *SystemEvent) (*SystemEvent, error) {
+	if _, err := tx.ExecContext(ctx, "UPDATE chat_groups SET mute_all = ? WHERE id = ?", muted, group); err != nil {
+		return nil, err
+	}
+	ev.Muted = &muted
+	return ev, nil
 }
 
 func (s *Service) announce(ctx context.Context, c endpoint.Caller, r AnnounceReq) (Announcement, error) {

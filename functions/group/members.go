@@ -158,21 +158,28 @@ func (s *Service) transfer(ctx context.Context, c endpoint.Caller, r MemberReq) 
 		if _, _, _, err := target(ctx, tx, r.GroupID, c, r.UserID, perm.Transfer); err != nil {
 			return nil, err
 		}
-		// The old owner stays on as an admin.
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{"UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?", []any{perm.Admin, r.GroupID, c.UserID}},
-			{"UPDATE group_members SET role = ?, muted_until = NULL WHERE group_id = ? AND user_id = ?", []any{perm.Owner, r.GroupID, r.UserID}},
-			{"UPDATE chat_groups SET owner_id = ? WHERE id = ?", []any{r.UserID, r.GroupID}},
-		} {
-			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-				return nil, err
-			}
+		if err := setOwner(ctx, tx, r.GroupID, c.UserID, r.UserID); err != nil {
+			return nil, err
 		}
 		return &SystemEvent{Event: EvtTransferred, Actor: c.UserID, Users: []int64{r.UserID}}, nil
 	})
+}
+
+// setOwner makes user the owner of group in tx; the old owner stays on as an admin.
+func setOwner(ctx context.Context, tx *sql.Tx, group, old, user int64) error {
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?", []any{perm.Admin, group, old}},
+		{"UPDATE group_members SET role = ?, muted_until = NULL WHERE group_id = ? AND user_id = ?", []any{perm.Owner, group, user}},
+		{"UPDATE chat_groups SET owner_id = ? WHERE id = ?", []any{user, group}},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) mute(ctx context.Context, c endpoint.Caller, r MuteReq) (Empty, error) {

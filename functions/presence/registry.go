@@ -370,3 +370,21 @@ func (r *Registry) Stale(ctx context.Context, limit int) ([]int64, error) {
 	}
 	return out, nil
 }
+
+// OnlineCount is how many users are announced online (the back office's
+// monitoring).
+func (r *Registry) OnlineCount(ctx context.Context) (int64, error) {
+	cmds := make([]*redis.IntCmd, onlineShards)
+	pipe := r.rdb.Pipeline()
+	for i := range cmds {
+		cmds[i] = pipe.ZCard(ctx, onlineKey(int64(i))) // uid i lives in shard i
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("presence: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"natter/functions/account"
+	"natter/functions/admin"
 	"natter/functions/conv"
 	"natter/functions/deliver"
 	"natter/functions/fav"
@@ -48,20 +49,24 @@ type Deps struct {
 	ScriptDB *sql.DB
 	// Reads routes history, sync and conversation lists to a caught-up replica;
 	// nil: they read DB.
-	Reads    *db.Reader
-	Redis    redis.UniversalClient
-	NC       *nats.Conn
-	Signer   *auth.Signer
-	IDs      *ids.Generator
-	Log      zerolog.Logger
-	Metrics  prometheus.Registerer // may be nil
-	Account  account.Config
-	Message  message.Config
-	Group    group.Config
-	Friend   friend.Config
-	MsgEvent msgevent.Config
-	Presence presence.Config
-	File     file.Config
+	Reads  *db.Reader
+	Redis  redis.UniversalClient
+	NC     *nats.Conn
+	Signer *auth.Signer
+	// AdminSigner issues operator tokens (auth.NewOperatorSigner); required by
+	// the admin domain.
+	AdminSigner *auth.Signer
+	Admin       admin.Config
+	IDs         *ids.Generator
+	Log         zerolog.Logger
+	Metrics     prometheus.Registerer // may be nil
+	Account     account.Config
+	Message     message.Config
+	Group       group.Config
+	Friend      friend.Config
+	MsgEvent    msgevent.Config
+	Presence    presence.Config
+	File        file.Config
 
 	// S3 stores files; Presign signs the URLs clients use (blob.Presigner; S3
 	// when nil). Without S3 the file ops answer unavailable.
@@ -85,9 +90,10 @@ type Deps struct {
 	// their change events until ctx ends.
 	Words *sensitive.List
 	Live  *dynconf.Live
-	// Auditor records operator actions (risk, settings); nil logs them.
+	// Auditor records operator actions (risk, settings); nil: the back office's
+	// audit log (a log line without DB).
 	Auditor risk.Auditor
-	// Banner bans users from the review queue; nil: not available.
+	// Banner bans users from the review queue; nil: the back office's ban.
 	Banner risk.Banner
 }
 
@@ -129,7 +135,7 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	// Risk control: its review deletions recall through the message domain's
 	// code, whichever worker hosts that.
 	"risk": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		return risk.New(risk.Deps{DB: d.DB, NC: d.NC, Words: d.Words, Remover: d.messages(), Banner: d.Banner,
+		return risk.New(risk.Deps{DB: d.DB, NC: d.NC, Words: d.Words, Remover: d.messages(), Banner: d.banner(),
 			Auditor: d.auditor(), Log: d.Log}).Endpoints(), nil
 	},
 	"settings": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
@@ -151,6 +157,41 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 		}
 		return s.Endpoints(), nil
 	},
+	// The back office runs the account and group domains' own code for its
+	// changes to users and groups, and audits security events from IM_EVENTS.
+	"admin": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		s := d.backOffice()
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
+	},
+}
+
+// backOffice is the admin domain's service: its endpoints, the audit log risk
+// and settings write to, and the bans of the review queue.
+func (d Deps) backOffice() *admin.Service {
+	return admin.New(admin.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Signer: d.AdminSigner, Relations: d.Relations, Presence: d.Registry,
+		Accounts: account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account}),
+		Groups: group.New(group.Deps{DB: d.DB, Store: d.Store, Deliver: d.Deliverer, Relations: d.Relations, Files: d.Files,
+			Words: d.Words, Live: d.Live, Config: d.Group}),
+		Log: d.Log, Config: d.Admin})
+}
+
+// banner is who bans from the review queue: the back office, unless given.
+func (d Deps) banner() risk.Banner {
+	if d.Banner != nil || d.DB == nil {
+		return d.Banner
+	}
+	return d.backOffice()
+}
+
+// auditLog writes risk's and settings' audit entries to the back office's log.
+type auditLog struct{ s *admin.Service }
+
+func (a auditLog) Record(ctx context.Context, e risk.AuditEntry) error {
+	return a.s.RecordOperator(ctx, e.Actor, e.Action, e.Target, e.Before, e.After, e.IP, e.At)
 }
 
 // messages is the message domain's service: its endpoints, and the removals
@@ -164,9 +205,14 @@ func (d Deps) messages() *message.Service {
 	return message.New(md)
 }
 
+// auditor is where risk and settings record operator actions: the back
+// office's audit log (MySQL), unless given; the log without a database.
 func (d Deps) auditor() risk.Auditor {
 	if d.Auditor != nil {
 		return d.Auditor
+	}
+	if d.DB != nil {
+		return auditLog{d.backOffice()}
 	}
 	return risk.LogAuditor{Log: d.Log}
 }

@@ -18,6 +18,7 @@ import (
 
 	"natter/shared/config"
 	"natter/shared/ids"
+	"natter/shared/op"
 )
 
 // Claims are what an access token says about its bearer.
@@ -36,14 +37,24 @@ var ErrInvalid = errors.New("invalid token")
 // the previous one (rotation). A token names its key by id ("kid": a hash of the
 // secret, never the secret), so two keys cost no second try.
 type Signer struct {
-	kid  string
-	keys map[string][]byte // kid -> secret
-	ttl  time.Duration
+	issuer string // "natter" for chat tokens, "natter-admin" for operator tokens
+	kid    string
+	keys   map[string][]byte // kid -> secret
+	ttl    time.Duration
 }
 
 // knownSecrets are published in this repository (development, compose trial):
 // anyone can forge tokens with them.
-var knownSecrets = []string{config.Defaults[config.Auth]().Secret, "natter-compose-secret-change-me"}
+var knownSecrets = []string{config.Defaults[config.Auth]().Secret, "natter-compose-secret-change-me",
+	config.Defaults[config.AdminAuth]().Secret, "natter-compose-admin-secret-change-me"}
+
+// Token issuers: a chat token and an operator token differ in issuer and
+// audience (and, configured as they must be, in key), so that neither verifies
+// as the other.
+const (
+	IssuerChat     = "natter"
+	IssuerOperator = "natter-admin"
+)
 
 // minSecret is the shortest secret accepted outside development.
 const minSecret = 32
@@ -51,13 +62,28 @@ const minSecret = 32
 // NewSigner returns a Signer. Outside development (c.Dev) it refuses a published
 // secret and secrets shorter than 32 bytes; in development, secrets under 16 bytes.
 func NewSigner(c config.Auth) (*Signer, error) {
-	s := &Signer{keys: map[string][]byte{}, ttl: c.AccessTTL}
+	return newSigner(IssuerChat, "AUTH_", c)
+}
+
+// NewOperatorSigner returns the Signer of operator (back-office) tokens: issuer
+// and audience "natter-admin", keys from ADMIN_AUTH_*, which must differ from the
+// chat tokens' AUTH_SECRET. A chat Signer refuses its tokens and it refuses chat
+// tokens.
+func NewOperatorSigner(c config.AdminAuth, chat config.Auth) (*Signer, error) {
+	if c.Secret == chat.Secret || (chat.PreviousSecret != "" && c.Secret == chat.PreviousSecret) {
+		return nil, errors.New("auth: ADMIN_AUTH_SECRET must differ from AUTH_SECRET and AUTH_PREVIOUS_SECRET")
+	}
+	return newSigner(IssuerOperator, "ADMIN_AUTH_", config.Auth{Secret: c.Secret, PreviousSecret: c.PreviousSecret, Dev: c.Dev, AccessTTL: c.AccessTTL})
+}
+
+func newSigner(issuer, prefix string, c config.Auth) (*Signer, error) {
+	s := &Signer{issuer: issuer, keys: map[string][]byte{}, ttl: c.AccessTTL}
 	for i, secret := range []string{c.Secret, c.PreviousSecret} {
-		name := []string{"AUTH_SECRET", "AUTH_PREVIOUS_SECRET"}[i]
+		name := prefix + []string{"SECRET", "PREVIOUS_SECRET"}[i]
 		if secret == "" && i == 1 {
 			continue
 		}
-		if err := checkSecret(name, secret, c.Dev); err != nil {
+		if err := checkSecret(name, prefix+"DEV", secret, c.Dev); err != nil {
 			return nil, err
 		}
 		sum := sha256.Sum256([]byte(secret))
@@ -70,7 +96,7 @@ func NewSigner(c config.Auth) (*Signer, error) {
 	return s, nil
 }
 
-func checkSecret(name, secret string, dev bool) error {
+func checkSecret(name, devVar, secret string, dev bool) error {
 	if dev {
 		if len(secret) < 16 {
 			return fmt.Errorf("auth: %s must be at least 16 bytes", name)
@@ -78,10 +104,10 @@ func checkSecret(name, secret string, dev bool) error {
 		return nil
 	}
 	if slices.Contains(knownSecrets, secret) {
-		return fmt.Errorf("auth: %s is a published development secret: set %d or more random bytes (or AUTH_DEV=true for development)", name, minSecret)
+		return fmt.Errorf("auth: %s is a published development secret: set %d or more random bytes (or %s=true for development)", name, minSecret, devVar)
 	}
 	if len(secret) < minSecret {
-		return fmt.Errorf("auth: %s must be at least %d bytes outside development (AUTH_DEV=true)", name, minSecret)
+		return fmt.Errorf("auth: %s must be at least %d bytes outside development (%s=true)", name, minSecret, devVar)
 	}
 	return nil
 }
@@ -94,14 +120,25 @@ type jwtClaims struct {
 }
 
 // Issue returns a signed access token for c (ExpiresAt is set from the TTL) and its expiry.
+//
+// A chat token never carries an operator role, whatever the users.role column
+// says: the adapter would take its bearer for an operator (and refuse it every
+// chat op). An operator token always carries one.
 func (s *Signer) Issue(c Claims, now time.Time) (string, time.Time, error) {
+	switch {
+	case s.issuer == IssuerChat && op.AdminRank(c.Role) > 0:
+		c.Role = ""
+	case s.issuer == IssuerOperator && op.AdminRank(c.Role) == 0:
+		return "", time.Time{}, fmt.Errorf("sign token: %q is not an operator role", c.Role)
+	}
 	exp := now.Add(s.ttl)
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   strconv.FormatInt(c.UserID, 10),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
-			Issuer:    "natter",
+			Issuer:    s.issuer,
+			Audience:  jwt.ClaimStrings{s.issuer},
 		},
 		SessionID: c.SessionID,
 		DeviceID:  c.DeviceID,
@@ -129,11 +166,22 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return nil, errors.New("unknown key")
 	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuer("natter"),
+		jwt.WithIssuer(s.issuer),
 		jwt.WithExpirationRequired(),
 	)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	// Chat tokens signed before they named an audience have none; an operator
+	// token must name its own.
+	if s.issuer == IssuerOperator && !slices.Contains(jc.Audience, IssuerOperator) {
+		return Claims{}, fmt.Errorf("%w: not an operator token", ErrInvalid)
+	}
+	if len(jc.Audience) > 0 && !slices.Contains(jc.Audience, s.issuer) {
+		return Claims{}, fmt.Errorf("%w: token for another audience", ErrInvalid)
+	}
+	if (s.issuer == IssuerChat) != (op.AdminRank(jc.Role) == 0) {
+		return Claims{}, fmt.Errorf("%w: role %q in a %s token", ErrInvalid, jc.Role, s.issuer)
 	}
 	uid, err := strconv.ParseInt(jc.Subject, 10, 64)
 	if err != nil || uid <= 0 || jc.SessionID == "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"natter/shared/config"
+	"natter/shared/op"
 )
 
 func TestVerify(t *testing.T) {
@@ -117,5 +118,60 @@ func TestRotation(t *testing.T) {
 	}
 	if _, err := later.Verify(newTok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOperatorTokensApart: a chat token never verifies as an operator token nor
+// the reverse, even under the same secret (issuer and audience differ); a chat
+// token never carries an operator role, whatever the caller asked for.
+func TestOperatorTokensApart(t *testing.T) {
+	chatCfg := config.Auth{Secret: "chat-secret-0123456789", AccessTTL: time.Minute, Dev: true}
+	chat, err := NewSigner(chatCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewOperatorSigner(config.AdminAuth{Secret: chatCfg.Secret, AccessTTL: time.Minute, Dev: true}, chatCfg); err == nil {
+		t.Fatal("operator signer accepted the chat secret")
+	}
+	opSigner, err := NewOperatorSigner(config.AdminAuth{Secret: "admin-secret-0123456789", AccessTTL: time.Minute, Dev: true}, chatCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same key, other issuer: still apart.
+	sameKey, err := NewOperatorSigner(config.AdminAuth{Secret: "chat-secret-0123456789", AccessTTL: time.Minute, Dev: true},
+		config.Auth{Secret: "another-chat-secret-012345"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, role := range []string{"", "user", "superadmin", "operator", "auditor"} {
+		tok, _, err := chat.Issue(Claims{UserID: 7, SessionID: "s", Role: role}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := chat.Verify(tok)
+		if err != nil || op.AdminRank(c.Role) != 0 {
+			t.Fatalf("chat token asked role %q: %+v %v", role, c, err)
+		}
+		for _, s := range []*Signer{opSigner, sameKey} {
+			if _, err := s.Verify(tok); err == nil {
+				t.Fatalf("chat token (role %q) verified as an operator token", role)
+			}
+		}
+	}
+	if _, _, err := opSigner.Issue(Claims{UserID: 1, SessionID: "s", Role: "user"}, now); err == nil {
+		t.Fatal("operator token without an operator role")
+	}
+	for _, s := range []*Signer{opSigner, sameKey} {
+		tok, _, err := s.Issue(Claims{UserID: 1, SessionID: "s", Role: op.RoleSuperadmin}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Verify(tok); err != nil || c.Role != op.RoleSuperadmin {
+			t.Fatalf("operator token: %+v %v", c, err)
+		}
+		if _, err := chat.Verify(tok); err == nil {
+			t.Fatal("operator token verified as a chat token")
+		}
 	}
 }

@@ -79,6 +79,17 @@ type Auth struct {
 	RefreshTTL     time.Duration `env:"REFRESH_TTL" envDefault:"720h"`
 }
 
+// AdminAuth signs and checks operator (back-office) tokens (env prefix
+// ADMIN_AUTH_): a key of their own, never AUTH_SECRET, so that no chat token is an
+// operator token or the reverse. Operator sessions are short: one token of
+// AccessTTL, no refresh; the console logs in again.
+type AdminAuth struct {
+	Secret         string        `env:"SECRET" envDefault:"natter-dev-admin-secret-change-me"`
+	PreviousSecret string        `env:"PREVIOUS_SECRET"`
+	Dev            bool          `env:"DEV"`
+	AccessTTL      time.Duration `env:"ACCESS_TTL" envDefault:"30m"`
+}
+
 // Log configures the root logger (env prefix LOG_).
 type Log struct {
 	Level  string `env:"LEVEL" envDefault:"info"`

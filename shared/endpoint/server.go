@@ -23,6 +23,7 @@ import (
 	"natter/shared/logging"
 	"natter/shared/metrics"
 	"natter/shared/op"
+	"natter/shared/subject"
 	"natter/shared/tracing"
 	"natter/shared/wire"
 )
@@ -283,6 +284,9 @@ func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 		err = errExpired
 	default:
 		if err = checkAccess(h.ep.Op, caller); err != nil {
+			if h.ep.Op.Access == op.Admin {
+				s.refused(h.ep.Op, caller, err)
+			}
 			break
 		}
 		if len(msg.Data) > wire.MaxFrame {
@@ -319,6 +323,19 @@ func (s *Server) handle(h *handler, msg *nats.Msg, arrived time.Time) {
 		}
 	}
 	h.done(s, arrived, e)
+}
+
+// refused tells the back office (im.evt.security.admin_refused) that an admin op
+// was refused to caller; it audits refusals above a rate.
+func (s *Server) refused(o op.Op, c Caller, err error) {
+	b, merr := json.Marshal(wire.AdminRefused{Op: o.Name, UserID: c.UserID, Role: c.Role, Code: string(imerr.CodeOf(err)),
+		At: time.Now().UnixMilli(), ClientIP: c.ClientIP})
+	if merr == nil {
+		merr = s.nc.Publish(subject.EvtAdminRefused, b)
+	}
+	if merr != nil {
+		s.log.Warn().Err(merr).Str("op", o.Name).Msg("publish admin_refused")
+	}
 }
 
 // done counts one answered request in the op's stats and metrics.

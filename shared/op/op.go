@@ -70,6 +70,12 @@ func (o Op) Subject() string {
 	return subject.Request(o.Name)
 }
 
+// BackOffice tells whether o belongs to the back office (its name starts with
+// "admin."): it is served on im.v1.admin.<...> and routed only by an edge's admin
+// paths (/api/v1/admin/..., operator tokens), never by its chat paths, even
+// admin.login, which is Public.
+func (o Op) BackOffice() bool { return strings.HasPrefix(o.Name, "admin.") }
+
 // Endpoint is o's micro endpoint name (micro forbids dots in names).
 func (o Op) Endpoint() string { return strings.ReplaceAll(o.Name, ".", "_") }
 
@@ -83,6 +89,7 @@ const (
 	SvcFile    = "im-file"
 	SvcFav     = "im-fav"
 	SvcPush    = "im-push"
+	SvcAdmin   = "im-admin"
 	// Risk control (sensitive words, review queue, reports) and runtime settings
 	// (config items, feature flags, rate overrides).
 	SvcRisk     = "im-risk"
@@ -107,6 +114,7 @@ var Services = []Service{
 	{SvcFile, "file"},
 	{SvcFav, "fav"},
 	{SvcPush, "push"},
+	{SvcAdmin, "admin"},
 	{SvcRisk, "risk"},
 	{SvcSettings, "settings"},
 }
@@ -214,6 +222,33 @@ var All = []Op{
 	{Name: "push.settings.get", Service: SvcPush, Routes: []Route{{Method: "GET", Path: "/api/v1/push/settings"}}},
 	{Name: "push.settings.set", Service: SvcPush, Routes: []Route{{Method: "PUT", Path: "/api/v1/push/settings"}}},
 
+	// The back office (functions/admin): operators log in with admin.login and
+	// call the rest with an operator token on /api/v1/admin/... only.
+	{Name: "admin.login", Service: SvcAdmin, Access: Public, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/login"}}},
+	{Name: "admin.logout", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/logout"}}},
+	{Name: "admin.me", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/me"}}},
+	{Name: "admin.totp.setup", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/me/totp"}}},
+	{Name: "admin.totp.enable", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/me/totp"}}},
+	{Name: "admin.operators.list", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/operators", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.operators.create", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/operators"}}},
+	{Name: "admin.operators.update", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/operators/{operator_id}", Ints: []string{"operator_id"}}}},
+	{Name: "admin.audit.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/audit", Ints: []string{"before", "limit", "since", "until"}}}},
+	{Name: "admin.users.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/users", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.users.get", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/users/{user_id}", Ints: []string{"user_id"}}}},
+	{Name: "admin.users.ban", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/users/{user_id}/ban", Ints: []string{"user_id"}}}},
+	{Name: "admin.users.unban", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/users/{user_id}/unban", Ints: []string{"user_id"}}}},
+	{Name: "admin.users.logout", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/users/{user_id}/logout", Ints: []string{"user_id"}}}},
+	{Name: "admin.users.password.reset", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/users/{user_id}/password", Ints: []string{"user_id"}}}},
+	{Name: "admin.groups.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/groups", Ints: []string{"after", "limit"}}}},
+	{Name: "admin.groups.get", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/groups/{group_id}", Ints: []string{"group_id", "after", "limit"}}}},
+	{Name: "admin.groups.dismiss", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/groups/{group_id}/dismiss", Ints: gid}}},
+	{Name: "admin.groups.mute", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/groups/{group_id}/mute", Ints: gid}}},
+	{Name: "admin.groups.transfer", Service: SvcAdmin, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "POST", Path: "/api/v1/admin/groups/{group_id}/transfer", Ints: gid}}},
+	{Name: "admin.monitoring.metrics", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/metrics"}}},
+	{Name: "admin.monitoring.health", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/health"}}},
+	{Name: "admin.alerts.list", Service: SvcAdmin, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/monitoring/alerts"}}},
+	{Name: "admin.alerts.set", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/monitoring/alerts"}}},
+	{Name: "admin.alerts.delete", Service: SvcAdmin, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "DELETE", Path: "/api/v1/admin/monitoring/alerts/{id}", Ints: []string{"id"}}}},
 	// Risk control: users report; operators keep the sensitive words and work the
 	// review queue.
 	{Name: "report.submit", Service: SvcRisk, Routes: []Route{{Method: "POST", Path: "/api/v1/reports"}}},

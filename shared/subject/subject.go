@@ -94,3 +94,12 @@ const EvtFileUploaded = EventPrefix + "file.uploaded"
 // PushDead is the subject of a dead letter of provider (offline push): stream
 // IM_PUSH_DEAD.
 func PushDead(provider string) string { return EventPrefix + "push.dead." + provider }
+
+// EvtAdminRefused is published by the endpoint adapter each time it refuses an
+// admin op to its caller (an operator whose role does not reach it, or a caller
+// who is no operator); the back office audits those above a rate.
+const EvtAdminRefused = EventPrefix + "security.admin_refused"
+
+// EvtDeviceKicked is published when a new connection pushes an older one of the
+// same user out (the device limit); the back office audits it.
+const EvtDeviceKicked = EventPrefix + "security.device_kicked"

@@ -171,7 +171,7 @@ func newEnv(o Options) (*Env, error) {
 // Test passwords of the users of nats-config/accounts.conf, used when the
 // environment does not set them (`go tool task test` sets its dev defaults).
 var testPasswords = map[string]string{
-	"edge": "test-edge", "functions": "test-functions", "admin": "test-admin", "sys": "test-sys",
+	"edge": "test-edge", "console": "test-console", "functions": "test-functions", "admin": "test-admin", "sys": "test-sys",
 }
 
 // PasswordVar is the environment variable nats-config/accounts.conf reads the

@@ -92,3 +92,25 @@ type AccountDeleted struct {
 type RelationsChanged struct {
 	Users []int64 `json:"users"`
 }
+
+// AdminRefused is published on im.evt.security.admin_refused when the adapter
+// refuses an admin op.
+type AdminRefused struct {
+	Op       string `json:"op"`
+	UserID   int64  `json:"user_id"` // the operator (or chat user) id the token named
+	Role     string `json:"role"`
+	Code     string `json:"code"`
+	At       int64  `json:"at"` // unix ms
+	ClientIP string `json:"client_ip,omitempty"`
+}
+
+// DeviceKicked is published on im.evt.security.device_kicked when a connection is
+// closed to make room for another (ACCOUNT_DEVICE_POLICY kick_oldest).
+type DeviceKicked struct {
+	UserID   int64  `json:"user_id"`
+	ConnID   string `json:"conn_id"`   // the connection closed
+	DeviceID string `json:"device_id"` // the device that took its place
+	Reason   string `json:"reason"`
+	At       int64  `json:"at"` // unix ms
+	ClientIP string `json:"client_ip,omitempty"`
+}

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"natter/edge/gateway"
+	"natter/edge/stacktest"
+	"natter/functions/admin"
+	"natter/functions/fntest"
+	"natter/functions/group"
+	"natter/shared/op"
+	"natter/shared/testenv"
+)
+
+// TestConsoleInBrowser drives the back-office console in Chromium
+// (web/admin/test/console.mjs): log in, every page, a ban that closes the user's
+// WebSocket, the unban, the audit entries; screenshots of each page go to
+// testenv.ArtifactDir.
+func TestConsoleInBrowser(t *testing.T) {
+	testenv.Chromium(t)
+	reg := prometheus.NewRegistry()
+	metricsSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(metricsSrv.Close)
+	st := stacktest.Start(t, gateway.Config{HTTPPublicLimit: -1}, fntest.Options{Metrics: reg,
+		Admin: admin.Config{ScrapeTargets: []string{metricsSrv.URL}, SampleEvery: 500 * time.Millisecond}})
+	s := &stack{env: st.Env, ws: st.WS, base: st.Base}
+	if _, err := admin.New(admin.Deps{DB: s.env.DB}).CreateOperator(ctx(t), "root", "operator-pass-1", op.RoleSuperadmin); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := s.user(t, "alice"), s.user(t, "bob")
+	tok := s.login(t, alice, "browser")
+	bc := s.device(t, bob, "phone")
+	ac := s.device(t, alice, "phone")
+	befriend(t, ac, bc, bob.id)
+	var g group.Info
+	if err := ac.Call(ctx(t), "group.create", map[string]any{"name": "Console club", "members": []int64{bob.id}}, &g); err != nil {
+		t.Fatal(err)
+	}
+	testenv.RunNode(t, "web/admin", 3*time.Minute, []string{
+		"BASE_URL=" + s.base, "ADMIN_USER=root", "ADMIN_PASSWORD=operator-pass-1",
+		"TARGET_USER=" + alice.name, "TARGET_TOKEN=" + tok.AccessToken, "SHOTS=" + testenv.ArtifactDir(t),
+	}, "test/console.mjs")
+}
