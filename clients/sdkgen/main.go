@@ -71,6 +71,9 @@ func Generate() ([]byte, error) {
 	b.WriteString("/** Every op a client may call (internal and admin ops are left out), from shared/op. */\n")
 	b.WriteString("export const OPS = {\n")
 	for _, o := range op.All {
+		if o.BackOffice() { // admin.login is public, but only on the back office's routes
+			continue
+		}
 		var access string
 		switch o.Access {
 		case op.User:

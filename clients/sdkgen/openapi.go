@@ -42,7 +42,7 @@ func OpenAPI() ([]byte, error) {
 	}
 	var clientOps []any
 	for _, o := range op.All {
-		if o.Access != op.User && o.Access != op.Public {
+		if (o.Access != op.User && o.Access != op.Public) || o.BackOffice() {
 			continue
 		}
 		clientOps = append(clientOps, o.Name)
