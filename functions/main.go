@@ -2,7 +2,8 @@
 // domains as NATS micro services. Run more processes to scale; each registers in
 // the same queue groups. `functions migrate` applies the schema and exits;
 // `functions push-replay` sends the offline pushes of the dead-letter stream
-// again and exits.
+// again and exits; `functions reindex` rebuilds the message search index from
+// the messages table and exits.
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 	"natter/functions/msgevent"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/search"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -62,6 +64,7 @@ type Config struct {
 	File     file.Config     `envPrefix:"FILE_"`
 	S3       config.S3       `envPrefix:"S3_"`
 	Push     push.Config     `envPrefix:"PUSH_"`
+	Search   search.Config   `envPrefix:"SEARCH_"`
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
 	Functions []string `env:"FUNCTIONS" envSeparator:","`
@@ -96,6 +99,8 @@ func main() {
 		err = migrate(ctx, cfg)
 	case len(os.Args) > 1 && os.Args[1] == "push-replay":
 		err = pushReplay(ctx, cfg, log)
+	case len(os.Args) > 1 && os.Args[1] == "reindex":
+		err = reindex(ctx, cfg, log, os.Args[2:])
 	default:
 		err = run(ctx, cfg, log)
 	}
@@ -166,6 +171,32 @@ func pushReplay(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	return err
 }
 
+// reindex rebuilds the message search index from the messages table (the
+// truth; the stream keeps a week at most): from scratch, or with -keep over
+// what it holds. Running workers may go on indexing meanwhile.
+func reindex(ctx context.Context, cfg Config, log zerolog.Logger, args []string) error {
+	clear := !slices.Contains(args, "-keep")
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	s, err := search.New(search.Deps{DB: d, Log: log, Config: cfg.Search})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	last := start
+	n, err := s.Rebuild(ctx, clear, func(n int) {
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			fmt.Printf("reindex: %d messages, %.0f/s\n", n, float64(n)/time.Since(start).Seconds())
+		}
+	})
+	fmt.Printf("reindexed: %d messages in %s\n", n, time.Since(start).Round(time.Millisecond))
+	return err
+}
+
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if cfg.Migrate {
 		if err := migrate(ctx, cfg); err != nil {
@@ -231,7 +262,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		S3: s3, Presign: presign, S3Bucket: cfg.S3.Bucket, File: cfg.File,
 		DB: d, ScriptDB: scripts, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
-		Push: cfg.Push,
+		Push: cfg.Push, Search: cfg.Search,
 	})
 	if err != nil {
 		return err

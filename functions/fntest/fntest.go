@@ -21,6 +21,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/search"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -61,6 +62,9 @@ type Options struct {
 	// InFlight bounds the requests handled at once, in all and of one op
 	// (endpoint.Config); 0 is the production default.
 	InFlight int
+	// Search configures the search domain (Search.IndexerOff: the test runs
+	// the indexer itself).
+	Search search.Config
 }
 
 // Start serves every domain on e's NATS until tb ends, and returns the signer
@@ -130,7 +134,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
-		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics,
+		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Search: o.Search,
 	})
 	if err != nil {
 		tb.Fatal(err)

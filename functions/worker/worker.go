@@ -27,6 +27,7 @@ import (
 	"natter/functions/msgstore"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/search"
 	"natter/shared/auth"
 	"natter/shared/config"
 	"natter/shared/endpoint"
@@ -62,6 +63,7 @@ type Deps struct {
 	Push     push.Config
 	// PushProviders replaces the push providers Push configures, by name (tests).
 	PushProviders map[string]push.Provider
+	Search        search.Config
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
@@ -119,6 +121,17 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	"push": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		s, err := push.New(push.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Presence: d.Registry, Log: d.Log, Metrics: d.Metrics,
 			Config: d.Push, Providers: d.PushProviders})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
+	},
+	// The worker hosting search also runs its indexer (unless SEARCH_INDEXER_OFF).
+	"search": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		s, err := search.New(search.Deps{DB: d.DB, NC: d.NC, Log: d.Log, Metrics: d.Metrics, Config: d.Search})
 		if err != nil {
 			return nil, err
 		}

@@ -83,6 +83,7 @@ const (
 	SvcFile    = "im-file"
 	SvcFav     = "im-fav"
 	SvcPush    = "im-push"
+	SvcSearch  = "im-search"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -103,6 +104,7 @@ var Services = []Service{
 	{SvcFile, "file"},
 	{SvcFav, "fav"},
 	{SvcPush, "push"},
+	{SvcSearch, "search"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -207,6 +209,12 @@ var All = []Op{
 	{Name: "push.unregister", Service: SvcPush, Routes: []Route{{Method: "DELETE", Path: "/api/v1/push/tokens"}}},
 	{Name: "push.settings.get", Service: SvcPush, Routes: []Route{{Method: "GET", Path: "/api/v1/push/settings"}}},
 	{Name: "push.settings.set", Service: SvcPush, Routes: []Route{{Method: "PUT", Path: "/api/v1/push/settings"}}},
+
+	{Name: "msg.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/messages", Ints: []string{"sender", "since", "until", "offset", "limit"}}}},
+	{Name: "user.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/users", Ints: []string{"limit"}}}},
+	{Name: "group.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/groups", Ints: []string{"limit"}}}},
+	{Name: "file.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/files", Ints: []string{"limit"}}}},
+	{Name: "fav.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/favorites", Ints: []string{"limit"}}}},
 }
 
 // Path parameters that groups' routes share.
