@@ -16,7 +16,7 @@ func TestMatch(t *testing.T) {
 		{"会", "明天的会议纪要发一下", true},
 		{"会议纪要", "会议很长，纪要明天发", false}, // both bigrams, not together
 		{"meeting", "Project MEETING at noon", true},
-		{"meet", "Project meeting at noon", true},  // a prefix
+		{"meet", "Project meeting at noon", true},   // a prefix
 		{"eting", "Project meeting at noon", false}, // not a word's start
 		{"project noon", "Project meeting at noon", true},
 		{"project lunch", "Project meeting at noon", false},
@@ -25,7 +25,7 @@ func TestMatch(t *testing.T) {
 		{"ｍｅｅｔｉｎｇ", "meeting", true}, // full-width folded
 		{"明天 meeting", "明天的meeting改到3点", true},
 		{"meeting 3", "明天的meeting改到3点", true},
-		{"会議", "明日の会議は10時から", true},  // Japanese
+		{"会議", "明日の会議は10時から", true},   // Japanese
 		{"회의", "내일 회의는 10시입니다", true}, // Korean
 		{"!!", "anything", false},
 	}
