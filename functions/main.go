@@ -175,7 +175,7 @@ func pushReplay(ctx context.Context, cfg Config, log zerolog.Logger) error {
 // truth; the stream keeps a week at most): from scratch, or with -keep over
 // what it holds. Running workers may go on indexing meanwhile.
 func reindex(ctx context.Context, cfg Config, log zerolog.Logger, args []string) error {
-	clear := !slices.Contains(args, "-keep")
+	fresh := !slices.Contains(args, "-keep")
 	d, err := db.Open(ctx, cfg.MySQL)
 	if err != nil {
 		return err
@@ -187,7 +187,7 @@ func reindex(ctx context.Context, cfg Config, log zerolog.Logger, args []string)
 	}
 	start := time.Now()
 	last := start
-	n, err := s.Rebuild(ctx, clear, func(n int) {
+	n, err := s.Rebuild(ctx, fresh, func(n int) {
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			fmt.Printf("reindex: %d messages, %.0f/s\n", n, float64(n)/time.Since(start).Seconds())

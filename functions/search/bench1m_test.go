@@ -19,6 +19,8 @@ package search
 import (
 	"context"
 	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -363,3 +365,119 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 	exec("ANALYZE TABLE search_postings, search_docs, conversation_members")
 }
 
+// TestSearch1MFulltext measures the alternative the index did not take, on the
+// data TestSearch1M generated: the same tokens as 13-character base32 words in
+// an InnoDB FULLTEXT column (no minimum size or stopword can hit them),
+// searched IN BOOLEAN MODE, the caller's memberships joined after the match.
+//
+//	MYSQL_DSN=... go test -tags searchbench -run TestSearch1MFulltext -v -timeout 2h ./functions/search/
+func TestSearch1MFulltext(t *testing.T) {
+	ctx := context.Background()
+	dsn := os.Getenv("MYSQL_DSN")
+	if dsn == "" {
+		dsn = "root@tcp(127.0.0.1:3306)/natter_searchbench"
+	}
+	d, err := db.Open(ctx, config.MySQL{DSN: dsn, MaxOpenConns: 8, MaxIdleConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	en, zh := newVocabs(r)
+	word := func(tok Token) string {
+		return strings.ToLower(strings.TrimRight(base32.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, uint64(tok))), "="))
+	}
+	var have int
+	_ = d.QueryRow("SELECT COUNT(*) FROM search_ft").Scan(&have)
+	if have < benchConvs*benchPerConv {
+		start := time.Now()
+		for _, q := range []string{"DROP TABLE IF EXISTS search_ft", `CREATE TABLE search_ft (
+			conv_id VARCHAR(64) NOT NULL, seq BIGINT UNSIGNED NOT NULL, msg_id BIGINT UNSIGNED NOT NULL,
+			toks MEDIUMTEXT NOT NULL, PRIMARY KEY (conv_id, seq)) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin`} {
+			if _, err := d.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lastC, lastS := "", int64(0)
+		for {
+			rows, err := d.QueryContext(ctx, "SELECT conv_id, seq, msg_id, body FROM search_docs WHERE conv_id > ? OR (conv_id = ? AND seq > ?) ORDER BY conv_id, seq LIMIT 2000", lastC, lastC, lastS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			n := 0
+			for rows.Next() {
+				var c, body string
+				var seq, id int64
+				if err := rows.Scan(&c, &seq, &id, &body); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					b.WriteByte(',')
+				}
+				n++
+				ws := make([]string, 0, 32)
+				for _, tok := range Tokens(body) {
+					ws = append(ws, word(tok))
+				}
+				fmt.Fprintf(&b, "('%s',%d,%d,'%s')", c, seq, id, strings.Join(ws, " "))
+				lastC, lastS = c, seq
+			}
+			rows.Close()
+			if n == 0 {
+				break
+			}
+			if _, err := d.ExecContext(ctx, "INSERT INTO search_ft (conv_id, seq, msg_id, toks) VALUES "+b.String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("search_ft rows in %s", time.Since(start).Round(time.Second))
+		start = time.Now()
+		if _, err := d.ExecContext(ctx, "ALTER TABLE search_ft ADD FULLTEXT KEY ft_toks (toks)"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("FULLTEXT index built in %s", time.Since(start).Round(time.Second))
+	}
+	lat := map[string][]time.Duration{}
+	hits := map[string]int{}
+	for i := range 250 {
+		v, lang := en, "en"
+		if i%2 == 1 {
+			v, lang = zh, "zh"
+		}
+		a, b := v.pick(), v.pick()
+		for b == a {
+			b = v.pick()
+		}
+		var terms []string
+		for _, tok := range ParseQuery(a + " " + b).Tokens() {
+			terms = append(terms, "+"+word(tok))
+		}
+		start := time.Now()
+		rows, err := d.QueryContext(ctx, `SELECT d.conv_id, d.seq FROM search_ft d
+			JOIN conversation_members cm ON cm.user_id = ? AND cm.conv_id = d.conv_id AND d.seq > cm.min_seq
+			WHERE MATCH(d.toks) AGAINST (? IN BOOLEAN MODE) ORDER BY d.msg_id DESC LIMIT 21`, benchUser, strings.Join(terms, " "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		el := time.Since(start)
+		if i < 50 {
+			continue // warm-up
+		}
+		lat[lang] = append(lat[lang], el)
+		lat["all"] = append(lat["all"], el)
+		hits[lang] += n
+	}
+	for _, k := range []string{"en", "zh", "all"} {
+		l := lat[k]
+		slices.Sort(l)
+		pct := func(p float64) time.Duration { return l[int(p*float64(len(l)-1))] }
+		t.Logf("FULLTEXT %s: %d two-word queries: p50 %s p95 %s p99 %s max %s, %d rows", k, len(l), pct(.5).Round(10*time.Microsecond),
+			pct(.95).Round(10*time.Microsecond), pct(.99).Round(10*time.Microsecond), l[len(l)-1].Round(10*time.Microsecond), hits[k])
+	}
+}

@@ -123,13 +123,13 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Rebuild reindexes every message from the messages table, after forgetting
-// the whole index when clear is set, and returns how many messages it read.
+// the whole index when fresh is set, and returns how many messages it read.
 // The table, not the stream, is the source: IM_MESSAGES keeps a week and at
 // most 1 GiB, and events can be lost before they reach it (msgevent); the
 // table is the truth. A running indexer may go on meanwhile: both read the
 // truth under the document's lock.
-func (s *Service) Rebuild(ctx context.Context, clear bool, progress func(n int)) (int, error) {
-	if clear {
+func (s *Service) Rebuild(ctx context.Context, fresh bool, progress func(n int)) (int, error) {
+	if fresh {
 		if err := s.index.Clear(ctx); err != nil {
 			return 0, err
 		}
