@@ -42,10 +42,9 @@ func likeEscape(s string) string {
 }
 
 // userSearch finds users by exact username, or by the beginning of their
-// nickname (case-insensitive). Privacy decides who can be found at all, as
-// for user.lookup: a user who takes no friend requests (privacy
-// friend_requests "nobody") is found only by their friends, a user who blocked
-// the caller never, a deleted account never. The exact username comes first.
+// nickname (case-insensitive). The user's privacy setting "search" decides who
+// finds them at all (everyone, friends, nobody); a user who blocked the caller
+// is never found, nor a deleted account. The exact username comes first.
 func (s *Service) userSearch(ctx context.Context, c endpoint.Caller, r NameSearchReq) (UserSearchResp, error) {
 	limit := validate.Limit(r.Limit, defLimit, maxLimit)
 	q := strings.TrimSpace(r.Query)
@@ -57,8 +56,8 @@ func (s *Service) userSearch(ctx context.Context, c endpoint.Caller, r NameSearc
 		LEFT JOIN user_privacy p ON p.user_id = u.id
 		WHERE (u.username = ? OR u.nickname_lc LIKE ?) AND u.deleted_at IS NULL
 		  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = ?)
-		  AND (u.id = ? OR COALESCE(p.friend_requests, 'everyone') <> 'nobody'
-		       OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = ?))
+		  AND (u.id = ? OR COALESCE(p.search, 'everyone') = 'everyone'
+		       OR (p.search = 'friends' AND EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = ?)))
 		ORDER BY u.username = ? DESC, u.nickname_lc, u.id LIMIT ?`,
 		exact, likeEscape(strings.ToLower(q))+"%", c.UserID, c.UserID, c.UserID, exact, limit)
 	if err != nil {

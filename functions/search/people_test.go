@@ -31,8 +31,8 @@ func userIDs(r search.UserSearchResp) []int64 {
 }
 
 // TestUserSearch: by exact username or nickname prefix (any case); privacy
-// (no friend requests: friends only) and blocks (a blocked user does not find
-// the blocker) decide who is found.
+// (search: nobody) and blocks (a blocked user does not find the blocker)
+// decide who is found.
 func TestUserSearch(t *testing.T) {
 	e := testenv.Start(t)
 	fntest.Start(t, e, fntest.Options{})
@@ -58,9 +58,9 @@ func TestUserSearch(t *testing.T) {
 	if got := find(dave, "CAROL"); !slices.Equal(got, []int64{carol.UserID}) {
 		t.Fatalf("exact username: %v", got)
 	}
-	// carol takes no friend requests: only her friends find her.
+	// carol asks not to be found: nobody finds her.
 	nobody := friend.Nobody
-	fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{FriendRequests: &nobody})
+	fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{Search: &nobody})
 	if got := find(dave, "carol"); len(got) != 0 {
 		t.Fatalf("a stranger found a private user: %v", got)
 	}
@@ -81,18 +81,33 @@ func TestUserSearch(t *testing.T) {
 	}
 }
 
-// TestUserSearchFriendSeesPrivate: a private user is found by a friend.
-func TestUserSearchFriendSeesPrivate(t *testing.T) {
+// TestUserSearchFriends: search "friends" lets only friends find a user,
+// "nobody" not even them.
+func TestUserSearchFriends(t *testing.T) {
 	e := testenv.Start(t)
 	fntest.Start(t, e, fntest.Options{})
 	alice, _ := fntest.User(t, e, "alice", "a1")
+	bob, _ := fntest.User(t, e, "bob", "b1")
 	carol, _ := fntest.User(t, e, "carol", "c1")
 	fntest.Befriend(t, e, alice, carol)
-	nobody := friend.Nobody
-	fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{FriendRequests: &nobody})
-	got := userIDs(fntest.Must[search.UserSearchResp](t, e, "user.search", alice, search.NameSearchReq{Query: "carol"}))
-	if !slices.Equal(got, []int64{carol.UserID}) {
-		t.Fatalf("a friend did not find a private user: %v", got)
+	find := func(as endpoint.Caller) []int64 {
+		t.Helper()
+		return userIDs(fntest.Must[search.UserSearchResp](t, e, "user.search", as, search.NameSearchReq{Query: "carol"}))
+	}
+	friends, nobody := friend.Friends, friend.Nobody
+	p := fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{Search: &friends})
+	if p.Search != friend.Friends {
+		t.Fatalf("privacy %+v", p)
+	}
+	if got := find(alice); !slices.Equal(got, []int64{carol.UserID}) {
+		t.Fatalf("a friend: %v", got)
+	}
+	if got := find(bob); len(got) != 0 {
+		t.Fatalf("a stranger: %v", got)
+	}
+	fntest.Must[friend.Privacy](t, e, "account.privacy.set", carol, friend.PrivacySetReq{Search: &nobody})
+	if got := find(alice); len(got) != 0 {
+		t.Fatalf("a friend, with nobody: %v", got)
 	}
 }
 

@@ -32,7 +32,11 @@ ALTER TABLE users
   ADD COLUMN nickname_lc VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin AS (LOWER(nickname)) STORED,
   ADD KEY ix_users_nickname_lc (nickname_lc);
 
+-- Who may find a user with user.search: everyone, friends or nobody.
+ALTER TABLE user_privacy ADD COLUMN search VARCHAR(16) NOT NULL DEFAULT 'everyone';
+
 -- +goose Down
+ALTER TABLE user_privacy DROP COLUMN search;
 ALTER TABLE users DROP KEY ix_users_nickname_lc, DROP COLUMN nickname_lc;
 DROP TABLE search_postings;
 DROP TABLE search_docs;
