@@ -13,8 +13,9 @@ package search
 // English, from Zipf-distributed vocabularies), a user in 200 of them, and
 // the index, with bulk INSERTs in primary-key order (not through msg.send, not
 // through the indexer: that would take hours here). Then it searches as that
-// user: 200 two-word queries (100 English, 100 Chinese) newest first, 20 hits,
-// after 50 queries to warm up, and prints the latencies.
+// user: 400 two-word queries newest first, 20 hits (100 each: English and
+// Chinese, two words of one of the user's messages or two drawn from the
+// vocabularies), after 50 queries to warm up, and prints the latencies.
 
 import (
 	"context"
@@ -29,6 +30,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -174,29 +176,12 @@ func TestSearch1M(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queries := func(n int) []string {
-		var out []string
-		for i := range n {
-			v, sep := en, " "
-			if i%2 == 1 {
-				v, sep = zh, " "
-			}
-			a, b := v.pick(), v.pick()
-			for b == a {
-				b = v.pick()
-			}
-			out = append(out, a+sep+b)
-		}
-		return out
-	}
+	kind, queries := queryGen(t, d, en, zh)
 	me := endpoint.Caller{UserID: benchUser}
 	run := func(qs []string) (lat map[string][]time.Duration, hits map[string]int) {
 		lat, hits = map[string][]time.Duration{}, map[string]int{}
 		for i, q := range qs {
-			lang := "en"
-			if i%2 == 1 {
-				lang = "zh"
-			}
+			lang := kind(i)
 			start := time.Now()
 			resp, err := s.msgSearch(ctx, me, MsgSearchReq{Query: q})
 			el := time.Since(start)
@@ -210,8 +195,8 @@ func TestSearch1M(t *testing.T) {
 		return lat, hits
 	}
 	run(queries(50)) // warm-up
-	lat, hits := run(queries(200))
-	for _, k := range []string{"en", "zh", "all"} {
+	lat, hits := run(queries(400))
+	for _, k := range []string{"en-seen", "en-zipf", "zh-seen", "zh-zipf", "all"} {
 		l := lat[k]
 		slices.Sort(l)
 		pct := func(p float64) time.Duration { return l[int(p*float64(len(l)-1))] }
@@ -222,6 +207,72 @@ func TestSearch1M(t *testing.T) {
 		t.Logf("%s: %d two-word queries: p50 %s p95 %s p99 %s max %s%s", k, len(l), pct(.5).Round(10*time.Microsecond),
 			pct(.95).Round(10*time.Microsecond), pct(.99).Round(10*time.Microsecond), l[len(l)-1].Round(10*time.Microsecond), h)
 	}
+}
+
+// queryGen makes the benchmark's queries: query i is English when i is even,
+// Chinese when odd; two words of one of the user's messages ("seen") for i/2
+// even, two words drawn from the vocabulary's distribution ("zipf") otherwise.
+func queryGen(t *testing.T, d *sql.DB, en, zh *vocab) (kind func(int) string, queries func(int) []string) {
+	// The user's own messages, for queries of words they saw.
+	var seenEn, seenZh []string
+	rows, err := d.Query("SELECT d.body FROM search_docs d JOIN conversation_members cm ON cm.conv_id = d.conv_id AND cm.user_id = ?", benchUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := utf8.DecodeRuneInString(body); isCJK(r) {
+			seenZh = append(seenZh, body)
+		} else {
+			seenEn = append(seenEn, body)
+		}
+	}
+	rows.Close()
+	qr := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	kind = func(i int) string {
+		k := "en"
+		if i%2 == 1 {
+			k = "zh"
+		}
+		if (i/2)%2 == 0 {
+			return k + "-seen"
+		}
+		return k + "-zipf"
+	}
+	queries = func(n int) []string {
+		var out []string
+		for i := range n {
+			switch kind(i) {
+			case "en-seen":
+				ws := strings.FieldsFunc(seenEn[qr.IntN(len(seenEn))], func(r rune) bool { return r == ' ' || r == '.' })
+				a, b := qr.IntN(len(ws)), qr.IntN(len(ws))
+				for ws[b] == ws[a] {
+					b = qr.IntN(len(ws))
+				}
+				out = append(out, ws[a]+" "+ws[b])
+			case "zh-seen":
+				rs := []rune(strings.NewReplacer("，", "", "。", "").Replace(seenZh[qr.IntN(len(seenZh))]))
+				a := qr.IntN(len(rs) / 2)
+				b := len(rs)/2 + qr.IntN(len(rs)-len(rs)/2-1)
+				out = append(out, string(rs[a:a+2])+" "+string(rs[b:b+2]))
+			default:
+				v := en
+				if i%2 == 1 {
+					v = zh
+				}
+				a, b := v.pick(), v.pick()
+				for b == a {
+					b = v.pick()
+				}
+				out = append(out, a+" "+b)
+			}
+		}
+		return out
+	}
+	return kind, queries
 }
 
 // generate writes the conversations, memberships, messages, documents and
@@ -438,42 +489,40 @@ func TestSearch1MFulltext(t *testing.T) {
 		}
 		t.Logf("FULLTEXT index built in %s", time.Since(start).Round(time.Second))
 	}
+	kind, queries := queryGen(t, d, en, zh)
 	lat := map[string][]time.Duration{}
 	hits := map[string]int{}
-	for i := range 250 {
-		v, lang := en, "en"
-		if i%2 == 1 {
-			v, lang = zh, "zh"
-		}
-		a, b := v.pick(), v.pick()
-		for b == a {
-			b = v.pick()
-		}
-		var terms []string
-		for _, tok := range ParseQuery(a + " " + b).Tokens() {
-			terms = append(terms, "+"+word(tok))
-		}
-		start := time.Now()
-		rows, err := d.QueryContext(ctx, `SELECT d.conv_id, d.seq FROM search_ft d
+	run := func(qs []string, keep bool) {
+		for i, q := range qs {
+			lang := kind(i)
+			var terms []string
+			for _, tok := range ParseQuery(q).Tokens() {
+				terms = append(terms, "+"+word(tok))
+			}
+			start := time.Now()
+			rows, err := d.QueryContext(ctx, `SELECT d.conv_id, d.seq FROM search_ft d
 			JOIN conversation_members cm ON cm.user_id = ? AND cm.conv_id = d.conv_id AND d.seq > cm.min_seq
 			WHERE MATCH(d.toks) AGAINST (? IN BOOLEAN MODE) ORDER BY d.msg_id DESC LIMIT 21`, benchUser, strings.Join(terms, " "))
-		if err != nil {
-			t.Fatal(err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			el := time.Since(start)
+			if !keep {
+				continue // warm-up
+			}
+			lat[lang] = append(lat[lang], el)
+			lat["all"] = append(lat["all"], el)
+			hits[lang] += n
 		}
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		rows.Close()
-		el := time.Since(start)
-		if i < 50 {
-			continue // warm-up
-		}
-		lat[lang] = append(lat[lang], el)
-		lat["all"] = append(lat["all"], el)
-		hits[lang] += n
 	}
-	for _, k := range []string{"en", "zh", "all"} {
+	run(queries(50), false)
+	run(queries(400), true)
+	for _, k := range []string{"en-seen", "en-zipf", "zh-seen", "zh-zipf", "all"} {
 		l := lat[k]
 		slices.Sort(l)
 		pct := func(p float64) time.Duration { return l[int(p*float64(len(l)-1))] }

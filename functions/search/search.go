@@ -81,7 +81,7 @@ func New(d Deps) (*Service, error) {
 			Help: "Message events whose batch failed and will come again."}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "natter", Subsystem: "search", Name: "index_lag_seconds",
 			Help:    "From a message's send to its being searchable (its batch committed).",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+			Buckets: []float64{.01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2.5, 5, 10, 30}}),
 	}
 	var err error
 	if m.indexed, err = metrics.Register(d.Metrics, m.indexed); err != nil {
