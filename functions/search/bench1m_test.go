@@ -255,6 +255,9 @@ func queryGen(t *testing.T, d *sql.DB, en, zh *vocab) (kind func(int) string, qu
 				out = append(out, ws[a]+" "+ws[b])
 			case "zh-seen":
 				rs := []rune(strings.NewReplacer("，", "", "。", "").Replace(seenZh[qr.IntN(len(seenZh))]))
+				for len(rs) < 6 {
+					rs = []rune(strings.NewReplacer("，", "", "。", "").Replace(seenZh[qr.IntN(len(seenZh))]))
+				}
 				a := qr.IntN(len(rs) / 2)
 				b := len(rs)/2 + qr.IntN(len(rs)-len(rs)/2-1)
 				out = append(out, string(rs[a:a+2])+" "+string(rs[b:b+2]))
@@ -334,8 +337,8 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 			flush("INSERT INTO conversation_members (user_id, conv_id, min_seq, target_id) VALUES ", &n)
 		}
 	}
-	// Message k (seq-major, so time runs across conversations) of conversation
-	// i: Chinese when k is even.
+	// Message k (seq-major, so time runs across conversations) is seq of
+	// conversation i: Chinese when seq+i is even.
 	type post struct {
 		tok  Token
 		conv int32 // rank of the conversation id in string order
@@ -349,9 +352,8 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 	texts := make([]string, benchConvs*benchPerConv)
 	for seq := 1; seq <= benchPerConv; seq++ {
 		for i := range convs {
-			k := (seq-1)*benchConvs + i
 			var s string
-			if k%2 == 0 {
+			if (seq+i)%2 == 0 { // every conversation half Chinese, half English
 				s = sentence(r, zh, true)
 			} else {
 				s = sentence(r, en, false)
