@@ -343,6 +343,7 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 		tok  Token
 		conv int32 // rank of the conversation id in string order
 		seq  int32
+		id   int64
 	}
 	rank := make(map[string]int32, len(sorted))
 	for i, c := range sorted {
@@ -360,7 +361,7 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 			}
 			texts[i*benchPerConv+seq-1] = s
 			for _, tok := range Tokens(s) {
-				posts = append(posts, post{tok, rank[convs[i]], int32(seq)})
+				posts = append(posts, post{tok, rank[convs[i]], int32(seq), int64((seq-1)*benchConvs + i + 1)})
 			}
 		}
 	}
@@ -410,9 +411,9 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, "(%d,'%s',%d)", int64(p.tok), sorted[p.conv], p.seq)
+			fmt.Fprintf(&b, "(%d,'%s',%d,%d)", int64(p.tok), sorted[p.conv], p.seq, p.id)
 		}
-		exec("INSERT INTO search_postings (token, conv_id, seq) VALUES " + b.String())
+		exec("INSERT INTO search_postings (token, conv_id, seq, msg_id) VALUES " + b.String())
 	}
 	t.Logf("%d postings inserted in %s", len(posts), time.Since(step).Round(time.Second))
 	exec("ANALYZE TABLE search_postings, search_docs, conversation_members")

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -201,7 +202,7 @@ func (p *postings) sync(ctx context.Context, tx *sql.Tx, keys []Key) error {
 		if !exists || t.recall {
 			if had {
 				gone = append(gone, k)
-				drop = appendPostings(drop, k, Tokens(o.body))
+				drop = appendPostings(drop, k, 0, Tokens(o.body))
 			}
 			continue
 		}
@@ -217,7 +218,7 @@ func (p *postings) sync(ctx context.Context, tx *sql.Tx, keys []Key) error {
 		put = append(put, t)
 		newToks := Tokens(t.doc.Body)
 		if !had {
-			add = appendPostings(add, k, newToks)
+			add = appendPostings(add, k, t.doc.ID, newToks)
 			continue
 		}
 		oldToks := Tokens(o.body)
@@ -229,12 +230,12 @@ func (p *postings) sync(ctx context.Context, tx *sql.Tx, keys []Key) error {
 		for _, tok := range oldToks {
 			inOld[tok] = true
 			if !inNew[tok] {
-				drop = append(drop, posting{tok, k})
+				drop = append(drop, posting{tok, k, 0})
 			}
 		}
 		for _, tok := range newToks {
 			if !inOld[tok] {
-				add = append(add, posting{tok, k})
+				add = append(add, posting{tok, k, t.doc.ID})
 			}
 		}
 	}
@@ -269,11 +270,12 @@ func (p *postings) sync(ctx context.Context, tx *sql.Tx, keys []Key) error {
 type posting struct {
 	tok Token
 	key Key
+	id  int64 // the message id (inserts only)
 }
 
-func appendPostings(dst []posting, k Key, toks []Token) []posting {
+func appendPostings(dst []posting, k Key, id int64, toks []Token) []posting {
 	for _, t := range toks {
-		dst = append(dst, posting{t, k})
+		dst = append(dst, posting{t, k, id})
 	}
 	return dst
 }
@@ -284,10 +286,10 @@ const postingChunk = 2000
 func insertPostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 	for start := 0; start < len(ps); start += postingChunk {
 		part := ps[start:min(start+postingChunk, len(ps))]
-		q := "INSERT IGNORE INTO search_postings (token, conv_id, seq) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", len(part)), ",")
-		a := make([]any, 0, 3*len(part))
+		q := "INSERT IGNORE INTO search_postings (token, conv_id, seq, msg_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(part)), ",")
+		a := make([]any, 0, 4*len(part))
 		for _, p := range part {
-			a = append(a, int64(p.tok), p.key.ConvID, p.key.Seq)
+			a = append(a, int64(p.tok), p.key.ConvID, p.key.Seq, p.id)
 		}
 		if _, err := tx.ExecContext(ctx, q, a...); err != nil {
 			return err
@@ -317,16 +319,18 @@ func deletePostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 
 // Candidates joins the caller's memberships (conversation_members: a member
 // who left has no row; min_seq hides what came before joining a group that
-// hides history) to one postings range per token and conversation, then the
-// documents. The membership table drives the join, so the work grows with the
-// user's conversations and the matches in them, not with the whole index.
+// hides history) to one postings range per token and conversation, and picks
+// the newest matches by the message id the postings carry; only those
+// documents are then read. The membership table drives the join, so the work
+// grows with the user's conversations and the matches in them, not with the
+// index. The first token drives: Query.Tokens puts the likely rarest first.
 func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit int) ([]Doc, error) {
 	if len(toks) == 0 {
 		return nil, nil
 	}
 	var b strings.Builder
 	args := make([]any, 0, 8+len(toks))
-	b.WriteString("SELECT STRAIGHT_JOIN d.conv_id, d.seq, d.msg_id, d.sender_id, d.kind, d.sent_at, d.body FROM conversation_members cm")
+	b.WriteString("SELECT STRAIGHT_JOIN p0.conv_id, p0.seq FROM conversation_members cm")
 	for i, t := range toks {
 		if i == 0 {
 			b.WriteString(" JOIN search_postings p0 ON p0.token = ? AND p0.conv_id = cm.conv_id AND p0.seq > cm.min_seq")
@@ -335,7 +339,10 @@ func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit
 		}
 		args = append(args, int64(t))
 	}
-	b.WriteString(" JOIN search_docs d ON d.conv_id = p0.conv_id AND d.seq = p0.seq WHERE cm.user_id = ?")
+	if f.Sender != 0 || f.Type != "" || !f.Since.IsZero() || !f.Until.IsZero() {
+		b.WriteString(" JOIN search_docs d ON d.conv_id = p0.conv_id AND d.seq = p0.seq")
+	}
+	b.WriteString(" WHERE cm.user_id = ?")
 	args = append(args, f.UserID)
 	if f.ConvID != "" {
 		b.WriteString(" AND cm.conv_id = ?")
@@ -358,25 +365,51 @@ func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit
 		args = append(args, f.Until)
 	}
 	if f.BeforeID > 0 {
-		b.WriteString(" AND d.msg_id < ?")
+		b.WriteString(" AND p0.msg_id < ?")
 		args = append(args, f.BeforeID)
 	}
-	b.WriteString(" ORDER BY d.msg_id DESC LIMIT ?")
+	b.WriteString(" ORDER BY p0.msg_id DESC LIMIT ?")
 	args = append(args, limit)
 	rows, err := p.db.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search candidates: %w", err)
 	}
+	var keys []Key
+	for rows.Next() {
+		var k Key
+		if err := rows.Scan(&k.ConvID, &k.Seq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search candidates: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("search candidates: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	where, wargs := keyWhere("", keys)
+	rows, err = p.db.QueryContext(ctx, "SELECT conv_id, seq, msg_id, sender_id, kind, sent_at, body FROM search_docs WHERE "+where, wargs...)
+	if err != nil {
+		return nil, fmt.Errorf("search documents: %w", err)
+	}
 	defer rows.Close()
-	var out []Doc
+	out := make([]Doc, 0, len(keys))
 	for rows.Next() {
 		var d Doc
 		if err := rows.Scan(&d.ConvID, &d.Seq, &d.ID, &d.Sender, &d.Type, &d.SentAt, &d.Body); err != nil {
-			return nil, fmt.Errorf("search candidates: %w", err)
+			return nil, fmt.Errorf("search documents: %w", err)
 		}
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search documents: %w", err)
+	}
+	// Newest first, as the candidates came (a document gone meanwhile is
+	// skipped).
+	slices.SortFunc(out, func(a, b Doc) int { return cmp.Compare(b.ID, a.ID) })
+	return out, nil
 }
 
 func (p *postings) Clear(ctx context.Context) error {

@@ -2,6 +2,7 @@ package search
 
 import (
 	"hash/fnv"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -204,7 +205,11 @@ const maxTerms = 8
 func (q Query) Empty() bool { return len(q.terms) == 0 }
 
 // Tokens are the tokens every matching text holds (a superset of the matches:
-// Match decides).
+// Match decides), the likely rarest first: the index reads the first one's
+// postings and looks the others up for each. Rarity is guessed from the
+// term: a longer word is rarer than a short one (whose prefix token every
+// longer word starting so shares), a CJK pair about as rare as a four-letter
+// word, a single CJK character common.
 func (q Query) Tokens() []Token {
 	seen := map[Token]bool{}
 	var out []Token
@@ -214,7 +219,9 @@ func (q Query) Tokens() []Token {
 			out = append(out, tok)
 		}
 	}
-	for _, tm := range q.terms {
+	terms := slices.Clone(q.terms)
+	slices.SortStableFunc(terms, func(a, b term) int { return rarity(b) - rarity(a) })
+	for _, tm := range terms {
 		switch {
 		case tm.cjk && len(tm.runes) == 1:
 			add(hashRunes(tm.runes))
@@ -229,6 +236,16 @@ func (q Query) Tokens() []Token {
 		}
 	}
 	return out
+}
+
+func rarity(t term) int {
+	switch {
+	case t.cjk && len(t.runes) == 1:
+		return 1
+	case t.cjk:
+		return 4 + len(t.runes)
+	}
+	return len(t.runes)
 }
 
 // span is a match in a text: bytes [start, end) of the original.

@@ -6,7 +6,9 @@
 -- bigrams, words and their prefixes), so neither InnoDB's minimum token size
 -- nor its stopwords apply and MariaDB and MySQL 8 behave alike.
 -- search_postings is keyed (token, conv_id, seq): a query reads, for each of the
--- caller's conversations, the range of one token past the caller's min_seq.
+-- caller's conversations, the range of one token past the caller's min_seq. It
+-- carries the message id too, so that the newest matches are chosen before any
+-- document is read.
 CREATE TABLE search_docs (
   conv_id   VARCHAR(64)     NOT NULL,
   seq       BIGINT UNSIGNED NOT NULL,
@@ -23,6 +25,7 @@ CREATE TABLE search_postings (
   token   BIGINT          NOT NULL,
   conv_id VARCHAR(64)     NOT NULL,
   seq     BIGINT UNSIGNED NOT NULL,
+  msg_id  BIGINT UNSIGNED NOT NULL,
   PRIMARY KEY (token, conv_id, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
