@@ -394,13 +394,13 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 	step = time.Now()
 	slices.SortFunc(posts, func(a, b post) int {
 		switch {
+		case a.conv != b.conv:
+			return int(a.conv - b.conv)
 		case a.tok != b.tok:
 			if a.tok < b.tok {
 				return -1
 			}
 			return 1
-		case a.conv != b.conv:
-			return int(a.conv - b.conv)
 		}
 		return int(a.seq - b.seq)
 	})
@@ -411,9 +411,9 @@ func generate(t *testing.T, d *sql.DB, r *rand.Rand, en, zh *vocab) {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, "(%d,'%s',%d,%d)", int64(p.tok), sorted[p.conv], p.seq, p.id)
+			fmt.Fprintf(&b, "('%s',%d,%d,%d)", sorted[p.conv], int64(p.tok), p.seq, p.id)
 		}
-		exec("INSERT INTO search_postings (token, conv_id, seq, msg_id) VALUES " + b.String())
+		exec("INSERT INTO search_postings (conv_id, token, seq, msg_id) VALUES " + b.String())
 	}
 	t.Logf("%d postings inserted in %s", len(posts), time.Since(step).Round(time.Second))
 	exec("ANALYZE TABLE search_postings, search_docs, conversation_members")

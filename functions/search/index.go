@@ -61,7 +61,7 @@ type Index interface {
 }
 
 // postings is the embedded Index: search_docs (the text) and search_postings
-// (token hash, conversation, seq) in the same database as the messages.
+// (conversation, token hash, seq) in the same database as the messages.
 type postings struct {
 	db *sql.DB
 }
@@ -286,10 +286,10 @@ const postingChunk = 2000
 func insertPostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 	for start := 0; start < len(ps); start += postingChunk {
 		part := ps[start:min(start+postingChunk, len(ps))]
-		q := "INSERT IGNORE INTO search_postings (token, conv_id, seq, msg_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(part)), ",")
+		q := "INSERT IGNORE INTO search_postings (conv_id, token, seq, msg_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(part)), ",")
 		a := make([]any, 0, 4*len(part))
 		for _, p := range part {
-			a = append(a, int64(p.tok), p.key.ConvID, p.key.Seq, p.id)
+			a = append(a, p.key.ConvID, int64(p.tok), p.key.Seq, p.id)
 		}
 		if _, err := tx.ExecContext(ctx, q, a...); err != nil {
 			return err
@@ -307,8 +307,8 @@ func deletePostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 			if i > 0 {
 				b.WriteString(" OR ")
 			}
-			b.WriteString("(token = ? AND conv_id = ? AND seq = ?)")
-			a = append(a, int64(p.tok), p.key.ConvID, p.key.Seq)
+			b.WriteString("(conv_id = ? AND token = ? AND seq = ?)")
+			a = append(a, p.key.ConvID, int64(p.tok), p.key.Seq)
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM search_postings WHERE "+b.String(), a...); err != nil {
 			return err
@@ -333,9 +333,9 @@ func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit
 	b.WriteString("SELECT STRAIGHT_JOIN p0.conv_id, p0.seq FROM conversation_members cm")
 	for i, t := range toks {
 		if i == 0 {
-			b.WriteString(" JOIN search_postings p0 ON p0.token = ? AND p0.conv_id = cm.conv_id AND p0.seq > cm.min_seq")
+			b.WriteString(" JOIN search_postings p0 ON p0.conv_id = cm.conv_id AND p0.token = ? AND p0.seq > cm.min_seq")
 		} else {
-			fmt.Fprintf(&b, " JOIN search_postings p%d ON p%d.token = ? AND p%d.conv_id = p0.conv_id AND p%d.seq = p0.seq", i, i, i, i)
+			fmt.Fprintf(&b, " JOIN search_postings p%d ON p%d.conv_id = p0.conv_id AND p%d.token = ? AND p%d.seq = p0.seq", i, i, i, i)
 		}
 		args = append(args, int64(t))
 	}

@@ -5,10 +5,12 @@
 -- search_postings. Tokens are 64-bit hashes computed in Go (CJK unigrams and
 -- bigrams, words and their prefixes), so neither InnoDB's minimum token size
 -- nor its stopwords apply and MariaDB and MySQL 8 behave alike.
--- search_postings is keyed (token, conv_id, seq): a query reads, for each of the
--- caller's conversations, the range of one token past the caller's min_seq. It
--- carries the message id too, so that the newest matches are chosen before any
--- document is read.
+-- search_postings is keyed (conv_id, token, seq): a query reads, for each of
+-- the caller's conversations, the range of one token past the caller's min_seq,
+-- and a conversation's postings sit together, so the pages one user's searches
+-- read are few (their conversations') whatever the words, and a new message's
+-- postings go to one place. It carries the message id too, so that the newest
+-- matches are chosen before any document is read.
 CREATE TABLE search_docs (
   conv_id   VARCHAR(64)     NOT NULL,
   seq       BIGINT UNSIGNED NOT NULL,
@@ -22,11 +24,11 @@ CREATE TABLE search_docs (
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
 CREATE TABLE search_postings (
-  token   BIGINT          NOT NULL,
   conv_id VARCHAR(64)     NOT NULL,
+  token   BIGINT          NOT NULL,
   seq     BIGINT UNSIGNED NOT NULL,
   msg_id  BIGINT UNSIGNED NOT NULL,
-  PRIMARY KEY (token, conv_id, seq)
+  PRIMARY KEY (conv_id, token, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 
 -- user.search by the beginning of a nickname, case-insensitively (nickname is
