@@ -27,8 +27,9 @@ type event struct {
 // consume keeps the index in step with the message events: a durable pull
 // consumer on IM_MESSAGES (every im.evt.message.* subject), shared by every
 // worker that runs it. Events are taken in batches (whatever arrived, up to
-// Config.Batch), the batch's messages synced in one transaction per 500
-// (Index.Sync reads them from the messages table), then acknowledged. A batch
+// Config.Batch; Config.Writers batches at a time), the batch's messages synced
+// in one transaction per 500 (Index.Sync reads them from the messages table),
+// then acknowledged. A batch
 // that fails is negatively acknowledged and comes again; an indexer that was
 // down resumes where its acknowledgements stopped.
 //
@@ -56,7 +57,9 @@ func (s *Service) consume(ctx context.Context) error {
 		return fmt.Errorf("search: consumer: %w", err)
 	}
 	in := make(chan jetstream.Msg, 4*s.cfg.Batch)
-	go s.batches(ctx, in)
+	for range max(s.cfg.Writers, 1) {
+		go s.batches(ctx, in)
+	}
 	go func() {
 		for {
 			lost := make(chan struct{}, 1)
