@@ -26,12 +26,12 @@ type event struct {
 
 // consume keeps the index in step with the message events: a durable pull
 // consumer on IM_MESSAGES (every im.evt.message.* subject), shared by every
-// worker that runs it. Events are taken in batches (whatever arrived, up to
-// Config.Batch; Config.Writers batches at a time), the batch's messages synced
-// in one transaction per 500 (Index.Sync reads them from the messages table),
-// then acknowledged. A batch
-// that fails is negatively acknowledged and comes again; an indexer that was
-// down resumes where its acknowledgements stopped.
+// worker that runs it. Events are taken in batches (what arrives within
+// Config.Linger, up to Config.Batch; Config.Writers batches at a time), the
+// batch's messages synced in one transaction per 500 (Index.Sync reads them
+// from the messages table), then acknowledged. A batch that fails is
+// negatively acknowledged and comes again; an indexer that was down resumes
+// where its acknowledgements stopped.
 //
 // It runs until ctx ends and returns once the consumer is created (or failed to be).
 func (s *Service) consume(ctx context.Context) error {
@@ -103,9 +103,14 @@ func (s *Service) consume(ctx context.Context) error {
 	return nil
 }
 
-// batches takes what the consumer delivered, a batch at a time, until ctx ends.
+// batches takes what the consumer delivered, a batch at a time, until ctx ends:
+// a batch is what arrives within Linger of its first event, up to Batch. Fewer,
+// larger transactions cost the database far less than one per event, and the
+// linger is a small part of the lag.
 func (s *Service) batches(ctx context.Context, in <-chan jetstream.Msg) {
 	batch := make([]jetstream.Msg, 0, s.cfg.Batch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -114,15 +119,19 @@ func (s *Service) batches(ctx context.Context, in <-chan jetstream.Msg) {
 		case m := <-in:
 			batch = append(batch, m)
 		}
+		linger.Reset(s.cfg.Linger)
 	more:
 		for len(batch) < s.cfg.Batch {
 			select {
 			case m := <-in:
 				batch = append(batch, m)
-			default:
+			case <-linger.C:
 				break more
+			case <-ctx.Done():
+				return
 			}
 		}
+		linger.Stop()
 		s.handle(ctx, batch)
 	}
 }

@@ -32,10 +32,12 @@ type Config struct {
 	// IndexerOff keeps the indexer from running in this worker (the domain's
 	// endpoints still serve); another worker, or none, runs it.
 	IndexerOff bool `env:"INDEXER_OFF"`
-	// Batch is how many message events the indexer handles at once at most;
-	// Writers is how many batches one worker indexes at a time.
-	Batch   int `env:"BATCH" envDefault:"256"`
-	Writers int `env:"WRITERS" envDefault:"2"`
+	// Batch is how many message events the indexer handles at once at most,
+	// Linger how long a batch waits for more after its first; Writers is how
+	// many batches one worker indexes at a time.
+	Batch   int           `env:"BATCH" envDefault:"256"`
+	Linger  time.Duration `env:"LINGER" envDefault:"100ms"`
+	Writers int           `env:"WRITERS" envDefault:"2"`
 	// AckWait is how long JetStream waits for a batch's acknowledgements
 	// before it delivers the events again; Backoff is the wait before a
 	// failed batch comes again.
