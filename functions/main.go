@@ -3,7 +3,9 @@
 // the same queue groups. `functions migrate` applies the schema and exits;
 // `functions push-replay` sends the offline pushes of the dead-letter stream
 // again and exits; `functions admin-create <username> <role>` adds a back-office
-// operator (the password from ADMIN_PASSWORD, else standard input) and exits.
+// operator (the password from ADMIN_PASSWORD, else standard input) and exits;
+// `functions reindex` rebuilds the message search index from the messages table
+// and exits.
 package main
 
 import (
@@ -38,6 +40,7 @@ import (
 	"natter/functions/msgevent"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/functions/search"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -70,6 +73,7 @@ type Config struct {
 	File      file.Config      `envPrefix:"FILE_"`
 	S3        config.S3        `envPrefix:"S3_"`
 	Push      push.Config      `envPrefix:"PUSH_"`
+	Search    search.Config    `envPrefix:"SEARCH_"`
 	Tracing   config.Tracing
 
 	// Functions lists the domains to host (comma-separated); empty hosts all.
@@ -107,6 +111,8 @@ func main() {
 		err = pushReplay(ctx, cfg, log)
 	case len(os.Args) > 1 && os.Args[1] == "admin-create":
 		err = adminCreate(ctx, cfg, log, os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "reindex":
+		err = reindex(ctx, cfg, log, os.Args[2:])
 	default:
 		err = run(ctx, cfg, log)
 	}
@@ -174,6 +180,32 @@ func pushReplay(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	res, err := s.Replay(ctx)
 	fmt.Printf("replayed: %d sent, %d unregistered (token removed), %d failed again (new dead letters)\n", res.Sent, res.Unregistered, res.Failed)
+	return err
+}
+
+// reindex rebuilds the message search index from the messages table (the
+// truth; the stream keeps a week at most): from scratch, or with -keep over
+// what it holds. Running workers may go on indexing meanwhile.
+func reindex(ctx context.Context, cfg Config, log zerolog.Logger, args []string) error {
+	fresh := !slices.Contains(args, "-keep")
+	d, err := db.Open(ctx, cfg.MySQL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	s, err := search.New(search.Deps{DB: d, Log: log, Config: cfg.Search})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	last := start
+	n, err := s.Rebuild(ctx, fresh, func(n int) {
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			fmt.Printf("reindex: %d messages, %.0f/s\n", n, float64(n)/time.Since(start).Seconds())
+		}
+	})
+	fmt.Printf("reindexed: %d messages in %s\n", n, time.Since(start).Round(time.Millisecond))
 	return err
 }
 
@@ -269,7 +301,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		DB: d, ScriptDB: scripts, Reads: reads, Redis: rdb, NC: nc, Signer: signer, IDs: ids.NewGenerator(node), Log: log, Metrics: reg,
 		AdminSigner: adminSigner, Admin: cfg.Admin,
 		Account: cfg.Account, Message: cfg.Message, Group: cfg.Group, Friend: cfg.Friend, MsgEvent: cfg.MsgEvent, Presence: cfg.Presence,
-		Push: cfg.Push,
+		Push: cfg.Push, Search: cfg.Search,
 	})
 	if err != nil {
 		return err

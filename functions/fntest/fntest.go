@@ -23,6 +23,7 @@ import (
 	"natter/functions/presence"
 	"natter/functions/push"
 	"natter/functions/risk"
+	"natter/functions/search"
 	"natter/functions/worker"
 	"natter/shared/auth"
 	"natter/shared/blob"
@@ -82,6 +83,9 @@ type Options struct {
 	InFlight int
 	// Banner bans users from the review queue (risk); nil: not available.
 	Banner risk.Banner
+	// Search configures the search domain (Search.IndexerOff: the test runs
+	// the indexer itself).
+	Search search.Config
 }
 
 // Start serves every domain on e's NATS until tb ends, and returns the signer
@@ -154,7 +158,7 @@ func serve(tb testing.TB, e *testenv.Env, nc *nats.Conn, o Options) *Worker {
 		S3: d.S3, Presign: d.Presign, S3Bucket: d.S3Bucket, File: d.File,
 		DB: e.DB, ScriptDB: scripts, Reads: o.Reads, Redis: e.RDB, NC: nc, Signer: signer, IDs: ids.NewGenerator(ids.RandomNode()), Log: log,
 		Account: o.Account, Message: o.Message, Group: o.Group, Relations: o.Relations, Presence: o.Presence,
-		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Banner: o.Banner,
+		Push: o.Push, PushProviders: o.PushProviders, Metrics: o.Metrics, Banner: o.Banner, Search: o.Search,
 		AdminSigner: OperatorSigner(tb), Admin: o.Admin,
 	})
 	if err != nil {

@@ -460,7 +460,7 @@ func TestPrivacy(t *testing.T) {
 	carol, _ := fntest.User(t, e, "carol", "c1")
 	str := func(s string) *string { return &s }
 
-	defaults := friend.Privacy{FriendRequests: "everyone", Messages: "friends", Groups: "everyone", Presence: "friends"}
+	defaults := friend.Privacy{FriendRequests: "everyone", Messages: "friends", Groups: "everyone", Presence: "friends", Search: "everyone"}
 	if p := fntest.Must[friend.Privacy](t, e, "account.privacy.get", alice, struct{}{}); p != defaults {
 		t.Fatalf("defaults %+v", p)
 	}
@@ -470,13 +470,15 @@ func TestPrivacy(t *testing.T) {
 		want friend.Privacy
 		rows int
 	}{
-		{"no requests", friend.PrivacySetReq{FriendRequests: str("nobody")}, friend.Privacy{FriendRequests: "nobody", Messages: "friends", Groups: "everyone", Presence: "friends"}, 1},
-		{"open messages", friend.PrivacySetReq{Messages: str("everyone")}, friend.Privacy{FriendRequests: "nobody", Messages: "everyone", Groups: "everyone", Presence: "friends"}, 1},
-		{"both", friend.PrivacySetReq{FriendRequests: str("everyone"), Messages: str("everyone")}, friend.Privacy{FriendRequests: "everyone", Messages: "everyone", Groups: "everyone", Presence: "friends"}, 1},
+		{"no requests", friend.PrivacySetReq{FriendRequests: str("nobody")}, friend.Privacy{FriendRequests: "nobody", Messages: "friends", Groups: "everyone", Presence: "friends", Search: "everyone"}, 1},
+		{"open messages", friend.PrivacySetReq{Messages: str("everyone")}, friend.Privacy{FriendRequests: "nobody", Messages: "everyone", Groups: "everyone", Presence: "friends", Search: "everyone"}, 1},
+		{"both", friend.PrivacySetReq{FriendRequests: str("everyone"), Messages: str("everyone")}, friend.Privacy{FriendRequests: "everyone", Messages: "everyone", Groups: "everyone", Presence: "friends", Search: "everyone"}, 1},
 		{"back to defaults", friend.PrivacySetReq{Messages: str("friends")}, defaults, 0},
-		{"groups", friend.PrivacySetReq{Groups: str("friends")}, friend.Privacy{FriendRequests: "everyone", Messages: "friends", Groups: "friends", Presence: "friends"}, 1},
+		{"groups", friend.PrivacySetReq{Groups: str("friends")}, friend.Privacy{FriendRequests: "everyone", Messages: "friends", Groups: "friends", Presence: "friends", Search: "everyone"}, 1},
 		{"groups back", friend.PrivacySetReq{Groups: str("everyone")}, defaults, 0},
-		{"nobody again", friend.PrivacySetReq{FriendRequests: str("nobody")}, friend.Privacy{FriendRequests: "nobody", Messages: "friends", Groups: "everyone", Presence: "friends"}, 1},
+		{"search", friend.PrivacySetReq{Search: str("friends")}, friend.Privacy{FriendRequests: "everyone", Messages: "friends", Groups: "everyone", Presence: "friends", Search: "friends"}, 1},
+		{"search back", friend.PrivacySetReq{Search: str("everyone")}, defaults, 0},
+		{"nobody again", friend.PrivacySetReq{FriendRequests: str("nobody")}, friend.Privacy{FriendRequests: "nobody", Messages: "friends", Groups: "everyone", Presence: "friends", Search: "everyone"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,9 +11,9 @@ import (
 )
 
 func (s *Service) privacyGet(ctx context.Context, c endpoint.Caller, _ Empty) (Privacy, error) {
-	p := Privacy{FriendRequests: DefaultFriendRequests, Messages: DefaultMessages, Groups: DefaultGroups, Presence: DefaultPresence}
-	err := s.db.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence FROM user_privacy WHERE user_id = ?", c.UserID).
-		Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence)
+	p := Privacy{FriendRequests: DefaultFriendRequests, Messages: DefaultMessages, Groups: DefaultGroups, Presence: DefaultPresence, Search: DefaultSearch}
+	err := s.db.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence, search FROM user_privacy WHERE user_id = ?", c.UserID).
+		Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence, &p.Search)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Privacy{}, fmt.Errorf("load privacy: %w", err)
 	}
@@ -26,18 +26,18 @@ func (s *Service) privacyGet(ctx context.Context, c endpoint.Caller, _ Empty) (P
 func (s *Service) privacySet(ctx context.Context, c endpoint.Caller, r PrivacySetReq) (Privacy, error) {
 	var p Privacy
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO user_privacy (user_id, friend_requests, messages, add_to_groups, presence) VALUES (?, COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?))"+
-			" ON DUPLICATE KEY UPDATE friend_requests = COALESCE(?, friend_requests), messages = COALESCE(?, messages), add_to_groups = COALESCE(?, add_to_groups), presence = COALESCE(?, presence)",
-			c.UserID, r.FriendRequests, DefaultFriendRequests, r.Messages, DefaultMessages, r.Groups, DefaultGroups, r.Presence, DefaultPresence,
-			r.FriendRequests, r.Messages, r.Groups, r.Presence)
+		_, err := tx.ExecContext(ctx, "INSERT INTO user_privacy (user_id, friend_requests, messages, add_to_groups, presence, search) VALUES (?, COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?), COALESCE(?, ?))"+
+			" ON DUPLICATE KEY UPDATE friend_requests = COALESCE(?, friend_requests), messages = COALESCE(?, messages), add_to_groups = COALESCE(?, add_to_groups), presence = COALESCE(?, presence), search = COALESCE(?, search)",
+			c.UserID, r.FriendRequests, DefaultFriendRequests, r.Messages, DefaultMessages, r.Groups, DefaultGroups, r.Presence, DefaultPresence, r.Search, DefaultSearch,
+			r.FriendRequests, r.Messages, r.Groups, r.Presence, r.Search)
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence FROM user_privacy WHERE user_id = ?", c.UserID).
-			Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT friend_requests, messages, add_to_groups, presence, search FROM user_privacy WHERE user_id = ?", c.UserID).
+			Scan(&p.FriendRequests, &p.Messages, &p.Groups, &p.Presence, &p.Search); err != nil {
 			return err
 		}
-		if p.FriendRequests == DefaultFriendRequests && p.Messages == DefaultMessages && p.Groups == DefaultGroups && p.Presence == DefaultPresence {
+		if p.FriendRequests == DefaultFriendRequests && p.Messages == DefaultMessages && p.Groups == DefaultGroups && p.Presence == DefaultPresence && p.Search == DefaultSearch {
 			_, err = tx.ExecContext(ctx, "DELETE FROM user_privacy WHERE user_id = ?", c.UserID)
 		}
 		return err

@@ -28,6 +28,7 @@ const (
 	DefaultMessages       = Friends
 	DefaultGroups         = Everyone
 	DefaultPresence       = Friends
+	DefaultSearch         = Everyone
 )
 
 const (
@@ -217,6 +218,7 @@ type Privacy struct {
 	Messages       string `json:"messages"`        // friends | everyone
 	Groups         string `json:"groups"`          // who may add me to groups: everyone | friends | nobody
 	Presence       string `json:"presence"`        // who may see when I am online: everyone | friends | nobody
+	Search         string `json:"search"`          // who may find me with user.search: everyone | friends | nobody
 }
 
 // PrivacySetReq changes the fields that are present.
@@ -225,11 +227,15 @@ type PrivacySetReq struct {
 	Messages       *string `json:"messages"`
 	Groups         *string `json:"groups"`
 	Presence       *string `json:"presence"`
+	Search         *string `json:"search"`
 }
 
 func (r *PrivacySetReq) Validate() error {
-	if r.FriendRequests == nil && r.Messages == nil && r.Groups == nil && r.Presence == nil {
-		return errors.New("nothing to set: give friend_requests, messages, groups or presence")
+	if r.FriendRequests == nil && r.Messages == nil && r.Groups == nil && r.Presence == nil && r.Search == nil {
+		return errors.New("nothing to set: give friend_requests, messages, groups, presence or search")
+	}
+	if v := r.Search; v != nil && *v != Everyone && *v != Friends && *v != Nobody {
+		return errors.New("search: everyone, friends or nobody")
 	}
 	if v := r.Presence; v != nil && *v != Everyone && *v != Friends && *v != Nobody {
 		return errors.New("presence: everyone, friends or nobody")

@@ -31,6 +31,7 @@ import (
 	"natter/functions/presence"
 	"natter/functions/push"
 	"natter/functions/risk"
+	"natter/functions/search"
 	"natter/functions/sensitive"
 	"natter/functions/settings"
 	"natter/shared/auth"
@@ -76,6 +77,7 @@ type Deps struct {
 	Push     push.Config
 	// PushProviders replaces the push providers Push configures, by name (tests).
 	PushProviders map[string]push.Provider
+	Search        search.Config
 
 	// Built by Endpoints when nil; shared by the domains.
 	Store     *msgstore.Store
@@ -161,6 +163,17 @@ var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error
 	// changes to users and groups, and audits security events from IM_EVENTS.
 	"admin": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		s := d.backOffice()
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+		return s.Endpoints(), nil
+	},
+	// The worker hosting search also runs its indexer (unless SEARCH_INDEXER_OFF).
+	"search": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		s, err := search.New(search.Deps{DB: d.DB, NC: d.NC, Log: d.Log, Metrics: d.Metrics, Config: d.Search})
+		if err != nil {
+			return nil, err
+		}
 		if err := s.Start(ctx); err != nil {
 			return nil, err
 		}

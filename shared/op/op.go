@@ -94,6 +94,7 @@ const (
 	// (config items, feature flags, rate overrides).
 	SvcRisk     = "im-risk"
 	SvcSettings = "im-settings"
+	SvcSearch   = "im-search"
 )
 
 // Service is one micro service: the ops of one domain, hosted by the worker
@@ -117,6 +118,7 @@ var Services = []Service{
 	{SvcAdmin, "admin"},
 	{SvcRisk, "risk"},
 	{SvcSettings, "settings"},
+	{SvcSearch, "search"},
 }
 
 // ServiceOf returns the service of a domain.
@@ -269,6 +271,11 @@ var All = []Op{
 	{Name: "admin.features.set", Service: SvcSettings, Access: Admin, Role: RoleSuperadmin, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/features/{name}"}}},
 	{Name: "admin.rate.list", Service: SvcSettings, Access: Admin, Role: RoleAuditor, Routes: []Route{{Method: "GET", Path: "/api/v1/admin/rate/overrides", Ints: []string{"after", "limit"}}}},
 	{Name: "admin.rate.set", Service: SvcSettings, Access: Admin, Role: RoleOperator, Routes: []Route{{Method: "PUT", Path: "/api/v1/admin/rate/overrides/{user_id}", Ints: []string{"user_id"}}}},
+	{Name: "msg.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/messages", Ints: []string{"sender", "since", "until", "offset", "limit"}}}},
+	{Name: "user.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/users", Ints: []string{"limit"}}}},
+	{Name: "group.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/groups", Ints: []string{"limit"}}}},
+	{Name: "file.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/files", Ints: []string{"limit"}}}},
+	{Name: "fav.search", Service: SvcSearch, Routes: []Route{{Method: "GET", Path: "/api/v1/search/favorites", Ints: []string{"limit"}}}},
 }
 
 // Path parameters that groups' routes share.

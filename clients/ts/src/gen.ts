@@ -86,6 +86,11 @@ export const OPS = {
   "push.settings.get": { service: "im-push", access: 'user', routes: [{ method: 'GET', path: '/api/v1/push/settings', ints: [] }] },
   "push.settings.set": { service: "im-push", access: 'user', routes: [{ method: 'PUT', path: '/api/v1/push/settings', ints: [] }] },
   "report.submit": { service: "im-risk", access: 'user', routes: [{ method: 'POST', path: '/api/v1/reports', ints: [] }] },
+  "msg.search": { service: "im-search", access: 'user', routes: [{ method: 'GET', path: '/api/v1/search/messages', ints: ['sender', 'since', 'until', 'offset', 'limit'] }] },
+  "user.search": { service: "im-search", access: 'user', routes: [{ method: 'GET', path: '/api/v1/search/users', ints: ['limit'] }] },
+  "group.search": { service: "im-search", access: 'user', routes: [{ method: 'GET', path: '/api/v1/search/groups', ints: ['limit'] }] },
+  "file.search": { service: "im-search", access: 'user', routes: [{ method: 'GET', path: '/api/v1/search/files', ints: ['limit'] }] },
+  "fav.search": { service: "im-search", access: 'user', routes: [{ method: 'GET', path: '/api/v1/search/favorites', ints: ['limit'] }] },
 } as const satisfies Record<string, OpInfo>;
 
 export type OpName = keyof typeof OPS;
