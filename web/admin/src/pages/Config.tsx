@@ -48,20 +48,20 @@ function Items() {
         <tbody>
           {list.data?.items.map((it) => (
             <tr key={it.name} data-item={it.name}>
-              <td><code>{it.name}</code><div class="muted small">{it.type}{it.max ? ` ${it.type === "duration" ? it.min + "s" : it.min}–${it.type === "duration" ? it.max + "s" : it.max}` : ""}</div></td>
+              <td><code>{it.name}</code><div class="muted small">{it.type}{it.max ? ` ${it.min ?? 0}–${it.max}${it.type === "duration" ? " s" : ""}` : ""}</div></td>
               <td class="small">{it.description}</td>
               <td>{it.default ? show(json(it.default)) : <span class="muted small">from the environment</span>}</td>
               <td data-value>{it.value === null || it.value === undefined ? <span class="muted">default</span> : <strong>{show(it.value)}</strong>}</td>
               <td class="small">{it.updated_at ? <>{when(it.updated_at)}<br />by operator {it.updated_by}</> : "—"}</td>
               {can("superadmin") && (
                 <td>
-                  <form class="row" onSubmit={(e) => { e.preventDefault(); save(it, parse(it, edit[it.name] ?? "")); }}>
+                  <form class="row nowrap" onSubmit={(e) => { e.preventDefault(); save(it, parse(it, edit[it.name] ?? "")); }}>
                     {it.type === "bool" ? (
                       <select name={"value-" + it.name} value={edit[it.name] ?? ""} onChange={(e) => setEdit({ ...edit, [it.name]: e.currentTarget.value })}>
                         <option value="" disabled>choose</option><option value="true">true</option><option value="false">false</option>
                       </select>
                     ) : (
-                      <input name={"value-" + it.name} size={8} type={it.type === "int" ? "number" : "text"} placeholder={it.type === "duration" ? "2m, 90s" : ""} value={edit[it.name] ?? ""} onInput={(e) => setEdit({ ...edit, [it.name]: e.currentTarget.value })} required />
+                      <input name={"value-" + it.name} style="width:110px" type={it.type === "int" ? "number" : "text"} placeholder={it.type === "duration" ? "2m, 90s" : ""} value={edit[it.name] ?? ""} onInput={(e) => setEdit({ ...edit, [it.name]: e.currentTarget.value })} required />
                     )}
                     <button type="submit">Set</button>
                     {it.value !== null && it.value !== undefined && <button type="button" class="link" onClick={() => save(it, null)}>Reset</button>}

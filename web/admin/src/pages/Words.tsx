@@ -55,7 +55,7 @@ export function Words() {
                 <td><code>{w.word}</code></td>
                 <td>{w.category}</td>
                 <td><span class={"tag " + (w.action === "block" ? "bad" : w.action === "review" ? "" : "ok")}>{w.action}</span></td>
-                <td>{w.created_by ? <a href={`#/audit/word:${w.id}`}>operator {w.created_by}</a> : "—"}</td>
+                <td>{w.created_by ? `operator ${w.created_by}` : "—"}</td>
                 <td>{when(w.created_at)}</td>
                 <td>{can("operator") && <button class="link" name="remove" onClick={() => act.run(`Remove "${w.word}"`, () => call("DELETE", `/words/${w.id}`), `Remove "${w.word}" from the list?`).then(list.reload)}>Remove</button>}</td>
               </tr>
