@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // WebSocket, the unban, the audit entries; a mask word added in the console
 // stars bob's group message (stored and pushed), a review word's message is
 // deleted from the review queue (recalled), the flag msgtype.rich turned off
-// refuses his rich messages and on again allows them; an auditor is offered no
+// refuses his rich messages and on again allows them, closed registration and a
+// per-user rate override set there are enforced; an auditor is offered no
 // changes. Screenshots of each page go to testenv.ArtifactDir.
 func TestConsoleInBrowser(t *testing.T) {
 	testenv.Chromium(t)
@@ -48,6 +50,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	testenv.RunNode(t, "web/admin", 3*time.Minute, []string{
 		"BASE_URL=" + s.base, "ADMIN_USER=root", "ADMIN_PASSWORD=operator-pass-1",
 		"TARGET_USER=" + alice.name, "TARGET_TOKEN=" + tok.AccessToken, "SHOTS=" + testenv.ArtifactDir(t),
-		"BOB_TOKEN=" + bobTok.AccessToken, "BOB_TOKEN2=" + bobTok2.AccessToken, "GROUP_CONV=" + g.ConvID,
+		"BOB_ID=" + strconv.FormatInt(bob.id, 10), "BOB_TOKEN=" + bobTok.AccessToken, "BOB_TOKEN2=" + bobTok2.AccessToken, "GROUP_CONV=" + g.ConvID,
 	}, "test/console.mjs")
 }

@@ -2,10 +2,11 @@
 // page, ban a user and see their WebSocket closed (3501), unban, find the audit
 // entry; add a mask word and a review word and see a chat user's message stored
 // and pushed starred, delete the flagged one from the review queue, turn the
-// flag msgtype.rich off and on and see sends refused and allowed; an auditor
+// flag msgtype.rich off and on and see sends refused and allowed, close
+// registration and limit bob's send rate and see both refused; an auditor
 // is offered no changes. edge/e2e/console_test.go starts the stack and runs this
 // with BASE_URL, ADMIN_USER, ADMIN_PASSWORD, TARGET_USER, TARGET_TOKEN,
-// BOB_TOKEN, BOB_TOKEN2 (a chat user in GROUP_CONV), GROUP_CONV, SHOTS.
+// BOB_ID, BOB_TOKEN, BOB_TOKEN2 (a chat user in GROUP_CONV), GROUP_CONV, SHOTS.
 import { chromium } from "playwright-core";
 
 const env = (k) => {
@@ -235,6 +236,46 @@ try {
   await page.getByRole("heading", { name: "Per-user overrides (0)" }).waitFor();
   await shot("15-flag");
 
+  step("config item: registration closed, then open again");
+  await page.getByRole("link", { name: "← Config & flags" }).click();
+  const reg = page.locator("tr[data-item='account.registration_open']");
+  await reg.locator("select").selectOption("false");
+  await reg.getByRole("button", { name: "Set", exact: true }).click();
+  await reg.locator("[data-value]").filter({ hasText: "false" }).waitFor();
+  let regs = 0;
+  const register = () => page.evaluate(async (username) => {
+    const r = await fetch("/api/v1/users/register", { method: "POST", body: JSON.stringify({ username, password: "password-123" }) });
+    return { status: r.status, body: await r.json() };
+  }, "consolereg" + ++regs);
+  const closed = await until("registration refused", async () => {
+    const r = await register();
+    return r.status !== 200 && r.body.error;
+  });
+  if (closed.code !== "forbidden") throw new Error("registration refused with " + JSON.stringify(closed));
+  console.log("with registration closed: " + closed.message);
+
+  step("a per-user send rate");
+  const bobID = env("BOB_ID");
+  await page.locator("input[name=rate-user]").fill(bobID);
+  await page.locator("input[name=rate-group_per_minute]").fill("1");
+  await page.getByRole("button", { name: "Set override", exact: true }).click();
+  await page.locator(`tr[data-rate='${bobID}']`).waitFor();
+  const limited = await until("bob's sends limited", async () => {
+    const r = await send("text", { text: "one more" });
+    return !r.ok && r.error;
+  });
+  if (limited.code !== "rate_limited") throw new Error("limited with " + JSON.stringify(limited));
+  console.log("with the override: " + limited.message);
+  await shot("16-config-changed");
+
+  await reg.getByRole("button", { name: "Reset" }).click();
+  await reg.locator("[data-value]").filter({ hasText: "default" }).waitFor();
+  await until("registration open again", async () => (await register()).status === 200);
+  await page.locator("input[name=rate-user]").fill(bobID); // all limits empty: the override goes
+  await page.getByRole("button", { name: "Set override", exact: true }).click();
+  await page.locator(`tr[data-rate='${bobID}']`).waitFor({ state: "detached" });
+  await until("bob's sends allowed again", async () => (await send("text", { text: "free again" })).ok);
+
   const waiting = await send("text", { text: "frobnicate once more" });
   if (!waiting.ok) throw new Error("msg.send: " + JSON.stringify(waiting.error));
 
@@ -246,14 +287,16 @@ try {
   await page.getByLabel("Username").fill("helper");
   await page.getByLabel("Password").fill("helper-pass-1");
   await page.getByRole("button", { name: "Sign in" }).click();
-  // The page the last operator left (the flag) opens again: read-only now.
+  await page.locator(".who").filter({ hasText: "auditor" }).waitFor();
+  await page.locator("[data-nav=config]").click();
+  await page.locator("tr[data-flag='msgtype.rich'] a").click();
   await page.getByRole("heading", { name: "Per-user overrides (0)" }).waitFor();
   if (await page.locator("button[name=toggle]").count()) throw new Error("an auditor is offered a flag's toggle");
   await page.locator("[data-nav=words]").click();
   await page.locator("tr[data-word=zonk]").waitFor();
   if (await page.getByRole("button", { name: "Add word" }).count()) throw new Error("an auditor is offered Add word");
   if (await page.getByRole("button", { name: "Remove" }).count()) throw new Error("an auditor is offered Remove");
-  await shot("16-words-auditor");
+  await shot("17-words-auditor");
   await page.locator("[data-nav=config]").click();
   await page.locator("tr[data-flag='msgtype.rich']").waitFor();
   for (const b of ["Create flag", "Turn off", "Set", "Set override"]) {
@@ -267,7 +310,7 @@ try {
   for (const b of ["Approve", "Delete…"]) {
     if (await page.getByRole("button", { name: b }).count()) throw new Error("an auditor is offered " + b);
   }
-  await shot("17-review-auditor");
+  await shot("18-review-auditor");
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   console.log("console test passed");
