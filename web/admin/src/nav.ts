@@ -1,6 +1,6 @@
 // The console's pages, in menu order: one entry per page, each page one file in
-// pages/. A page added later (the risk-control pages, config and flags) is one
-// file and one line here; role is the weakest operator role that sees it.
+// pages/; a new page is one file and one line here. role is the weakest operator
+// role that sees it (pages hide the buttons of ops the role may not call).
 import type { ComponentType } from "preact";
 import { Dashboard } from "./pages/Dashboard";
 import { Users } from "./pages/Users";

@@ -1,12 +1,13 @@
 // Drives the back-office console in Chromium (Playwright): log in, look at every
 // page, ban a user and see their WebSocket closed (3501), unban, find the audit
-// entry; add a mask word and a review word and see a chat user's message stored
-// and pushed starred, delete the flagged one from the review queue, turn the
-// flag msgtype.rich off and on and see sends refused and allowed, close
-// registration and limit bob's send rate and see both refused; an auditor
-// is offered no changes. edge/e2e/console_test.go starts the stack and runs this
-// with BASE_URL, ADMIN_USER, ADMIN_PASSWORD, TARGET_USER, TARGET_TOKEN,
-// BOB_ID, BOB_TOKEN, BOB_TOKEN2 (a chat user in GROUP_CONV), GROUP_CONV, SHOTS.
+// entry; add a mask word and a review word and see a chat user's (bob's) message
+// stored and pushed starred; delete one flagged message (recalled) and approve
+// another in the review queue; turn the flag msgtype.rich off and on and see
+// his sends refused and allowed; close registration and limit his send rate and
+// see both enforced; an auditor is offered no changes. edge/e2e/console_test.go
+// starts the stack and runs this with BASE_URL, ADMIN_USER, ADMIN_PASSWORD,
+// TARGET_USER, TARGET_TOKEN, BOB_ID, BOB_TOKEN, BOB_TOKEN2 (two sessions of a
+// member of GROUP_CONV), GROUP_CONV, SHOTS.
 import { chromium } from "playwright-core";
 
 const env = (k) => {
@@ -210,6 +211,22 @@ try {
   await page.waitForFunction((seq) => window.__bob2.pushes.some((p) => p.event === "msg.recalled" && p.data.seq === seq), flagged.data.seq, { timeout: 10000 });
   await page.locator("select[name=status]").selectOption("deleted");
   await page.locator("tr[data-item]").filter({ hasText: "shall we frobnicate" }).waitFor();
+
+  step("review queue: a flagged message, approved");
+  await page.locator("select[name=status]").selectOption("pending");
+  const fine = await send("text", { text: "frobnicate politely" });
+  if (!fine.ok) throw new Error("msg.send: " + JSON.stringify(fine.error));
+  const fineRow = page.locator("tr[data-item]").filter({ hasText: "frobnicate politely" });
+  await until("the second flagged message in the queue", async () => {
+    await page.getByRole("button", { name: "Refresh" }).click();
+    return (await fineRow.count()) > 0;
+  });
+  await fineRow.getByRole("button", { name: "Approve" }).click();
+  await fineRow.waitFor({ state: "detached" });
+  await page.locator("select[name=status]").selectOption("approved");
+  await fineRow.waitFor();
+  const kept = await chat("msg.history", { conv_id: conv, limit: 1 });
+  if (kept.data.messages[0].seq !== fine.data.seq || kept.data.messages[0].content.text !== "frobnicate politely") throw new Error("the approved message changed: " + JSON.stringify(kept.data.messages[0]));
 
   step("config and flags: msgtype.rich off, then on");
   const rich = () => send("rich", { text: "bold move", spans: [{ start: 0, end: 4, style: "bold" }] });
