@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,8 +20,12 @@ import (
 
 // TestConsoleInBrowser drives the back-office console in Chromium
 // (web/admin/test/console.mjs): log in, every page, a ban that closes the user's
-// WebSocket, the unban, the audit entries; screenshots of each page go to
-// testenv.ArtifactDir.
+// WebSocket, the unban, the audit entries; a mask word added in the console
+// stars bob's group message (stored and pushed), a review word's message is
+// deleted from the review queue (recalled), the flag msgtype.rich turned off
+// refuses his rich messages and on again allows them, closed registration and a
+// per-user rate override set there are enforced; an auditor is offered no
+// changes. Screenshots of each page go to testenv.ArtifactDir.
 func TestConsoleInBrowser(t *testing.T) {
 	testenv.Chromium(t)
 	reg := prometheus.NewRegistry()
@@ -41,8 +46,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := ac.Call(ctx(t), "group.create", map[string]any{"name": "Console club", "members": []int64{bob.id}}, &g); err != nil {
 		t.Fatal(err)
 	}
+	bobTok, bobTok2 := s.login(t, bob, "browser"), s.login(t, bob, "tablet")
 	testenv.RunNode(t, "web/admin", 3*time.Minute, []string{
 		"BASE_URL=" + s.base, "ADMIN_USER=root", "ADMIN_PASSWORD=operator-pass-1",
 		"TARGET_USER=" + alice.name, "TARGET_TOKEN=" + tok.AccessToken, "SHOTS=" + testenv.ArtifactDir(t),
+		"BOB_ID=" + strconv.FormatInt(bob.id, 10), "BOB_TOKEN=" + bobTok.AccessToken, "BOB_TOKEN2=" + bobTok2.AccessToken, "GROUP_CONV=" + g.ConvID,
 	}, "test/console.mjs")
 }
