@@ -150,16 +150,27 @@ func (s *Service) flush(ctx context.Context, conv string, users []int64) {
 		return
 	}
 	now, win := s.now().UnixMilli(), s.cfg.Collapse.Milliseconds()
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(users))
-	for i, u := range users {
-		cmds[i] = flushScript.Eval(ctx, pipe, collapseKeys(u, conv), now, win)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn().Err(err).Str("conv", conv).Msg("push flush")
+	// A transient Redis error (a failover, a cluster moving slots) would lose the
+	// windows' pushes for good: try a few times. A window that a failed attempt did
+	// flush answers nothing the next time, so only a partly failed pipeline loses.
+	for try := 1; ; try++ {
+		pipe := s.rdb.Pipeline()
+		for i, u := range users {
+			cmds[i] = flushScript.Eval(ctx, pipe, collapseKeys(u, conv), now, win)
 		}
-		return
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if try == 4 {
+			s.log.Warn().Err(err).Str("conv", conv).Msg("push flush")
+			return
+		}
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
 	}
 	type held struct {
 		count    int

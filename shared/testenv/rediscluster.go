@@ -99,6 +99,20 @@ func (e *Env) startRedisCluster(ctx context.Context, n int) error {
 		return err
 	}
 	e.RDB = rdb
+	// Every node saying ok is not every node knowing every other's slots yet:
+	// wait until keys of many slots can be written and deleted through the client.
+	for i := 0; i < 64; {
+		key := "testenv:ready:" + strconv.Itoa(i)
+		if err := rdb.Set(ctx, key, 1, time.Minute).Err(); err != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("redis cluster not writable: %w", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		rdb.Del(ctx, key)
+		i++
+	}
 	return nil
 }
 
