@@ -34,9 +34,11 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, subject.EventStream, jetstream.ConsumerConfig{
-		Durable:        "admin-audit",
-		FilterSubjects: []string{subject.EvtSessionRevoked, subject.EvtLoginLocked, subject.EvtAdminRefused, subject.EvtDeviceKicked},
-		AckPolicy:      jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
+		// The whole of IM_EVENTS (a few events per user action, no messages), the
+		// security ones picked by securityEvent: several filter subjects need
+		// nats-server 2.10, and Debian's is 2.9.
+		Durable:   "admin-audit",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
