@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"natter/shared/bus"
 	"natter/shared/convid"
 	"natter/shared/subject"
 	"natter/shared/wire"
@@ -48,54 +49,9 @@ func (s *Service) consumeRevocations(ctx context.Context) error {
 // stream re-created, heartbeats missing) is created again, every second until
 // that works.
 func (s *Service) supervise(ctx context.Context, stream string, cc jetstream.ConsumerConfig, handle func(context.Context, jetstream.Msg)) error {
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("push: jetstream: %w", err)
+	if err := bus.Consume(ctx, s.nc, stream, cc, cc.MaxAckPending, func(m jetstream.Msg) { go handle(ctx, m) }, s.log); err != nil {
+		return fmt.Errorf("push: %w", err)
 	}
-	create := func() (jetstream.Consumer, error) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return js.CreateOrUpdateConsumer(cctx, stream, cc)
-	}
-	cons, err := create()
-	if err != nil {
-		return fmt.Errorf("push: consumer %s: %w", cc.Durable, err)
-	}
-	go func() {
-		for {
-			lost := make(chan struct{}, 1)
-			run, err := cons.Consume(func(m jetstream.Msg) { go handle(ctx, m) },
-				jetstream.PullMaxMessages(cc.MaxAckPending),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNoHeartbeat) {
-						select {
-						case lost <- struct{}{}:
-						default:
-						}
-					}
-				}))
-			if err == nil {
-				select {
-				case <-ctx.Done():
-					run.Stop()
-					return
-				case <-lost:
-					run.Stop()
-				}
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-				if cons, err = create(); err == nil {
-					break
-				}
-				s.log.Warn().Err(err).Str("consumer", cc.Durable).Msg("push: consumer lost, creating it again")
-			}
-		}
-	}()
 	return nil
 }
 

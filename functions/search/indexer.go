@@ -3,13 +3,13 @@ package search
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"natter/shared/bus"
 	"natter/shared/subject"
 )
 
@@ -35,10 +35,6 @@ type event struct {
 //
 // It runs until ctx ends and returns once the consumer is created (or failed to be).
 func (s *Service) consume(ctx context.Context) error {
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("search: jetstream: %w", err)
-	}
 	cc := jetstream.ConsumerConfig{
 		Durable: Consumer, FilterSubject: subject.EventPrefix + "message.>",
 		// A new consumer starts at the stream's first event: a fresh deployment
@@ -47,59 +43,19 @@ func (s *Service) consume(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy, AckWait: s.cfg.AckWait,
 		MaxAckPending: 4 * s.cfg.Batch, MaxDeliver: -1,
 	}
-	create := func() (jetstream.Consumer, error) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return js.CreateOrUpdateConsumer(cctx, subject.MessageStream, cc)
-	}
-	cons, err := create()
-	if err != nil {
-		return fmt.Errorf("search: consumer: %w", err)
-	}
 	in := make(chan jetstream.Msg, 4*s.cfg.Batch)
 	for range max(s.cfg.Writers, 1) {
 		go s.batches(ctx, in)
 	}
-	go func() {
-		for {
-			lost := make(chan struct{}, 1)
-			run, err := cons.Consume(func(m jetstream.Msg) {
-				select {
-				case in <- m:
-				case <-ctx.Done():
-				}
-			},
-				jetstream.PullMaxMessages(2*s.cfg.Batch),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNoHeartbeat) {
-						select {
-						case lost <- struct{}{}:
-						default:
-						}
-					}
-				}))
-			if err == nil {
-				select {
-				case <-ctx.Done():
-					run.Stop()
-					return
-				case <-lost:
-					run.Stop()
-				}
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-				if cons, err = create(); err == nil {
-					break
-				}
-				s.log.Warn().Err(err).Msg("search: consumer lost, creating it again")
-			}
+	err := bus.Consume(ctx, s.nc, subject.MessageStream, cc, 2*s.cfg.Batch, func(m jetstream.Msg) {
+		select {
+		case in <- m:
+		case <-ctx.Done():
 		}
-	}()
+	}, s.log)
+	if err != nil {
+		return fmt.Errorf("search: %w", err)
+	}
 	return nil
 }
 
