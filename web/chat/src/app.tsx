@@ -7,7 +7,11 @@ import { keptRefreshToken, newClient } from './session.ts';
 function useEvents(c: Client, names: (keyof ClientEvents)[]): number {
   const [tick, setTick] = useState(0);
   useEffect(() => {
-    const offs = names.map((n) => c.on(n, () => setTick((t) => t + 1)));
+    const bump = () => setTick((t) => t + 1);
+    const offs = names.map((n) => c.on(n, bump));
+    // An event between the render and this subscription (the connection opening
+    // while the component mounts) would otherwise go unseen: render once more.
+    bump();
     return () => offs.forEach((f) => f());
   }, [c]);
   return tick;
