@@ -2,8 +2,9 @@ package friend
 
 import (
 	"errors"
-	"natter/shared/validate"
 	"time"
+
+	"natter/shared/validate"
 )
 
 // Request statuses, and the extra answer of friend.request between friends.

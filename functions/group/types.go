@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+
 	"natter/shared/validate"
 	"natter/shared/wire"
 )

@@ -52,10 +52,10 @@ type Index interface {
 	// yet) is written again or taken out. It reads the truth itself, so events
 	// handled twice or out of order leave it right.
 	Sync(ctx context.Context, keys []Key) error
-	// Candidates returns up to limit documents f admits that hold every token,
-	// newest (highest message id) first. Tokens are hashes: the caller checks
-	// each document against the query.
-	Candidates(ctx context.Context, f Filter, toks []Token, limit int) ([]Doc, error)
+	// Candidates returns up to limit documents f admits that hold a token of
+	// every range, newest (highest message id) first. Tokens stand for more
+	// than one word: the caller checks each document against the query.
+	Candidates(ctx context.Context, f Filter, ranges []TokenRange, limit int) ([]Doc, error)
 	// Clear forgets everything (a reindex from scratch).
 	Clear(ctx context.Context) error
 }
@@ -289,7 +289,7 @@ func insertPostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 		q := "INSERT IGNORE INTO search_postings (conv_id, token, seq, msg_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(part)), ",")
 		a := make([]any, 0, 4*len(part))
 		for _, p := range part {
-			a = append(a, p.key.ConvID, int64(p.tok), p.key.Seq, p.id)
+			a = append(a, p.key.ConvID, uint64(p.tok), p.key.Seq, p.id)
 		}
 		if _, err := tx.ExecContext(ctx, q, a...); err != nil {
 			return err
@@ -308,7 +308,7 @@ func deletePostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 				b.WriteString(" OR ")
 			}
 			b.WriteString("(conv_id = ? AND token = ? AND seq = ?)")
-			a = append(a, p.key.ConvID, int64(p.tok), p.key.Seq)
+			a = append(a, p.key.ConvID, uint64(p.tok), p.key.Seq)
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM search_postings WHERE "+b.String(), a...); err != nil {
 			return err
@@ -317,36 +317,75 @@ func deletePostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 	return nil
 }
 
-// Candidates joins the caller's memberships (conversation_members: a member
-// who left has no row; min_seq hides what came before joining a group that
-// hides history) to one postings range per token and conversation, and picks
-// the newest matches by the message id the postings carry; only those
-// documents are then read. The membership table drives the join, so the work
-// grows with the user's conversations and the matches in them, not with the
-// index. The first token drives: Query.Tokens puts the likely rarest first.
-func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit int) ([]Doc, error) {
-	if len(toks) == 0 {
+// maxSearchConvs bounds the conversations one search reads (the caller's most
+// recently active first, as conv.list shows them).
+const maxSearchConvs = 5000
+
+// Candidates reads the caller's memberships (a member who left has no row;
+// min_seq hides what came before joining a group that hides history), then
+// the postings of the first range in those conversations (one index range per
+// conversation: the work grows with the user's conversations and the matches
+// in them, not with the index), keeps those whose message holds a token of
+// every other range (each such range read once in the same conversations and
+// matched by (conversation, seq)), and picks the newest by the message id the
+// postings carry; only those documents are then read. The conversations are
+// listed in the statement rather than joined: joined, the database would read
+// each conversation's postings whole instead of the range.
+func (p *postings) Candidates(ctx context.Context, f Filter, ranges []TokenRange, limit int) ([]Doc, error) {
+	if len(ranges) == 0 {
 		return nil, nil
 	}
-	var b strings.Builder
-	args := make([]any, 0, 8+len(toks))
-	b.WriteString("SELECT STRAIGHT_JOIN p0.conv_id, p0.seq FROM conversation_members cm")
-	for i, t := range toks {
-		if i == 0 {
-			b.WriteString(" JOIN search_postings p0 ON p0.conv_id = cm.conv_id AND p0.token = ? AND p0.seq > cm.min_seq")
-		} else {
-			fmt.Fprintf(&b, " JOIN search_postings p%d ON p%d.conv_id = p0.conv_id AND p%d.token = ? AND p%d.seq = p0.seq", i, i, i, i)
-		}
-		args = append(args, int64(t))
+	q := "SELECT cm.conv_id, cm.min_seq FROM conversation_members cm LEFT JOIN conversations c ON c.id = cm.conv_id WHERE cm.user_id = ?"
+	margs := []any{f.UserID}
+	if f.ConvID != "" {
+		q += " AND cm.conv_id = ?"
+		margs = append(margs, f.ConvID)
 	}
+	q += " ORDER BY c.last_msg_at DESC LIMIT ?"
+	margs = append(margs, maxSearchConvs)
+	rows, err := p.db.QueryContext(ctx, q, margs...)
+	if err != nil {
+		return nil, fmt.Errorf("search memberships: %w", err)
+	}
+	var convs []any
+	var hidden []any // (conv, min_seq) pairs of conversations with a history hidden
+	for rows.Next() {
+		var conv string
+		var minSeq int64
+		if err := rows.Scan(&conv, &minSeq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search memberships: %w", err)
+		}
+		convs = append(convs, conv)
+		if minSeq > 0 {
+			hidden = append(hidden, conv, minSeq)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("search memberships: %w", err)
+	}
+	if len(convs) == 0 {
+		return nil, nil
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(convs)), ",") + ")"
+
+	var b strings.Builder
+	args := make([]any, 0, len(ranges)*(len(convs)+2)+len(hidden)+8)
+	b.WriteString("SELECT DISTINCT p0.conv_id, p0.seq, p0.msg_id FROM search_postings p0")
 	if f.Sender != 0 || f.Type != "" || !f.Since.IsZero() || !f.Until.IsZero() {
 		b.WriteString(" JOIN search_docs d ON d.conv_id = p0.conv_id AND d.seq = p0.seq")
 	}
-	b.WriteString(" WHERE cm.user_id = ?")
-	args = append(args, f.UserID)
-	if f.ConvID != "" {
-		b.WriteString(" AND cm.conv_id = ?")
-		args = append(args, f.ConvID)
+	b.WriteString(" WHERE p0.conv_id IN " + in + " AND p0.token BETWEEN ? AND ?")
+	args = append(args, convs...)
+	args = append(args, uint64(ranges[0].Lo), uint64(ranges[0].Hi))
+	for _, r := range ranges[1:] {
+		b.WriteString(" AND (p0.conv_id, p0.seq) IN (SELECT conv_id, seq FROM search_postings WHERE conv_id IN " + in + " AND token BETWEEN ? AND ?)")
+		args = append(args, convs...)
+		args = append(args, uint64(r.Lo), uint64(r.Hi))
+	}
+	for i := 0; i < len(hidden); i += 2 {
+		b.WriteString(" AND NOT (p0.conv_id = ? AND p0.seq <= ?)")
+		args = append(args, hidden[i], hidden[i+1])
 	}
 	if f.Sender != 0 {
 		b.WriteString(" AND d.sender_id = ?")
@@ -370,14 +409,15 @@ func (p *postings) Candidates(ctx context.Context, f Filter, toks []Token, limit
 	}
 	b.WriteString(" ORDER BY p0.msg_id DESC LIMIT ?")
 	args = append(args, limit)
-	rows, err := p.db.QueryContext(ctx, b.String(), args...)
+	rows, err = p.db.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search candidates: %w", err)
 	}
 	var keys []Key
 	for rows.Next() {
 		var k Key
-		if err := rows.Scan(&k.ConvID, &k.Seq); err != nil {
+		var id int64
+		if err := rows.Scan(&k.ConvID, &k.Seq, &id); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("search candidates: %w", err)
 		}

@@ -145,14 +145,14 @@ type scored struct {
 // at most MaxScan candidates. next is where a search for more would go on (the
 // last candidate checked), 0 when no candidate is left.
 func (s *Service) matches(ctx context.Context, f Filter, q Query, want int) (out []scored, next int64, err error) {
-	toks := q.Tokens()
+	ranges := q.Ranges()
 	scanned := 0
 	for len(out) < want {
 		if scanned >= s.cfg.MaxScan {
 			return out, f.BeforeID, nil
 		}
 		batch := min(max(2*(want-len(out)), 20), s.cfg.MaxScan-scanned)
-		docs, err := s.index.Candidates(ctx, f, toks, batch)
+		docs, err := s.index.Candidates(ctx, f, ranges, batch)
 		if err != nil {
 			return nil, 0, err
 		}

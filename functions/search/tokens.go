@@ -1,7 +1,6 @@
 package search
 
 import (
-	"hash/fnv"
 	"slices"
 	"strings"
 	"unicode"
@@ -13,25 +12,27 @@ import (
 
 // Tokens are produced here, in Go, not by the database: MariaDB has no ngram
 // parser and InnoDB's minimum token size and stopwords are server settings, so
-// the index stores 64-bit hashes of tokens the indexer computed.
+// the index stores 64-bit tokens the indexer computed.
 //
 //   - Text is normalised rune by rune: full-width forms folded to their ASCII
 //     forms, lower-cased, and Latin, Greek and Cyrillic letters stripped of
 //     their accents (NFD, combining marks dropped). Hangul and kana are left
 //     whole (decomposing them would split syllables).
-//   - Runs of letters and digits of alphabetic scripts are words. A word is
-//     indexed whole and by each prefix of 2 to maxPrefix runes, so a query word
-//     matches words it begins ("meet" finds "meeting").
-//   - Runs of CJK ideographs, kana and Hangul (written without spaces) are
-//     indexed by every character (unigram) and every pair of neighbours
-//     (bigram). A query run of one character looks its unigram up, a longer run
-//     all its bigrams; the match is then checked against the stored text, so
-//     "会议纪要" finds "明天的会议纪要发一下" but not a text holding 会议 and
-//     纪要 apart.
-
-// maxPrefix bounds the prefixes a word is indexed by; a longer query word is
-// looked up by its first maxPrefix runes and checked against the text.
-const maxPrefix = 12
+//   - Runs of letters and digits of alphabetic scripts are words; runs of CJK
+//     ideographs, kana and Hangul (written without spaces) are split into
+//     pairs of neighbours, the run's last character standing alone.
+//   - A token is the first 8 bytes of a word's or a pair's UTF-8, big-endian,
+//     zero-padded: one token per word and per CJK character. Their order is
+//     the order of the text, so the tokens a prefix begins are one range: a
+//     query word looks up the range of words it begins ("meet" finds
+//     "meeting"), a single CJK character the pairs it starts, a longer CJK
+//     run the exact tokens of its pairs. What the 8 bytes cannot tell apart
+//     (longer words, pairs apart in the text) is checked against the stored
+//     text, so "会议纪要" finds "明天的会议纪要发一下" but not a text holding
+//     会议 and 纪要 apart.
+//
+// One token a word, rather than a hash per prefix, is what keeps the index
+// writes small: a message of ten words is ten postings, not forty.
 
 // normRune is one rune of normalised text and where its source rune starts in
 // the original text (bytes).
@@ -121,17 +122,45 @@ func segments(t []normRune) []segment {
 	return out
 }
 
-// Token is the hash of one token.
-type Token int64
+// Token is up to 8 bytes of a word or a CJK pair, big-endian, zero-padded.
+type Token uint64
 
-func hashRunes(rs []rune) Token {
-	h := fnv.New64a()
-	var b [utf8.UTFMax]byte
+// TokenRange is the tokens one query term matches: [Lo, Hi].
+type TokenRange struct{ Lo, Hi Token }
+
+// tokenBytes is how many bytes of a word a token holds.
+const tokenBytes = 8
+
+// appendRunes appends the UTF-8 of rs to dst.
+func appendRunes(dst []byte, rs []rune) []byte {
 	for _, r := range rs {
-		n := utf8.EncodeRune(b[:], r)
-		_, _ = h.Write(b[:n])
+		dst = utf8.AppendRune(dst, r)
 	}
-	return Token(h.Sum64())
+	return dst
+}
+
+// pack makes the token of b's first tokenBytes bytes.
+func pack(b []byte) Token {
+	var t uint64
+	for i := range tokenBytes {
+		t <<= 8
+		if i < len(b) {
+			t |= uint64(b[i])
+		}
+	}
+	return Token(t)
+}
+
+// prefixRange is the range of tokens whose bytes begin with b (cut to
+// tokenBytes: a longer b is one token).
+func prefixRange(b []byte) TokenRange {
+	b = b[:min(len(b), tokenBytes)]
+	lo := pack(b)
+	free := 8 * (tokenBytes - len(b))
+	if free == 0 {
+		return TokenRange{lo, lo}
+	}
+	return TokenRange{lo, lo | Token(uint64(1)<<free-1)}
 }
 
 func runesOf(t []normRune, s segment) []rune {
@@ -153,20 +182,15 @@ func Tokens(text string) []Token {
 			out = append(out, tok)
 		}
 	}
+	var buf []byte
 	for _, s := range segments(t) {
 		rs := runesOf(t, s)
-		if s.cjk {
-			for i := range rs {
-				add(hashRunes(rs[i : i+1]))
-				if i+1 < len(rs) {
-					add(hashRunes(rs[i : i+2]))
-				}
-			}
+		if !s.cjk {
+			add(pack(appendRunes(buf[:0], rs)))
 			continue
 		}
-		add(hashRunes(rs))
-		for n := 2; n <= min(len(rs)-1, maxPrefix); n++ {
-			add(hashRunes(rs[:n]))
+		for i := range rs {
+			add(pack(appendRunes(buf[:0], rs[i:min(i+2, len(rs))])))
 		}
 	}
 	return out
@@ -204,36 +228,34 @@ const maxTerms = 8
 // Empty reports a query with no term (only punctuation or spaces).
 func (q Query) Empty() bool { return len(q.terms) == 0 }
 
-// Tokens are the tokens every matching text holds (a superset of the matches:
-// Match decides), the likely rarest first: the index reads the first one's
-// postings and looks the others up for each. Rarity is guessed from the
-// term: a longer word is rarer than a short one (whose prefix token every
-// longer word starting so shares), a CJK pair about as rare as a four-letter
-// word, a single CJK character common.
-func (q Query) Tokens() []Token {
-	seen := map[Token]bool{}
-	var out []Token
-	add := func(tok Token) {
-		if !seen[tok] {
-			seen[tok] = true
-			out = append(out, tok)
+// Ranges are, for each term, the range of tokens a matching text holds one
+// of (a superset of the matches: Match decides), the likely rarest first: the
+// index reads the first one's postings and checks the others for each.
+// Rarity is guessed from the term: a longer word is rarer than a short one
+// (whose range every longer word starting so falls in), a CJK pair about as
+// rare as a four-letter word, a single CJK character common.
+func (q Query) Ranges() []TokenRange {
+	seen := map[TokenRange]bool{}
+	var out []TokenRange
+	add := func(r TokenRange) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
 		}
 	}
 	terms := slices.Clone(q.terms)
 	slices.SortStableFunc(terms, func(a, b term) int { return rarity(b) - rarity(a) })
+	var buf []byte
 	for _, tm := range terms {
-		switch {
-		case tm.cjk && len(tm.runes) == 1:
-			add(hashRunes(tm.runes))
-		case tm.cjk:
+		if tm.cjk && len(tm.runes) > 1 {
 			for i := 0; i+1 < len(tm.runes); i++ {
-				add(hashRunes(tm.runes[i : i+2]))
+				tok := pack(appendRunes(buf[:0], tm.runes[i:i+2]))
+				add(TokenRange{tok, tok})
 			}
-		case len(tm.runes) > maxPrefix:
-			add(hashRunes(tm.runes[:maxPrefix]))
-		default:
-			add(hashRunes(tm.runes))
+			continue
 		}
+		// A word, or one CJK character: the tokens it begins.
+		add(prefixRange(appendRunes(buf[:0], tm.runes)))
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -28,6 +29,16 @@ func TestMatch(t *testing.T) {
 		{"会議", "明日の会議は10時から", true},   // Japanese
 		{"회의", "내일 회의는 10시입니다", true}, // Korean
 		{"!!", "anything", false},
+		// Past a token's 8 bytes the text decides.
+		{"meetingrooms", "Meetingroomsbooked", true},
+		{"meetingroomsx", "the meetingrooms", false},
+		{"internationalization", "internationally", false},
+		// One CJK character, wherever it stands in its run.
+		{"点", "明天的meeting改到3点", true},
+		{"到", "改到3点", true},
+		{"改", "改到3点", true},
+		{"会", "开会", true},
+		{"회", "내일 회의는", true},
 	}
 	for _, tt := range tests {
 		q := ParseQuery(tt.query)
@@ -38,16 +49,40 @@ func TestMatch(t *testing.T) {
 		if !got {
 			continue
 		}
-		// Whatever matches holds every token the query looks up: the index
-		// finds it.
-		have := map[Token]bool{}
-		for _, tok := range Tokens(tt.text) {
-			have[tok] = true
-		}
-		for _, tok := range q.Tokens() {
-			if !have[tok] {
-				t.Errorf("%q in %q: the text lacks a query token", tt.query, tt.text)
+		// Whatever matches holds a token of every range the query looks up:
+		// the index finds it.
+		toks := Tokens(tt.text)
+		for _, r := range q.Ranges() {
+			if !slices.ContainsFunc(toks, func(tok Token) bool { return r.Lo <= tok && tok <= r.Hi }) {
+				t.Errorf("%q in %q: the text has no token in %x-%x", tt.query, tt.text, r.Lo, r.Hi)
 			}
+		}
+	}
+}
+
+// TestTokens: one token a word and a CJK character, so a message costs the
+// index a posting a word; tokens sort as their text does.
+func TestTokens(t *testing.T) {
+	for text, want := range map[string]int{
+		"Project meeting at noon":          4,
+		"明天的会议":                            5,
+		"meeting MEETING meeting.":         1,
+		"明天的meeting改到3点":                   8, // 明天 天的 的 meeting 改到 到 3 点
+		"internationalization, internally": 2,
+	} {
+		if got := len(Tokens(text)); got != want {
+			t.Errorf("%q: %d tokens, want %d", text, got, want)
+		}
+	}
+	r := ParseQuery("meet").Ranges()[0]
+	for _, w := range []string{"meet", "meeting", "meetingroomsbooked"} {
+		if tok := Tokens(w)[0]; tok < r.Lo || tok > r.Hi {
+			t.Errorf("%q is not in the range of meet", w)
+		}
+	}
+	for _, w := range []string{"mee", "meeu", "mefting"} {
+		if tok := Tokens(w)[0]; tok >= r.Lo && tok <= r.Hi {
+			t.Errorf("%q is in the range of meet", w)
 		}
 	}
 }

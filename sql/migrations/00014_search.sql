@@ -2,13 +2,14 @@
 -- Message search (functions/search). The indexer, a durable consumer of the
 -- message events, keeps one search_docs row per searchable message (its text in
 -- its latest version; recalled and system messages have none) and its tokens in
--- search_postings. Tokens are 64-bit hashes computed in Go (CJK unigrams and
--- bigrams, words and their prefixes), so neither InnoDB's minimum token size
--- nor its stopwords apply and MariaDB and MySQL 8 behave alike.
+-- search_postings. Tokens are computed in Go (the first 8 bytes of each word
+-- and of each pair of CJK characters, big-endian, so that a prefix is a range
+-- of tokens), so neither InnoDB's minimum token size nor its stopwords apply
+-- and MariaDB and MySQL 8 behave alike.
 -- search_postings is keyed (conv_id, token, seq): a query reads, for each of
--- the caller's conversations, the range of one token past the caller's min_seq,
--- and a conversation's postings sit together, so the pages one user's searches
--- read are few (their conversations') whatever the words, and a new message's
+-- the caller's conversations, the range of tokens of one query word, and a
+-- conversation's postings sit together, so the pages one user's searches read
+-- are few (their conversations') whatever the words, and a new message's
 -- postings go to one place. It carries the message id too, so that the newest
 -- matches are chosen before any document is read.
 CREATE TABLE search_docs (
@@ -25,7 +26,7 @@ CREATE TABLE search_docs (
 
 CREATE TABLE search_postings (
   conv_id VARCHAR(64)     NOT NULL,
-  token   BIGINT          NOT NULL,
+  token   BIGINT UNSIGNED NOT NULL,
   seq     BIGINT UNSIGNED NOT NULL,
   msg_id  BIGINT UNSIGNED NOT NULL,
   PRIMARY KEY (conv_id, token, seq)
