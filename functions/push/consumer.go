@@ -78,30 +78,44 @@ func (s *Service) handleMessage(ctx context.Context, m jetstream.Msg) {
 		_ = m.NakWithDelay(s.cfg.Backoff)
 		return
 	}
-	if err := m.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+	// A plain ack, not one the server confirms: should it be lost, the event
+	// comes again and the claims keep its pushes from going twice, while
+	// waiting for a confirmation would cost a round trip to NATS per message.
+	if err := m.Ack(); err != nil && ctx.Err() == nil {
 		s.log.Debug().Err(err).Msg("push: ack")
 	}
 }
 
 // keepAlive tells JetStream, every third of ackWait, that m is still being
-// worked on, until the returned func is called.
+// worked on, until the returned func is called. A timer, not a goroutine: most
+// events are done long before it first fires.
 func keepAlive(ctx context.Context, m jetstream.Msg, ackWait time.Duration) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(max(ackWait/3, 100*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
+	every := max(ackWait/3, 100*time.Millisecond)
+	k := &alive{}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.t = time.AfterFunc(every, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.done || ctx.Err() != nil {
+			return
 		}
-	}()
-	return func() { close(done) }
+		_ = m.InProgress()
+		k.t.Reset(every)
+	})
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.done = true
+		k.t.Stop()
+	}
+}
+
+// alive is keepAlive's timer and whether it was stopped.
+type alive struct {
+	mu   sync.Mutex
+	t    *time.Timer
+	done bool
 }
 
 func (s *Service) handleRevoked(ctx context.Context, m jetstream.Msg) {
@@ -127,13 +141,29 @@ func (s *Service) process(ctx context.Context, ev *wire.MessageSent) error {
 		s.m.decisions.WithLabelValues("system").Inc() // group changes are not pushed
 		return nil
 	}
-	if _, err := convid.Parse(msg.ConvID); err != nil {
+	cid, err := convid.Parse(msg.ConvID)
+	if err != nil {
 		s.log.Error().Err(err).Int64("seq", msg.Seq).Msg("push: message event of no conversation, skipped")
 		return nil // acknowledged: it would fail the same way every time
 	}
 	if age := s.now().Sub(time.UnixMilli(msg.SentAt)); age > s.cfg.MaxAge {
 		s.m.decisions.WithLabelValues("stale").Inc()
 		return nil
+	}
+	if cid.Kind == convid.Direct && cid.Has(msg.Sender) {
+		// Most 1:1 messages reach a peer who is online: whatever else holds
+		// (a deleted account, a block), that peer gets no push, so one Redis
+		// round trip spares the database the recipients query. Such a peer is
+		// counted online whether or not they have push tokens.
+		peer := cid.Peer(msg.Sender)
+		st, err := s.presence.Statuses(ctx, []int64{peer})
+		if err != nil {
+			return err
+		}
+		if p := st[peer]; p.Online && (!p.Away || s.cfg.OnlineWhenAway) {
+			s.m.decisions.WithLabelValues(VerdictOnline).Inc()
+			return nil
+		}
 	}
 	ts, err := s.targets(ctx, msg, nil)
 	if err != nil {

@@ -248,6 +248,47 @@ func TestDecisions(t *testing.T) {
 // TestCollapse: a burst in one conversation is one push at once and one at the
 // window's end for the rest, with their count and the latest message; then the
 // preview setting hides sender and text.
+// TestDirectPeer: a 1:1 peer online on some device gets no push (decided
+// from presence alone); idle on every device, or gone, they get one.
+func TestDirectPeer(t *testing.T) {
+	e := testenv.Start(t)
+	h := newHook(t)
+	cfg := h.config()
+	cfg.Collapse = -1 // every push at once
+	fntest.Start(t, e, fntest.Options{Push: cfg})
+	ids := fntest.SeedUsers(t, e, "d-", 2)
+	alice, bob := endpoint.Caller{UserID: ids[0]}, endpoint.Caller{UserID: ids[1]}
+	fntest.Befriend(t, e, alice, bob)
+	device(t, e, bob.UserID, "bob")
+	reg := presence.NewRegistry(e.RDB, time.Minute)
+	ctx := t.Context()
+	if _, err := reg.Connect(ctx, bob.UserID, "conn-bob", "laptop", "edge-1", 5, "kick_oldest"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string, events uint64) {
+		t.Helper()
+		fntest.Must[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: bob.UserID, ClientMsgID: id,
+			Type: "text", Content: json.RawMessage(`{"text":"` + id + `"}`)})
+		settled(t, e, events)
+	}
+	send("online", 1)
+	if got := h.pushes(); len(got) != 0 {
+		t.Fatalf("pushed to an online peer: %+v", got)
+	}
+	if _, err := reg.SetAway(ctx, bob.UserID, "conn-bob", true); err != nil {
+		t.Fatal(err)
+	}
+	send("idle", 2)
+	if _, err := reg.Disconnect(ctx, bob.UserID, "conn-bob"); err != nil {
+		t.Fatal(err)
+	}
+	send("gone", 3)
+	got := h.pushes()
+	if len(got) != 2 || got[0].Body != "idle" || got[1].Body != "gone" {
+		t.Fatalf("pushes %+v, want one for idle and one for gone", got)
+	}
+}
+
 func TestCollapse(t *testing.T) { testenv.ForEachRedis(t, testCollapse) }
 
 func testCollapse(t *testing.T, e *testenv.Env) {
