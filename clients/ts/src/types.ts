@@ -119,6 +119,18 @@ export interface UploadBegin {
   expires_at: number;
 }
 
+/** A message msg.search found: where it is, and a piece of its text around the matches. */
+export interface SearchHit {
+  conv_id: string;
+  seq: number;
+  id: string;
+  sender: number;
+  type: string;
+  sent_at: number;
+  /** highlights are [start, end) offsets in text, in Unicode code points. */
+  snippet: { text: string; highlights: [number, number][] };
+}
+
 /** Request and reply of the typed ops. */
 export interface OpTypes {
   'account.register': { req: { username: string; password: string; nickname?: string; client_id?: string }; res: { user_id: number } };
@@ -143,6 +155,10 @@ export interface OpTypes {
   'msg.react': { req: { id?: string; conv_id?: string; seq?: number; emoji: string; remove?: boolean }; res: { conv_id: string; seq: number; emoji: string; user_id: number; added: boolean; count: number; mod: number } };
   'msg.receipts': { req: { id?: string; conv_id?: string; seq?: number; after?: number; limit?: number }; res: { conv_id: string; seq: number; read: number; members: number; readers?: number[]; has_more?: boolean } };
   'msg.typing': { req: { conv_id: string }; res: { sent: boolean } };
+  'msg.search': {
+    req: { query: string; conv_id?: string; sender?: number; type?: string; since?: number; until?: number; order?: 'newest' | 'relevance'; before?: string; offset?: number; limit?: number };
+    res: { hits: SearchHit[]; has_more: boolean; next_before?: string; next_offset?: number };
+  };
   'conv.list': { req: { offset?: number; limit?: number }; res: { conversations: Conversation[]; has_more: boolean } };
   'conv.read': { req: { conv_id: string; seq: number }; res: ConvState };
   'conv.pin': { req: { conv_id: string; pinned: boolean }; res: ConvState };

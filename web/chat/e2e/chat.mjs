@@ -176,6 +176,26 @@ try {
   await shot(B.page, 'bob-sees-recall');
   log('recalled');
 
+  // Search: Bob finds "ping 1", highlighted, but not the recalled "ping 2"; the
+  // hit opens the conversation. The index follows the messages (and the
+  // recall) within a second or so: search again until it has.
+  await B.page.getByTestId('search').fill('ping');
+  const hit = B.page.locator(`[data-testid="search-hit"][data-name="${names.alice}"]`, { hasText: 'ping 1' });
+  const recalled = B.page.locator('[data-testid="search-hit"]', { hasText: 'ping 2' });
+  for (let i = 0; ; i++) {
+    await B.page.getByTestId('search').press('Enter');
+    await B.page.waitForTimeout(300);
+    if (await hit.count() === 1 && await recalled.count() === 0) break;
+    if (i >= 30) throw new Error(`search for "ping": ${await B.page.getByTestId('search-results').innerText()}`);
+  }
+  if ((await hit.locator('mark').first().textContent())?.toLowerCase() !== 'ping') throw new Error('the match is not highlighted');
+  await shot(B.page, 'bob-searched');
+  await hit.click();
+  await B.page.getByTestId('chat-title').filter({ hasText: names.alice }).waitFor();
+  await B.page.getByTestId('search-clear').click();
+  await B.page.getByTestId('conv-list').waitFor();
+  log('searched');
+
   // A group of three.
   await befriend(A.page, names.carol, C.page, names.alice);
   await A.page.getByTestId('tab-people').click();

@@ -1,4 +1,4 @@
-import type { Client, ClientEvents, Conversation, Friend, FriendRequestRow, ViewMessage } from '@natter/sdk';
+import type { Client, ClientEvents, Conversation, Friend, FriendRequestRow, SearchHit, ViewMessage } from '@natter/sdk';
 import { directConvId, NatterError } from '@natter/sdk';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { keptRefreshToken, newClient } from './session.ts';
@@ -115,9 +115,29 @@ function Main({ client }: { client: Client }) {
   const [target, setTarget] = useState<Target | null>(null);
   const [tab, setTab] = useState<'chats' | 'people'>('chats');
   const convs = client.conversations();
+  const [query, setQuery] = useState('');
+  const [hits, setHits] = useState<SearchHit[] | null>(null); // null: not searching
+  const [searchErr, setSearchErr] = useState('');
   const open = (t: Target) => {
     setTarget(t);
     setTab('chats');
+  };
+  const search = async () => {
+    if (!query.trim()) {
+      setHits(null);
+      return;
+    }
+    setSearchErr('');
+    try {
+      setHits((await client.call('msg.search', { query: query.trim(), limit: 30 })).hits);
+    } catch (e) {
+      setSearchErr(errText(e));
+    }
+  };
+  const openHit = (h: SearchHit) => {
+    const c = convs.find((x) => x.conv_id === h.conv_id);
+    open(c ? { conv_id: c.conv_id, name: c.name, type: c.type, peer_id: c.peer_id, group_id: c.group_id }
+      : { conv_id: h.conv_id, name: h.conv_id, type: h.conv_id.startsWith('g:') ? 'group' : 'direct' });
   };
   return (
     <div class={'main' + (target ? ' chatting' : '')}>
@@ -127,11 +147,32 @@ function Main({ client }: { client: Client }) {
           <span class={'state ' + client.state} data-testid="conn-state">{client.state}</span>
           <button class="link" onClick={() => void client.logout()}>Log out</button>
         </header>
+        <form class="search" onSubmit={(e) => { e.preventDefault(); void search(); }}>
+          <input data-testid="search" placeholder="Search messages" value={query}
+            onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
+          {hits !== null && (
+            <button type="button" class="link" data-testid="search-clear" onClick={() => { setQuery(''); setHits(null); setSearchErr(''); }}>✕</button>
+          )}
+        </form>
+        {searchErr && <div class="error">{searchErr}</div>}
         <nav class="tabs">
           <button class={tab === 'chats' ? 'on' : ''} data-testid="tab-chats" onClick={() => setTab('chats')}>Chats</button>
           <button class={tab === 'people' ? 'on' : ''} data-testid="tab-people" onClick={() => setTab('people')}>Friends &amp; groups</button>
         </nav>
-        {tab === 'chats' ? (
+        {hits !== null ? (
+          <ul class="convs" data-testid="search-results">
+            {hits.length === 0 && <li class="empty">No message found.</li>}
+            {hits.map((h) => {
+              const name = convs.find((c) => c.conv_id === h.conv_id)?.name ?? h.conv_id;
+              return (
+                <li key={h.id} data-testid="search-hit" data-name={name} onClick={() => openHit(h)}>
+                  <div class="title"><span class="name">{name}</span><span class="muted">{when(h.sent_at)}</span></div>
+                  <div class="preview"><Highlighted text={h.snippet.text} marks={h.snippet.highlights} /></div>
+                </li>
+              );
+            })}
+          </ul>
+        ) : tab === 'chats' ? (
           <ul class="convs" data-testid="conv-list">
             {convs.length === 0 && <li class="empty">No conversations yet: add a friend.</li>}
             {convs.map((c) => (
@@ -148,6 +189,26 @@ function Main({ client }: { client: Client }) {
       </section>
     </div>
   );
+}
+
+// when is a time today, a date otherwise.
+function when(ms: number): string {
+  const d = new Date(ms);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
+}
+
+// Highlighted shows text with its [start, end) code-point ranges marked.
+function Highlighted({ text, marks }: { text: string; marks: [number, number][] }) {
+  const cps = Array.from(text);
+  const out = [];
+  let at = 0;
+  for (const [a, b] of marks) {
+    if (a > at) out.push(cps.slice(at, a).join(''));
+    out.push(<mark>{cps.slice(a, b).join('')}</mark>);
+    at = b;
+  }
+  out.push(cps.slice(at).join(''));
+  return <span>{out}</span>;
 }
 
 function ConvRow({ c, active, onOpen, client }: { c: Conversation; active: boolean; onOpen: () => void; client: Client }) {
