@@ -106,6 +106,11 @@ func TestMessagePermissions(t *testing.T) {
 	eventually(t, e, alice, search.MsgSearchReq{Query: "明天 meeting"}, key(m3))
 	eventually(t, e, alice, search.MsgSearchReq{Query: "明天"}, key(m3), key(m1))
 	eventually(t, e, alice, search.MsgSearchReq{Query: "纪要会议"})
+	// One letter is a prefix like any word; one CJK character is found
+	// wherever it stands in its run, its end included.
+	eventually(t, e, alice, search.MsgSearchReq{Query: "p"}, key(m2))
+	eventually(t, e, alice, search.MsgSearchReq{Query: "点"}, key(m3))
+	eventually(t, e, alice, search.MsgSearchReq{Query: "3 改"}, key(m3))
 	// Filters: sender, conversation, time.
 	eventually(t, e, alice, search.MsgSearchReq{Query: "明天", Sender: bob.UserID}, key(m3))
 	eventually(t, e, alice, search.MsgSearchReq{Query: "明天", ConvID: direct, Until: m3.SentAt}, key(m1))
