@@ -34,13 +34,18 @@ type Doc struct {
 // are a member of, past their min_seq (groups that hide history from
 // newcomers), plus the request's filters.
 type Filter struct {
-	UserID   int64
-	ConvID   string // "": every conversation of the user
+	Scopes   []Scope // the conversations searched (none: nothing is found)
 	Sender   int64
 	Type     string
 	Since    time.Time // zero: no bound
 	Until    time.Time // zero: no bound
 	BeforeID int64     // 0: from the newest
+}
+
+// Scope is a conversation a user may search, from the seq after MinSeq.
+type Scope struct {
+	ConvID string
+	MinSeq int64
 }
 
 // Index is where message text is stored and searched. The embedded default
@@ -317,60 +322,31 @@ func deletePostings(ctx context.Context, tx *sql.Tx, ps []posting) error {
 	return nil
 }
 
-// maxSearchConvs bounds the conversations one search reads (the caller's most
-// recently active first, as conv.list shows them).
-const maxSearchConvs = 5000
-
-// Candidates reads the caller's memberships (a member who left has no row;
-// min_seq hides what came before joining a group that hides history), then
-// the postings of the first range in those conversations (one index range per
-// conversation: the work grows with the user's conversations and the matches
-// in them, not with the index), keeps those whose message holds a token of
-// every other range (each such range read once in the same conversations and
-// matched by (conversation, seq)), and picks the newest by the message id the
-// postings carry; only those documents are then read. The conversations are
-// listed in the statement rather than joined: joined, the database would read
-// each conversation's postings whole instead of the range.
+// Candidates reads the postings of the first range in the filter's
+// conversations (one index range per conversation: the work grows with the
+// user's conversations and the matches in them, not with the index), keeps
+// those whose message holds a token of every other range (each such range read
+// once in the same conversations and matched by (conversation, seq)), and picks
+// the newest by the message id the postings carry; only those documents are
+// then read. The conversations are listed in the statement rather than joined
+// from the memberships: joined, the database would read each conversation's
+// postings whole instead of the range.
 func (p *postings) Candidates(ctx context.Context, f Filter, ranges []TokenRange, limit int) ([]Doc, error) {
-	if len(ranges) == 0 {
+	if len(ranges) == 0 || len(f.Scopes) == 0 {
 		return nil, nil
 	}
-	q := "SELECT cm.conv_id, cm.min_seq FROM conversation_members cm LEFT JOIN conversations c ON c.id = cm.conv_id WHERE cm.user_id = ?"
-	margs := []any{f.UserID}
-	if f.ConvID != "" {
-		q += " AND cm.conv_id = ?"
-		margs = append(margs, f.ConvID)
-	}
-	q += " ORDER BY c.last_msg_at DESC LIMIT ?"
-	margs = append(margs, maxSearchConvs)
-	rows, err := p.db.QueryContext(ctx, q, margs...)
-	if err != nil {
-		return nil, fmt.Errorf("search memberships: %w", err)
-	}
-	var convs []any
-	var hidden []any // (conv, min_seq) pairs of conversations with a history hidden
-	for rows.Next() {
-		var conv string
-		var minSeq int64
-		if err := rows.Scan(&conv, &minSeq); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("search memberships: %w", err)
+	convs := make([]any, len(f.Scopes))
+	var hidden []Scope // conversations whose history before joining is hidden
+	for i, sc := range f.Scopes {
+		convs[i] = sc.ConvID
+		if sc.MinSeq > 0 {
+			hidden = append(hidden, sc)
 		}
-		convs = append(convs, conv)
-		if minSeq > 0 {
-			hidden = append(hidden, conv, minSeq)
-		}
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("search memberships: %w", err)
-	}
-	if len(convs) == 0 {
-		return nil, nil
 	}
 	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(convs)), ",") + ")"
 
 	var b strings.Builder
-	args := make([]any, 0, len(ranges)*(len(convs)+2)+len(hidden)+8)
+	args := make([]any, 0, len(ranges)*(len(convs)+2)+2*len(hidden)+8)
 	b.WriteString("SELECT DISTINCT p0.conv_id, p0.seq, p0.msg_id FROM search_postings p0")
 	if f.Sender != 0 || f.Type != "" || !f.Since.IsZero() || !f.Until.IsZero() {
 		b.WriteString(" JOIN search_docs d ON d.conv_id = p0.conv_id AND d.seq = p0.seq")
@@ -383,9 +359,9 @@ func (p *postings) Candidates(ctx context.Context, f Filter, ranges []TokenRange
 		args = append(args, convs...)
 		args = append(args, uint64(r.Lo), uint64(r.Hi))
 	}
-	for i := 0; i < len(hidden); i += 2 {
+	for _, sc := range hidden {
 		b.WriteString(" AND NOT (p0.conv_id = ? AND p0.seq <= ?)")
-		args = append(args, hidden[i], hidden[i+1])
+		args = append(args, sc.ConvID, sc.MinSeq)
 	}
 	if f.Sender != 0 {
 		b.WriteString(" AND d.sender_id = ?")
@@ -409,7 +385,7 @@ func (p *postings) Candidates(ctx context.Context, f Filter, ranges []TokenRange
 	}
 	b.WriteString(" ORDER BY p0.msg_id DESC LIMIT ?")
 	args = append(args, limit)
-	rows, err = p.db.QueryContext(ctx, b.String(), args...)
+	rows, err := p.db.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search candidates: %w", err)
 	}

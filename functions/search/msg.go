@@ -2,7 +2,6 @@ package search
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,21 +92,10 @@ var errNoConversation = imerr.New(imerr.NotFound, "conversation not found")
 // their latest version).
 func (s *Service) msgSearch(ctx context.Context, c endpoint.Caller, r MsgSearchReq) (MsgSearchResp, error) {
 	q := ParseQuery(r.Query)
-	f := Filter{UserID: c.UserID, Sender: r.Sender, Type: r.Type}
-	if r.ConvID != "" {
-		conv, err := convid.Parse(r.ConvID)
-		if err != nil {
-			return MsgSearchResp{}, err
-		}
-		var one int
-		err = s.db.QueryRowContext(ctx, "SELECT 1 FROM conversation_members WHERE user_id = ? AND conv_id = ?", c.UserID, conv.Raw).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return MsgSearchResp{}, errNoConversation
-		}
-		if err != nil {
-			return MsgSearchResp{}, fmt.Errorf("membership: %w", err)
-		}
-		f.ConvID = conv.Raw
+	f := Filter{Sender: r.Sender, Type: r.Type}
+	var err error
+	if f.Scopes, err = s.scopes(ctx, c.UserID, r.ConvID); err != nil {
+		return MsgSearchResp{}, err
 	}
 	if r.Since > 0 {
 		f.Since = time.UnixMilli(r.Since)
@@ -133,6 +121,49 @@ func (s *Service) msgSearch(ctx context.Context, c endpoint.Caller, r MsgSearchR
 		out.Hits = append(out.Hits, h.hit)
 	}
 	out.HasMore, out.NextBefore = next > 0, next
+	return out, nil
+}
+
+// maxSearchConvs bounds the conversations one search reads: a user in more is
+// searched in their most recently active ones.
+const maxSearchConvs = 5000
+
+// scopes reads what user may search, once per search: their memberships (a
+// member who left has no row; min_seq hides what came before joining a group
+// that hides history), or the one conversation named, not_found unless a
+// member.
+func (s *Service) scopes(ctx context.Context, user int64, convID string) ([]Scope, error) {
+	q := "SELECT cm.conv_id, cm.min_seq FROM conversation_members cm LEFT JOIN conversations c ON c.id = cm.conv_id WHERE cm.user_id = ?"
+	args := []any{user}
+	if convID != "" {
+		conv, err := convid.Parse(convID)
+		if err != nil {
+			return nil, err
+		}
+		q += " AND cm.conv_id = ?"
+		args = append(args, conv.Raw)
+	}
+	q += " ORDER BY c.last_msg_at DESC LIMIT ?"
+	args = append(args, maxSearchConvs)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search memberships: %w", err)
+	}
+	defer rows.Close()
+	var out []Scope
+	for rows.Next() {
+		var sc Scope
+		if err := rows.Scan(&sc.ConvID, &sc.MinSeq); err != nil {
+			return nil, fmt.Errorf("search memberships: %w", err)
+		}
+		out = append(out, sc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search memberships: %w", err)
+	}
+	if convID != "" && len(out) == 0 {
+		return nil, errNoConversation
+	}
 	return out, nil
 }
 
