@@ -125,42 +125,51 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 	if thumb != nil {
 		tkey = sql.NullString{String: thumbKey(id), Valid: true}
 	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE files SET sha256 = ?, processed = ?, thumb_key = ?, thumb_width = ?, thumb_height = ? WHERE id = ?",
-		sum, state, tkey, tw, th, id); err != nil {
+	q := "UPDATE files SET sha256 = ?, processed = ?, thumb_key = ?, thumb_width = ?, thumb_height = ?"
+	args := []any{sum, state, tkey, tw, th}
+	// The hash and the move to an earlier copy's object are one write: a file
+	// shows as processed once it is deduplicated too.
+	key, err := s.dedupeTarget(ctx, f, sum)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		// The file's own object goes later: presigned URLs handed out before now
+		// may name it until they expire (the sweeper removes it then).
+		q += ", object_key = ?, deduped_at = ?"
+		args = append(args, key, s.now().UTC())
+	}
+	if _, err := s.db.ExecContext(ctx, q+" WHERE id = ?", append(args, id)...); err != nil {
 		return fmt.Errorf("file processed: %w", err)
 	}
-	return s.dedupe(ctx, f, sum)
+	return nil
 }
 
-// dedupe points f at the object of the earliest file with the same bytes; its
-// own object is deleted once the URLs that may name it have expired (Sweep). Only a later file moves to an earlier one's object,
-// and that one keeps its own, so two files processed at once never swap
+// dedupeTarget returns the object of the earliest file with the same bytes as
+// f, to point f at ("": none); f's own object is deleted once the URLs that may
+// name it have expired (Sweep). Only a later file moves to an earlier one's
+// object, and that one keeps its own, so two files processed at once never swap
 // objects and delete both; at worst neither is deduplicated. The other file may
 // be anyone's: nothing about it reaches f's owner, who uploaded the bytes in
 // full and gets the same answers either way.
-func (s *Service) dedupe(ctx context.Context, f fileRow, sum []byte) error {
+func (s *Service) dedupeTarget(ctx context.Context, f fileRow, sum []byte) (string, error) {
 	if f.objectKey != objectKey(f.id) {
-		return nil
+		return "", nil
 	}
 	var first int64
 	var key string
 	err := s.db.QueryRowContext(ctx, "SELECT id, object_key FROM files WHERE sha256 = ? AND size = ? AND status = ? AND id < ? ORDER BY id LIMIT 1",
 		sum, f.size, statusReady, f.id).Scan(&first, &key)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("dedupe: %w", err)
+		return "", fmt.Errorf("dedupe: %w", err)
 	}
 	if key != objectKey(first) {
-		return nil // never chain: the earliest keeps its own object
+		return "", nil // never chain: the earliest keeps its own object
 	}
-	// The file's own object goes later: presigned URLs handed out before now
-	// may name it until they expire (the sweeper removes it then).
-	if _, err := s.db.ExecContext(ctx, "UPDATE files SET object_key = ?, deduped_at = ? WHERE id = ?", key, s.now().UTC(), f.id); err != nil {
-		return fmt.Errorf("dedupe: %w", err)
-	}
-	return nil
+	return key, nil
 }
 
 // makeThumb decodes an image and scales it to fit a box×box square (never up),
