@@ -177,6 +177,9 @@ func TestQueueHardLimit(t *testing.T) {
 		t.Fatalf("reply %+v", r)
 	}
 
+	// The client can read the reply before the edge has counted its bytes out
+	// of the queue: pushes arriving in between would find it full.
+	waitFor(t, "queue drained", func() bool { return f.metric(t, "natter_edge_queued_bytes") == 0 })
 	hold(14)
 	cl.sendRaw(t, bigRequest("too-big", 100<<10)) // 156 KiB: past QueueMax
 	if code := cl.closeCode(t); code != wire.CloseSlowConsumer {
