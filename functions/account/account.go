@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"natter/functions/deliver"
 	"natter/functions/presence"
@@ -104,6 +105,7 @@ type Service struct {
 	cfg      Config
 	now      func() time.Time
 	guard    *loginGuard
+	act      *activity // nil until Run: each connect and disconnect writes at once
 	// hashing bounds concurrent argon2id work: each hash takes ~20-40 ms of CPU
 	// and 19 MiB, and a burst of logins must not starve every other request.
 	hashing chan struct{}
@@ -120,6 +122,13 @@ func New(d Deps) *Service {
 		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	s.guard = &loginGuard{rdb: d.Redis, nc: d.NC, cfg: cfg, now: s.now}
 	return s
+}
+
+// Run does the domain's background work until ctx ends: session activity is
+// then written in batches, once a second (see activity).
+func (s *Service) Run(ctx context.Context, log zerolog.Logger) {
+	s.act = newActivity(s.db, log, time.Second)
+	go s.act.run(ctx)
 }
 
 // Endpoints lists the domain's endpoints.
@@ -484,6 +493,14 @@ func (s *Service) devices(ctx context.Context, c endpoint.Caller, r DevicesReq) 
 		d.LoggedInAt, d.RefreshedAt = ms(created), ms(refreshed)
 		if active.Valid {
 			d.LastActive = ms(active.Time)
+		}
+		if s.act != nil { // noted by this worker, not yet written
+			if n, ok := s.act.overlay(d.SessionID, c.UserID); ok {
+				d.LastActive = max(d.LastActive, ms(n.at))
+				if n.ip != "" {
+					d.LastIP = n.ip
+				}
+			}
 		}
 		if live, ok := online[d.DeviceID]; ok {
 			d.Online, d.Away, d.LastActive = true, live.Away, max(d.LastActive, live.Seen)

@@ -1,6 +1,7 @@
 package account_test
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 
@@ -129,4 +130,53 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	// The username is free again.
 	fntest.Must[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "frank", Password: "password-123"})
+}
+
+// TestSessionActivityBatched: connects and disconnects are written to the
+// sessions table in batches, within about a second; account.devices shows them
+// at once; a disconnect moves the time and keeps the connect's address.
+func TestSessionActivityBatched(t *testing.T) {
+	e := testenv.Start(t)
+	fntest.Start(t, e, fntest.Options{})
+	fntest.Must[account.RegisterResp](t, e, "account.register", endpoint.Caller{}, account.RegisterReq{Username: "gus", Password: "password-123"})
+	tok := fntest.Must[account.Tokens](t, e, "account.login", endpoint.Caller{}, account.LoginReq{Username: "gus", Password: "password-123", DeviceID: "phone", Platform: "android"})
+	c := endpoint.Caller{UserID: tok.UserID, DeviceID: "phone", SessionID: tok.SessionID, ClientIP: "203.0.113.7"}
+
+	stored := func() (time.Time, string) {
+		var at sql.NullTime
+		var ip string
+		if err := e.DB.QueryRow("SELECT last_active_at, last_ip FROM sessions WHERE id = ?", c.SessionID).Scan(&at, &ip); err != nil {
+			t.Fatal(err)
+		}
+		return at.Time, ip
+	}
+	waitStored := func(after time.Time, ip string) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			at, got := stored()
+			if !at.Before(after) && got == ip {
+				return at
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sessions row: last_active_at %v (want ≥ %v), last_ip %q (want %q)", at, after, got, ip)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	before := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+	connect(t, e, c, "c1")
+	devs := fntest.Must[account.DevicesResp](t, e, "account.devices", c, account.DevicesReq{})
+	if len(devs.Devices) != 1 || devs.Devices[0].LastIP != "203.0.113.7" || devs.Devices[0].LastActive == 0 {
+		t.Fatalf("devices right after connect: %+v", devs.Devices)
+	}
+	connected := waitStored(before, "203.0.113.7")
+
+	time.Sleep(20 * time.Millisecond)
+	c.ClientIP = "" // the disconnect carries no address; the connect's stays
+	disconnect(t, e, c, "c1")
+	if at := waitStored(connected.Add(time.Millisecond), "203.0.113.7"); !at.After(connected) {
+		t.Fatalf("disconnect did not move last_active_at: %v", at)
+	}
 }

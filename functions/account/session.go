@@ -161,9 +161,18 @@ func (s *Service) touch(ctx context.Context, _ endpoint.Caller, r wire.TouchReq)
 }
 
 // sessionActive records a session's latest activity (and, at connect, the address
-// it came from) for account.devices. Best effort: a failure is logged.
+// it came from) for account.devices: noted for the next batched write once Run
+// started, else written now. Best effort: a failure is logged.
 func (s *Service) sessionActive(ctx context.Context, c endpoint.Caller, connected bool) {
 	if c.SessionID == "" {
+		return
+	}
+	if s.act != nil {
+		ip := ""
+		if connected {
+			ip = c.ClientIP
+		}
+		s.act.note(c.SessionID, c.UserID, s.now(), ip)
 		return
 	}
 	var err error

@@ -103,9 +103,11 @@ type Deps struct {
 // service in the op table (op.Services); FUNCTIONS names these.
 // Background work a domain starts (push's consumers, the file worker) lives until ctx ends.
 var domains = map[string]func(context.Context, Deps) ([]endpoint.Endpoint, error){
-	"account": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
-		return account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
-			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account}).Endpoints(), nil
+	"account": func(ctx context.Context, d Deps) ([]endpoint.Endpoint, error) {
+		svc := account.New(account.Deps{DB: d.DB, Redis: d.Redis, NC: d.NC, Deliver: d.Deliverer, Signer: d.Signer, Relations: d.Relations,
+			Presence: d.Registry, Notifier: d.Notifier, Files: d.Files, Words: d.Words, Live: d.Live, Config: d.Account})
+		svc.Run(ctx, d.Log)
+		return svc.Endpoints(), nil
 	},
 	"friend": func(_ context.Context, d Deps) ([]endpoint.Endpoint, error) {
 		return friend.New(friend.Deps{DB: d.DB, NC: d.NC, Deliver: d.Deliverer, Config: d.Friend, Relations: d.Relations}).Endpoints(), nil
