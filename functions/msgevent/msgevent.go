@@ -2,11 +2,13 @@
 // JetStream, stream IM_MESSAGES, for the services that must see every message:
 // offline push and search indexing.
 //
+// The messages stored by one transaction travel as one event (Sent).
 // Publishing never holds up a send: the message writer hands events over to a
 // bounded buffer and a goroutine publishes them asynchronously, in batches, and
 // retries what JetStream did not acknowledge. Each event carries a message id
-// (Nats-Msg-Id: "sent:<conv>:<seq>", ...), so a retry, or a retried send that
-// publishes again, is stored once (the stream's duplicate window). What is lost:
+// (Nats-Msg-Id: "sent:<conv>:<seq>", ...), so a retried publish is stored once
+// (the stream's duplicate window), as is a retried send of a message that
+// travelled alone. What is lost:
 // events still buffered when a worker dies, and events dropped while the buffer is
 // full (JetStream too slow or away for long); both are counted, and consumers that
 // must not miss one (search) rebuild from the database.
@@ -81,10 +83,45 @@ func New(ctx context.Context, nc *nats.Conn, log zerolog.Logger, reg prometheus.
 	return p, nil
 }
 
-// Sent publishes a stored message (msgstore calls it after each commit).
-func (p *Publisher) Sent(m *wire.Message, mentions msgstore.Mentions) {
-	p.emit(subject.EvtMessageSent, "sent:"+m.ConvID+":"+strconv.FormatInt(m.Seq, 10),
-		wire.MessageSent{Message: *m, Mentions: mentions.Users, MentionAll: mentions.All})
+// maxBatchBytes bounds the messages' content in one batch event, well under
+// NATS's default 1 MiB payload: a transaction of 128 long texts becomes several.
+const maxBatchBytes = 256 << 10
+
+// Sent publishes the messages of one transaction (msgstore calls it after each
+// commit): a lone message as a MessageSent with the id "sent:<conv>:<seq>",
+// several as one MessagesSent per maxBatchBytes of content, with the id of its
+// first message and its count ("sent:<conv>:<seq>+<n>"). One event per
+// transaction instead of per message divides JetStream's work (the publish,
+// its acknowledgement, and each consumer's delivery and ack) by the batch size.
+// A retried send that publishes its message again alone is then not
+// deduplicated against the batch: consumers take a message twice in stride
+// (push claims each push, the index is idempotent).
+func (p *Publisher) Sent(batch []msgstore.Stored) {
+	for len(batch) > 0 {
+		n, size := 0, 0
+		for n < len(batch) && (n == 0 || size+len(batch[n].Message.Content) <= maxBatchBytes) {
+			size += len(batch[n].Message.Content)
+			n++
+		}
+		chunk := batch[:n]
+		batch = batch[n:]
+		first := chunk[0].Message
+		id := "sent:" + first.ConvID + ":" + strconv.FormatInt(first.Seq, 10)
+		if len(chunk) == 1 {
+			p.emit(subject.EvtMessageSent, id, sentEvent(chunk[0]))
+			continue
+		}
+		ev := wire.MessagesSent{Messages: make([]wire.MessageSent, len(chunk))}
+		for i, st := range chunk {
+			ev.Messages[i] = sentEvent(st)
+		}
+		p.emit(subject.EvtMessageSent, id+"+"+strconv.Itoa(len(chunk)), ev)
+	}
+}
+
+// sentEvent copies a stored message into its event (the writer goes on with it).
+func sentEvent(st msgstore.Stored) wire.MessageSent {
+	return wire.MessageSent{Message: *st.Message, Mentions: st.Mentions.Users, MentionAll: st.Mentions.All}
 }
 
 // Edited publishes a message's new version.

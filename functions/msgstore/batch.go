@@ -308,9 +308,15 @@ func (s *Store) writeBatch(ctx context.Context, batch []*request) {
 		}
 	}
 	results := make(map[*request]result, len(uniq))
+	if s.events != nil && len(stored) > 0 {
+		batch := make([]Stored, len(stored))
+		for i, r := range stored {
+			batch[i] = Stored{r.m, r.o.Mentions}
+		}
+		s.events.Sent(batch)
+	}
 	for _, r := range stored {
 		results[r] = result{}
-		s.stored(r.m, r.o.Mentions)
 		if r.o.After != nil {
 			r.o.After(r.m, false)
 		}

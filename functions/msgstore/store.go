@@ -43,10 +43,17 @@ type Store struct {
 }
 
 // Events hears of every message the store commits, after the commit (msgevent
-// publishes them for offline push and search). A retried send that finds its
-// first copy is told again: publishing is idempotent by message.
+// publishes them for offline push and search): the messages of one transaction
+// together, in seq order per conversation, so that they can travel as one event.
+// A retried send that finds its first copy is told again, alone.
 type Events interface {
-	Sent(m *wire.Message, mentions Mentions)
+	Sent(batch []Stored)
+}
+
+// Stored is a committed message and the mentions it carried.
+type Stored struct {
+	Message  *wire.Message
+	Mentions Mentions
 }
 
 // maxKnown bounds the set of direct conversations known to exist; past it the
@@ -62,7 +69,7 @@ func New(d *sql.DB, g *ids.Generator, events Events) *Store {
 // stored tells Events of a committed message.
 func (s *Store) stored(m *wire.Message, mentions Mentions) {
 	if s.events != nil {
-		s.events.Sent(m, mentions)
+		s.events.Sent([]Stored{{m, mentions}})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,32 +56,33 @@ func (s *Service) supervise(ctx context.Context, stream string, cc jetstream.Con
 	return nil
 }
 
-// handleMessage pushes one message event and acknowledges it once every
-// recipient's push is sent, refused for good (token removed) or dead-lettered.
-// A failure before that (database, Redis) asks JetStream to redeliver it: the
-// claims keep the pushes already sent from going twice. A worker stopping (ctx)
-// leaves it unacknowledged, for another worker after AckWait.
+// handleMessage pushes the messages of one event (one, or several stored in one
+// transaction) and acknowledges it once every recipient's push is sent, refused
+// for good (token removed) or dead-lettered. A failure before that (database,
+// Redis) asks JetStream to redeliver it: the claims keep the pushes already sent
+// from going twice. A worker stopping (ctx) leaves it unacknowledged, for
+// another worker after AckWait.
 func (s *Service) handleMessage(ctx context.Context, m jetstream.Msg) {
-	var ev wire.MessageSent
-	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+	evs, err := wire.DecodeSent(m.Data())
+	if err != nil {
 		s.log.Error().Err(err).Msg("push: undecodable message event")
 		_ = m.Term()
 		return
 	}
 	stop := keepAlive(ctx, m, s.cfg.AckWait)
-	err := s.process(ctx, &ev)
+	err = s.processAll(ctx, evs)
 	stop()
 	if ctx.Err() != nil {
 		return
 	}
 	if err != nil {
-		s.log.Warn().Err(err).Str("conv", ev.ConvID).Int64("seq", ev.Seq).Msg("push: event will be redelivered")
+		s.log.Warn().Err(err).Str("conv", evs[0].ConvID).Int64("seq", evs[0].Seq).Int("messages", len(evs)).Msg("push: event will be redelivered")
 		_ = m.NakWithDelay(s.cfg.Backoff)
 		return
 	}
 	// A plain ack, not one the server confirms: should it be lost, the event
 	// comes again and the claims keep its pushes from going twice, while
-	// waiting for a confirmation would cost a round trip to NATS per message.
+	// waiting for a confirmation would cost a round trip to NATS per event.
 	if err := m.Ack(); err != nil && ctx.Err() == nil {
 		s.log.Debug().Err(err).Msg("push: ack")
 	}
@@ -134,8 +136,66 @@ func (s *Service) handleRevoked(ctx context.Context, m jetstream.Msg) {
 	_ = m.Ack()
 }
 
-// process decides and sends the pushes of one message.
-func (s *Service) process(ctx context.Context, ev *wire.MessageSent) error {
+// processAll decides and sends the pushes of an event's messages, one after
+// another, with the presence of every 1:1 peer asked at once. It returns the
+// first error, after trying every message.
+func (s *Service) processAll(ctx context.Context, evs []wire.MessageSent) error {
+	online, err := s.peersOnline(ctx, evs)
+	if err != nil {
+		return err
+	}
+	var first error
+	for i := range evs {
+		if err := s.process(ctx, &evs[i], online); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// peersOnline tells which 1:1 peers of the messages are online on some device
+// (and not idle on every one, unless OnlineWhenAway), in one Redis round trip.
+// Most 1:1 messages reach such a peer: whatever else holds (a deleted account, a
+// block), that peer gets no push, so the database is spared the recipients
+// query. Such a peer counts as online whether or not they have push tokens.
+func (s *Service) peersOnline(ctx context.Context, evs []wire.MessageSent) (map[int64]bool, error) {
+	var peers []int64
+	for i := range evs {
+		if peer, ok := s.directPeer(&evs[i].Message); ok && !slices.Contains(peers, peer) {
+			peers = append(peers, peer)
+		}
+	}
+	if len(peers) == 0 {
+		return nil, nil
+	}
+	st, err := s.presence.Statuses(ctx, peers)
+	if err != nil {
+		return nil, err
+	}
+	online := make(map[int64]bool, len(peers))
+	for _, peer := range peers {
+		if p := st[peer]; p.Online && (!p.Away || s.cfg.OnlineWhenAway) {
+			online[peer] = true
+		}
+	}
+	return online, nil
+}
+
+// directPeer is the recipient of a fresh 1:1 message that may be pushed.
+func (s *Service) directPeer(msg *wire.Message) (int64, bool) {
+	if msg.Type == wire.TypeSystem || s.now().Sub(time.UnixMilli(msg.SentAt)) > s.cfg.MaxAge {
+		return 0, false
+	}
+	cid, err := convid.Parse(msg.ConvID)
+	if err != nil || cid.Kind != convid.Direct || !cid.Has(msg.Sender) {
+		return 0, false
+	}
+	return cid.Peer(msg.Sender), true
+}
+
+// process decides and sends the pushes of one message; online holds the 1:1
+// peers known to be online (peersOnline).
+func (s *Service) process(ctx context.Context, ev *wire.MessageSent, online map[int64]bool) error {
 	msg := &ev.Message
 	if msg.Type == wire.TypeSystem {
 		s.m.decisions.WithLabelValues("system").Inc() // group changes are not pushed
@@ -150,20 +210,9 @@ func (s *Service) process(ctx context.Context, ev *wire.MessageSent) error {
 		s.m.decisions.WithLabelValues("stale").Inc()
 		return nil
 	}
-	if cid.Kind == convid.Direct && cid.Has(msg.Sender) {
-		// Most 1:1 messages reach a peer who is online: whatever else holds
-		// (a deleted account, a block), that peer gets no push, so one Redis
-		// round trip spares the database the recipients query. Such a peer is
-		// counted online whether or not they have push tokens.
-		peer := cid.Peer(msg.Sender)
-		st, err := s.presence.Statuses(ctx, []int64{peer})
-		if err != nil {
-			return err
-		}
-		if p := st[peer]; p.Online && (!p.Away || s.cfg.OnlineWhenAway) {
-			s.m.decisions.WithLabelValues(VerdictOnline).Inc()
-			return nil
-		}
+	if cid.Kind == convid.Direct && cid.Has(msg.Sender) && online[cid.Peer(msg.Sender)] {
+		s.m.decisions.WithLabelValues(VerdictOnline).Inc()
+		return nil
 	}
 	ts, err := s.targets(ctx, msg, nil)
 	if err != nil {

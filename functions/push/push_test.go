@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"natter/functions/message"
 	"natter/functions/presence"
 	"natter/functions/push"
+	"natter/shared/convid"
 	"natter/shared/endpoint"
 	"natter/shared/imerr"
 	"natter/shared/subject"
@@ -286,6 +288,54 @@ func TestDirectPeer(t *testing.T) {
 	got := h.pushes()
 	if len(got) != 2 || got[0].Body != "idle" || got[1].Body != "gone" {
 		t.Fatalf("pushes %+v, want one for idle and one for gone", got)
+	}
+}
+
+// TestBatchEvent: an event holding several messages (one transaction's) is
+// pushed message by message, the 1:1 peers' presence asked once: the online
+// peer gets nothing, the offline one a push per message.
+func TestBatchEvent(t *testing.T) {
+	e := testenv.Start(t)
+	h := newHook(t)
+	cfg := h.config()
+	cfg.Collapse = -1
+	fntest.Start(t, e, fntest.Options{Push: cfg})
+	ids := fntest.SeedUsers(t, e, "b-", 3)
+	alice, bob, carol := endpoint.Caller{UserID: ids[0]}, endpoint.Caller{UserID: ids[1]}, endpoint.Caller{UserID: ids[2]}
+	fntest.Befriend(t, e, alice, bob)
+	fntest.Befriend(t, e, alice, carol)
+	device(t, e, bob.UserID, "bob")
+	device(t, e, carol.UserID, "carol")
+	reg := presence.NewRegistry(e.RDB, time.Minute)
+	if _, err := reg.Connect(t.Context(), bob.UserID, "conn-bob", "laptop", "edge-1", 5, "kick_oldest"); err != nil {
+		t.Fatal(err)
+	}
+	// The conversations exist once a message was sent in each (carol gets its push).
+	for _, to := range []int64{bob.UserID, carol.UserID} {
+		fntest.Must[message.SendResp](t, e, "msg.send", alice, message.SendReq{To: to, ClientMsgID: fmt.Sprint("hello-", to),
+			Type: "text", Content: json.RawMessage(`{"text":"hello"}`)})
+	}
+	settled(t, e, 2)
+	if got := h.pushes(); len(got) != 1 || got[0].UserID != carol.UserID {
+		t.Fatalf("pushes before the batch %+v, want carol's hello", got)
+	}
+	msg := func(to int64, seq int64, text string) wire.MessageSent {
+		return wire.MessageSent{Message: wire.Message{ConvID: convid.OfDirect(alice.UserID, to).Raw, Seq: seq, ID: seq, Sender: alice.UserID,
+			Type: "text", Content: json.RawMessage(`{"text":"` + text + `"}`), SentAt: time.Now().UnixMilli()}}
+	}
+	data, _ := json.Marshal(wire.MessagesSent{Messages: []wire.MessageSent{msg(bob.UserID, 2, "to bob"), msg(carol.UserID, 2, "one"), msg(carol.UserID, 3, "two")}})
+	js, err := jetstream.New(e.NC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), subject.EvtMessageSent, data); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, e, 3)
+	got := h.pushes()
+	slices.SortFunc(got, func(a, b push.Notification) int { return int(a.Seq - b.Seq) })
+	if len(got) != 3 || got[1].UserID != carol.UserID || got[1].Body != "one" || got[2].UserID != carol.UserID || got[2].Body != "two" {
+		t.Fatalf("pushes %+v, want carol's hello, one and two", got)
 	}
 }
 

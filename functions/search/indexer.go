@@ -17,11 +17,13 @@ import (
 const Consumer = "search"
 
 // event is what the indexer reads of any message event (sent, edited,
-// recalled): the key, and for a send its time (the lag metric).
+// recalled): the key, and for a send its time (the lag metric); a send of
+// several messages (wire.MessagesSent) lists them.
 type event struct {
-	ConvID string `json:"conv_id"`
-	Seq    int64  `json:"seq"`
-	SentAt int64  `json:"sent_at"`
+	ConvID   string  `json:"conv_id"`
+	Seq      int64   `json:"seq"`
+	SentAt   int64   `json:"sent_at"`
+	Messages []event `json:"messages"`
 }
 
 // consume keeps the index in step with the message events: a durable pull
@@ -100,13 +102,23 @@ func (s *Service) handle(ctx context.Context, batch []jetstream.Msg) {
 	sent := make([]int64, 0, len(batch))
 	for _, m := range batch {
 		var ev event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ConvID == "" || ev.Seq <= 0 {
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
 			s.log.Error().Err(err).Str("subject", m.Subject()).Msg("search: undecodable message event, skipped")
 			continue
 		}
-		keys = append(keys, Key{ev.ConvID, ev.Seq})
-		if m.Subject() == subject.EvtMessageSent && ev.SentAt > 0 {
-			sent = append(sent, ev.SentAt)
+		evs := ev.Messages
+		if evs == nil {
+			evs = []event{ev}
+		}
+		for _, ev := range evs {
+			if ev.ConvID == "" || ev.Seq <= 0 {
+				s.log.Error().Str("subject", m.Subject()).Msg("search: message event without conversation or seq, skipped")
+				continue
+			}
+			keys = append(keys, Key{ev.ConvID, ev.Seq})
+			if m.Subject() == subject.EvtMessageSent && ev.SentAt > 0 {
+				sent = append(sent, ev.SentAt)
+			}
 		}
 	}
 	err := s.index.Sync(ctx, keys)

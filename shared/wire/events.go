@@ -212,6 +212,12 @@ type (
 		Mentions   []int64 `json:"mentions,omitempty"`
 		MentionAll bool    `json:"mention_all,omitempty"`
 	}
+	// MessagesSent is several messages stored in one transaction, as one
+	// event on im.evt.message.sent (a lone message travels as MessageSent):
+	// consumers read either with DecodeSent.
+	MessagesSent struct {
+		Messages []MessageSent `json:"messages"`
+	}
 	// MessageEdited is a message's new version (im.evt.message.edited).
 	MessageEdited struct{ Message }
 	// MessageRecalled says a message's content is gone (im.evt.message.recalled).
@@ -242,3 +248,19 @@ type PresenceChanged struct {
 }
 
 func (PresenceChanged) EventName() string { return EvtPresenceChanged }
+
+// DecodeSent reads an im.evt.message.sent event, a MessageSent or a
+// MessagesSent, as the messages it carries.
+func DecodeSent(data []byte) ([]MessageSent, error) {
+	var ev struct {
+		MessageSent
+		Messages []MessageSent `json:"messages"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, err
+	}
+	if ev.Messages != nil {
+		return ev.Messages, nil
+	}
+	return []MessageSent{ev.MessageSent}, nil
+}

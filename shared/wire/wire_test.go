@@ -128,3 +128,20 @@ func TestPreview(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSent reads both forms of im.evt.message.sent.
+func TestDecodeSent(t *testing.T) {
+	one, _ := json.Marshal(MessageSent{Message: Message{ConvID: "d:1:2", Seq: 4}, Mentions: []int64{2}})
+	many, _ := json.Marshal(MessagesSent{Messages: []MessageSent{{Message: Message{ConvID: "d:1:2", Seq: 5}}, {Message: Message{ConvID: "g:3", Seq: 1}, MentionAll: true}}})
+	got, err := DecodeSent(one)
+	if err != nil || len(got) != 1 || got[0].Seq != 4 || len(got[0].Mentions) != 1 {
+		t.Fatalf("one: %+v %v", got, err)
+	}
+	got, err = DecodeSent(many)
+	if err != nil || len(got) != 2 || got[0].Seq != 5 || got[1].ConvID != "g:3" || !got[1].MentionAll {
+		t.Fatalf("many: %+v %v", got, err)
+	}
+	if _, err := DecodeSent([]byte(`{"messages":`)); err == nil {
+		t.Fatal("truncated event decoded")
+	}
+}
