@@ -309,11 +309,11 @@ func (s *Store) writeBatch(ctx context.Context, batch []*request) {
 	}
 	results := make(map[*request]result, len(uniq))
 	if s.events != nil && len(stored) > 0 {
-		batch := make([]Stored, len(stored))
+		evs := make([]Stored, len(stored)) // one event for the transaction
 		for i, r := range stored {
-			batch[i] = Stored{r.m, r.o.Mentions}
+			evs[i] = Stored{r.m, r.o.Mentions}
 		}
-		s.events.Sent(batch)
+		s.events.Sent(evs)
 	}
 	for _, r := range stored {
 		results[r] = result{}
