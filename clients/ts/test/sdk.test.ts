@@ -52,11 +52,13 @@ test('a reconnect in the middle of a burst loses nothing and doubles nothing', a
   assert.equal(new Set(got.map((m) => m.client_msg_id)).size, N);
   // Alice's connection died at least 4 times right after a send left: each was
   // resent; when the first attempt had been stored, the server answered the resend
-  // as a duplicate (whether it was depends on how far the edge got before the close).
+  // as a duplicate. Whether it had depends on how far the edge got before the
+  // close (a loaded machine saw 5 resends and no duplicate), so the count is only
+  // shown; that each message is stored once is what the checks around assert.
   console.log('alice', alice.stats, 'bob', bob.stats);
   assert.ok(alice.stats.opens >= 5, `alice opened ${alice.stats.opens} times`);
   assert.ok(alice.stats.resent >= 4, `resent ${alice.stats.resent}`);
-  assert.ok(alice.stats.duplicates >= 1, `duplicates ${alice.stats.duplicates}`);
+  assert.ok(alice.stats.duplicates <= alice.stats.resent, `duplicates ${alice.stats.duplicates}`);
   assert.equal(alice.stats.sent, N);
   assert.ok(bob.stats.opens >= 3 && bob.stats.syncs >= 3);
   // The server stored each once: resends with the same client_msg_id were deduplicated.
